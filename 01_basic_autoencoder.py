@@ -1,0 +1,181 @@
+"""
+Title: A basic autoencoder, and the linear one it must beat
+Description: Compress 28x28 digits into 32 numbers and back, and measure how much better a small
+    non-linear network does than PCA with the same 32 numbers.
+Run: python 01_basic_autoencoder.py            (add --epochs=2 --train_limit=5000 for a quick look)
+"""
+
+import time
+
+import keras
+import numpy as np
+from keras import layers
+
+from common import plotting
+from common.data import load_mnist
+from common.metrics import image_quality
+from common.outputs import save_json, save_model
+from common.script import finish, run, start
+from common.training import train_autoencoder
+
+# --- hyperparameters: edit here, or override on the command line (--epochs=5) ---
+# data
+DATA = None  # mnist.npz or a folder of IDX files (None: $MNIST_PATH, the Keras download, the bundled sample)
+TRAIN_LIMIT = None  # use only the first N training images (None: all 60,000)
+# model
+CODE_DIM = 32  # size of the code, the bottleneck between encoder and decoder
+HIDDEN_UNITS = (512, 256)  # encoder layer widths; the decoder mirrors them
+# training
+EPOCHS = 25  # passes over the training images
+BATCH_SIZE = 256  # images per gradient step
+LEARNING_RATE = 2e-3  # Adam's step size, decayed to zero over training (cosine)
+SEED = 0  # seeds NumPy, Python and TensorFlow
+# output
+OUTPUT_DIR = None  # where figures, metrics.json and model.keras go (None: outputs/01_basic_autoencoder)
+
+
+"""
+## Introduction
+
+An autoencoder is two networks trained as one. The *encoder* squeezes an image `x` (784 pixels)
+into a short *code* `h = f(x)` (here 32 numbers); the *decoder* rebuilds an image `g(h)` from the
+code alone. Training minimises the reconstruction error between `x` and `g(f(x))`, so the code is
+forced to keep what matters about the image and drop the rest.
+
+    784 pixels -> 512 -> 256 -> [32-number code] -> 256 -> 512 -> 784 pixels
+    `------------ encoder ------------'   `---------- decoder -----------'
+
+A linear autoencoder trained on squared error learns the same subspace as PCA with as many
+components (Baldi & Hornik, 1989). PCA is therefore the baseline: whatever the non-linear layers
+buy is the gap between the two.
+"""
+
+
+def build_autoencoder(code_dim: int, hidden_units: tuple[int, ...]) -> tuple[keras.Model, keras.Model]:
+    """A dense autoencoder and its encoder (image -> code), sharing weights."""
+    image = keras.Input(shape=(28, 28), name="image")
+    h = layers.Flatten()(image)
+    for units in hidden_units:
+        h = layers.Dense(units, activation="relu")(h)
+    code = layers.Dense(code_dim, name="code")(h)  # linear: the code may take any real value
+    h = code
+    for units in reversed(hidden_units):
+        h = layers.Dense(units, activation="relu")(h)
+    pixels = layers.Dense(28 * 28, activation="sigmoid")(h)  # pixel values in [0, 1]
+    reconstruction = layers.Reshape((28, 28), name="reconstruction")(pixels)
+    return keras.Model(image, reconstruction, name="autoencoder"), keras.Model(image, code, name="encoder")
+
+
+def pca(x_train: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mean image and the top principal directions (rows) of the training images."""
+    x = x_train.reshape(len(x_train), -1).astype(np.float64)
+    mean = x.mean(axis=0)
+    covariance = np.cov(x - mean, rowvar=False)
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)  # ascending order
+    return mean, eigenvectors[:, ::-1][:, :n_components].T
+
+
+def pca_reconstruct(x: np.ndarray, mean: np.ndarray, components: np.ndarray) -> np.ndarray:
+    """Project onto the principal directions and back, clipped to valid pixel values."""
+    flat = x.reshape(len(x), -1) - mean
+    return np.clip(flat @ components.T @ components + mean, 0, 1).reshape(x.shape).astype(np.float32)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    started = time.perf_counter()
+    settings, out = start(globals(), argv)
+
+    """
+    ## Prepare the data
+
+    60,000 training and 10,000 test images, pixel values scaled to [0, 1].
+    """
+    data = load_mnist(DATA, TRAIN_LIMIT)
+    print(f"data: {data.describe()}")
+
+    """
+    ## Build the model
+
+    ReLU hidden layers, a linear code, and a sigmoid output so that every pixel lands in [0, 1].
+    The loss is binary cross-entropy per pixel, which treats each pixel as the probability of
+    ink; it trains faster than squared error on MNIST's near-binary images, and we still report
+    squared error.
+    """
+    autoencoder, encoder = build_autoencoder(CODE_DIM, tuple(HIDDEN_UNITS))
+    steps = EPOCHS * -(-len(data.x_train) // BATCH_SIZE)
+    schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=steps)
+    autoencoder.compile(optimizer=keras.optimizers.Adam(schedule), loss="binary_crossentropy", jit_compile=True)
+    autoencoder.summary(line_length=80)
+
+    """
+    ## Train
+
+    The input is the target: the network learns to copy each image through the bottleneck.
+    """
+    history, train_seconds = train_autoencoder(
+        autoencoder, data.x_train, None, epochs=EPOCHS, batch_size=BATCH_SIZE, seed=SEED
+    )
+
+    """
+    ## Evaluate: the autoencoder against PCA with as many components
+
+    Both are fitted on the same training images and scored on all test images.
+    """
+    reconstructions = autoencoder.predict(data.x_test, batch_size=1000, verbose=0)
+    mean, components = pca(data.x_train, CODE_DIM)
+    pca_reconstructions = pca_reconstruct(data.x_test, mean, components)
+    ae = image_quality(data.x_test, reconstructions)
+    linear = image_quality(data.x_test, pca_reconstructions)
+
+    print(f"\nTest set ({len(data.x_test):,} images), code of {CODE_DIM} numbers:")
+    print(f"{'':<24}{'MSE':>10}{'PSNR (dB)':>11}{'SSIM':>8}")
+    for name, q in ((f"autoencoder ({EPOCHS} epochs)", ae), (f"PCA, {CODE_DIM} components", linear)):
+        print(f"{name:<24}{q['mse']:>10.5f}{q['psnr_db']:>11.2f}{q['ssim']:>8.3f}")
+    print(f"autoencoder MSE / PCA MSE = {ae['mse'] / linear['mse']:.2f}")
+
+    """
+    ## Visualize and save
+
+    Originals over reconstructions, PCA's reconstructions of the same digits, the loss curve,
+    and the test codes seen in two dimensions (their two principal directions when the code is
+    larger than two).
+    """
+    shown = data.x_test[:12]
+    plotting.image_rows(
+        out / "reconstructions.png",
+        {"original": shown, "autoencoder": reconstructions[:12], f"PCA ({CODE_DIM})": pca_reconstructions[:12]},
+        n=12,
+        title=f"Test digits through a {CODE_DIM}-number code",
+    )
+    plotting.loss_curves(out / "loss.png", {"autoencoder": history}, ylabel="binary cross-entropy per pixel")
+    codes = encoder.predict(data.x_test, batch_size=1000, verbose=0)
+    if CODE_DIM > 2:
+        codes = codes - codes.mean(axis=0)
+        codes = codes @ np.linalg.svd(codes, full_matrices=False)[2][:2].T
+    plotting.code_scatter(out / "codes.png", codes, data.y_test, title=f"Test codes ({CODE_DIM}-D, 2-D view)")
+
+    metrics = {
+        "settings": settings,
+        "data": data.source,
+        "n_train": len(data.x_train),
+        "n_test": len(data.x_test),
+        "code_dim": CODE_DIM,
+        "epochs": EPOCHS,
+        "train_seconds": round(train_seconds, 1),
+        "test_mse": ae["mse"],
+        "test_psnr_db": ae["psnr_db"],
+        "test_ssim": ae["ssim"],
+        "pca_test_mse": linear["mse"],
+        "pca_test_psnr_db": linear["psnr_db"],
+        "pca_test_ssim": linear["ssim"],
+        "mse_ratio_to_pca": ae["mse"] / linear["mse"],
+        "loss_history": history["loss"],
+    }
+    save_model(autoencoder, out / "model.keras")
+    save_json(out / "metrics.json", metrics)
+    finish(out, f"test MSE {ae['mse']:.5f} ({ae['mse'] / linear['mse']:.2f} x PCA's)", started)
+    return metrics
+
+
+if __name__ == "__main__":
+    run(main)

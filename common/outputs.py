@@ -1,0 +1,86 @@
+"""Where a run's files go, written so that nothing is ever left half-written.
+
+Each script writes to `outputs/<script name>/` (its `OUTPUT_DIR` setting changes that). The folder
+is created and checked for writing before training starts, and every file is first written under
+a temporary name in the same folder and then renamed into place: a run that is interrupted
+leaves the previous complete file, or none, never a truncated one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from common.errors import OutputError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def output_dir(script_file: str, setting: str | None = None) -> Path:
+    """The folder for a script's outputs, created and checked for writing now."""
+    folder = Path(setting).expanduser() if setting else PROJECT_ROOT / "outputs" / Path(script_file).stem
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as e:
+        raise OutputError(f"output folder {folder}: cannot be created or written ({e.strerror or e})") from None
+    return folder
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path` (same suffix); rename it onto `path` on success."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly copy: NumPy scalars to Python numbers, NaN/inf to None, tuples to lists."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def save_json(path: str | Path, data: dict[str, Any]) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(_plain(data), indent=2) + "\n", encoding="utf-8")
+    return Path(path)
+
+
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Save a Matplotlib figure as PNG and close it."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return Path(path)
+
+
+def save_model(model: Any, path: str | Path) -> Path:
+    """Save a Keras model (the `.keras` format)."""
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+    return Path(path)

@@ -1,0 +1,43 @@
+"""The frame every numbered script shares: settings, seed and output folder at the start; a
+one-line error instead of a traceback for mistakes a reader can fix; a summary at the end."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from common.errors import UserError
+from common.hyperparams import apply_overrides
+from common.outputs import output_dir
+
+
+def start(namespace: dict[str, Any], argv: list[str] | None) -> tuple[dict[str, Any], Path]:
+    """Apply command-line overrides to a script's constants, seed every random generator with
+    SEED, and create (and check) the output folder before any work is done."""
+    settings = apply_overrides(namespace, argv)
+    folder = output_dir(namespace["__file__"], settings.get("OUTPUT_DIR"))
+    keras.utils.set_random_seed(settings["SEED"])
+    return settings, folder
+
+
+def finish(folder: Path, headline: str, started: float) -> None:
+    """One closing line: what was saved where, the headline figure, the time."""
+    files = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    print(f"done in {time.perf_counter() - started:.0f} s: {headline}; saved {len(files)} files to {folder}")
+
+
+def run(main: Callable[[], Any]) -> None:
+    """Run a script's main(); a UserError becomes one line on stderr and exit status 2."""
+    try:
+        main()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("\ninterrupted: files already saved are complete; nothing half-written was kept", file=sys.stderr)
+        raise SystemExit(130) from None
