@@ -70,3 +70,71 @@ def test_help_lists_the_settings():
     assert result.returncode == 0
     for name in ("--epochs", "--seed", "--train_limit", "--output_dir", "--data", "--code_dim"):
         assert name in result.stdout
+
+
+DENOISING = {
+    "02_gaussian_denoising": ("gaussian", {"std": 0.5}),
+    "03_masking_denoising": ("masking", {"fraction": 0.5}),
+    "04_salt_pepper_denoising": ("salt_and_pepper", {"fraction": 0.5, "salt_ratio": 0.5}),
+}
+TINY_DENOISING = [
+    f"--data={SAMPLE}",
+    "--train_limit=700",
+    "--holdout=100",
+    "--epochs=1",
+    "--plain_epochs=1",
+    "--batch_size=100",
+    "--sweep_levels=(0.2,0.5)",
+    "--baseline_tuning_images=50",
+]
+
+
+@pytest.mark.parametrize("name", sorted(DENOISING))
+def test_denoising_chapter(name, tmp_path, monkeypatch):
+    import keras
+    import numpy as np
+
+    from common import training
+    from common.corruption import TEST_SEED, Corruption
+    from common.data import load_mnist
+    from common.metrics import psnr_per_image
+
+    streams, predicted = [], []
+    real_batches, real_predict = training.denoising_batches, keras.Model.predict
+
+    def spy_batches(x, corruption, batch_size, seed):
+        streams.append(corruption)
+        return real_batches(x, corruption, batch_size, seed)
+
+    def spy_predict(self, x, *args, **kwargs):
+        predicted.append((self.name, np.array(x)))
+        return real_predict(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(training, "denoising_batches", spy_batches)
+    monkeypatch.setattr(keras.Model, "predict", spy_predict)
+    metrics = load_script(name).main([*TINY_DENOISING, f"--output_dir={tmp_path}"])
+
+    saved = check_outputs(tmp_path, ["denoising.png", "sweep.png", "loss.png", "filters.png"])
+    kind, params = DENOISING[name]
+    assert saved["noise"] == {"type": kind, **params}
+    assert saved["n_train"] == 600 and saved["n_held_out"] == 100 and saved["n_test"] == 1000
+    assert set(saved["baselines"]) == {"median filter", "Gaussian blur", "total variation", "non-local means"}
+    for figures in saved["baselines"].values():
+        assert 5 < figures["psnr_db"] < 30 and 0 <= figures["ssim"] <= 1 and len(figures["parameter"]) == 1
+    assert [row["level"] for row in saved["sweep"]] == [0.2, 0.5]
+    assert saved["sweep"][0]["noisy_psnr_db"] > saved["sweep"][1]["noisy_psnr_db"]  # more noise, lower PSNR
+    assert saved["dae_psnr_db"] == pytest.approx(metrics["dae_psnr_db"])
+
+    # training: the denoising autoencoder got a corruption stream, the plain one clean batches
+    assert streams[0] == Corruption(kind, 0.5) and streams[1] is None
+    # evaluation: the models were fed the corrupted test set, never the clean one
+    x_test = load_mnist(SAMPLE).x_test
+    noisy = Corruption(kind, 0.5)(x_test, TEST_SEED)
+    fed = [x for model, x in predicted if model == "denoising_autoencoder" and x.shape == x_test.shape]
+    assert any(np.array_equal(x, noisy) for x in fed)
+    assert not any(np.array_equal(x, x_test) for x in fed)
+    # and the saved model maps corrupted images to the denoised ones that were scored
+    model = keras.models.load_model(tmp_path / "model.keras")
+    rescored = psnr_per_image(x_test, real_predict(model, noisy, batch_size=500, verbose=0)).mean()
+    assert rescored == pytest.approx(saved["dae_psnr_db"], abs=0.01)
+    assert saved["noisy_psnr_db"] == pytest.approx(psnr_per_image(x_test, noisy).mean(), abs=1e-6)

@@ -1,0 +1,78 @@
+"""Classical denoisers a practitioner would reach for, each with one parameter to choose.
+
+- median filter (SciPy), window size;
+- Gaussian blur (SciPy), standard deviation in pixels;
+- total-variation denoising (scikit-image, Chambolle), weight;
+- non-local means (scikit-image), filtering strength h.
+
+`tune_and_apply` picks each denoiser's parameter on held-out corrupted images (never the test
+set), by mean PSNR against their clean versions, then applies it with that parameter to the
+test images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from skimage.restoration import denoise_nl_means, denoise_tv_chambolle
+
+from common.metrics import psnr_per_image
+
+
+def median(images: np.ndarray, size: float) -> np.ndarray:
+    return ndimage.median_filter(images, size=(1, int(size), int(size)), mode="constant")
+
+
+def gaussian_blur(images: np.ndarray, sigma: float) -> np.ndarray:
+    return ndimage.gaussian_filter(images, sigma=(0, sigma, sigma), mode="constant")
+
+
+def total_variation(images: np.ndarray, weight: float) -> np.ndarray:
+    # channel_axis=0: each image is denoised on its own
+    return denoise_tv_chambolle(images, weight=weight, channel_axis=0).astype(np.float32)
+
+
+def non_local_means(images: np.ndarray, h: float) -> np.ndarray:
+    return np.stack(
+        [denoise_nl_means(im, h=h, patch_size=3, patch_distance=4, fast_mode=True) for im in images]
+    ).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Denoiser:
+    name: str
+    parameter: str
+    candidates: tuple[float, ...]
+    apply: Callable[[np.ndarray, float], np.ndarray]
+
+
+DENOISERS = (
+    Denoiser("median filter", "size", (2, 3, 4, 5), median),
+    Denoiser("Gaussian blur", "sigma", (0.5, 0.7, 1.0, 1.4, 2.0), gaussian_blur),
+    Denoiser("total variation", "weight", (0.02, 0.05, 0.1, 0.2, 0.4, 0.8), total_variation),
+    Denoiser("non-local means", "h", (0.05, 0.1, 0.2, 0.3, 0.5, 0.8), non_local_means),
+)
+
+
+@dataclass
+class Tuned:
+    denoiser: Denoiser
+    value: float  # the chosen parameter
+    held_out_psnr_db: float
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return np.clip(self.denoiser.apply(images, self.value), 0, 1).astype(np.float32)
+
+
+def tune(denoiser: Denoiser, noisy: np.ndarray, clean: np.ndarray) -> Tuned:
+    """Choose the parameter with the best mean PSNR on held-out (noisy, clean) pairs."""
+    scores = [float(psnr_per_image(clean, np.clip(denoiser.apply(noisy, v), 0, 1)).mean()) for v in denoiser.candidates]
+    best = int(np.argmax(scores))
+    return Tuned(denoiser, denoiser.candidates[best], scores[best])
+
+
+def tune_all(noisy: np.ndarray, clean: np.ndarray) -> list[Tuned]:
+    return [tune(d, noisy, clean) for d in DENOISERS]
