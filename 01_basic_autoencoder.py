@@ -16,7 +16,7 @@ from common.data import load_mnist
 from common.metrics import image_quality
 from common.outputs import save_json, save_model
 from common.script import finish, run, start
-from common.training import train_autoencoder
+from common.training import backup_folder, train_autoencoder
 
 # --- hyperparameters: edit here, or override on the command line (--epochs=5) ---
 # data
@@ -113,7 +113,13 @@ def main(argv: list[str] | None = None) -> dict:
     The input is the target: the network learns to copy each image through the bottleneck.
     """
     history, train_seconds = train_autoencoder(
-        autoencoder, data.x_train, None, epochs=EPOCHS, batch_size=BATCH_SIZE, seed=SEED
+        autoencoder,
+        data.x_train,
+        None,
+        epochs=EPOCHS,
+        batch_size=BATCH_SIZE,
+        seed=SEED,
+        resume_dir=backup_folder(out, settings, "autoencoder"),  # Ctrl-C, then rerun: resumes here
     )
 
     """

@@ -29,7 +29,7 @@ from common.data import Dataset
 from common.errors import SettingError
 from common.metrics import image_quality, psnr_per_image
 from common.outputs import save_json, save_model
-from common.training import train_autoencoder
+from common.training import backup_folder, train_autoencoder
 
 
 def build_denoiser(channels: int, code_units: int, name: str) -> keras.Model:
@@ -57,20 +57,21 @@ def build_denoiser(channels: int, code_units: int, name: str) -> keras.Model:
 
 
 def code_unit_patterns(model: keras.Model, images: np.ndarray, n: int) -> np.ndarray:
-    """What drives each of the first `n` code units: the gradient of the unit's activation with
+    """What drives the `n` most active code units: the gradient of each unit's activation with
     respect to the input pixels, averaged over `images`, as a (784, n) matrix.
 
     For a dense first layer these would simply be its weights (as in Vincent et al.'s figures);
     here the code sits behind two convolutions, so we ask the network itself which input pattern
-    raises each unit.
+    raises each unit. Units that never fire on these images (ReLU units can die) are skipped.
     """
     encoder = keras.Model(model.input, model.get_layer("code").output)
     x = tf.convert_to_tensor(images)
+    busiest = np.argsort(-encoder(x).numpy().mean(axis=0))[:n]
     with tf.GradientTape() as tape:
         tape.watch(x)
-        codes = encoder(x)[:, :n]
+        codes = tf.gather(encoder(x), busiest, axis=1)
     jacobian = tape.batch_jacobian(codes, x)  # (images, n, 28, 28)
-    return tf.reduce_mean(jacobian, axis=0).numpy().reshape(n, -1).T
+    return tf.reduce_mean(jacobian, axis=0).numpy().reshape(len(busiest), -1).T
 
 
 def compile_for(model: keras.Model, learning_rate: float, epochs: int, steps_per_epoch: int) -> keras.Model:
@@ -148,6 +149,7 @@ def run(
         batch_size=s["BATCH_SIZE"],
         seed=s["SEED"],
         validation=(held_noisy, x_held),
+        resume_dir=backup_folder(out, settings, "denoising"),
     )
     print("\n== Training a plain autoencoder of the same shape (clean in, clean out) ==")
     plain = compile_for(
@@ -164,6 +166,7 @@ def run(
         batch_size=s["BATCH_SIZE"],
         seed=s["SEED"],
         validation=(x_held, x_held),
+        resume_dir=backup_folder(out, settings, "plain"),
     )
 
     print("\n== Evaluating on the corrupted test set ==")

@@ -20,6 +20,7 @@ from typing import Any
 from common.errors import OutputError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+saved_this_run: list[Path] = []  # every file written by save_* since the run started
 
 
 def output_dir(script_file: str, setting: str | None = None) -> Path:
@@ -44,6 +45,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+        saved_this_run.append(path)
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -68,8 +68,9 @@ def code_scatter(path: str | Path, codes_2d: np.ndarray, labels: np.ndarray, tit
 
 
 def filter_grids(path: str | Path, weights: dict[str, np.ndarray], n: int = 64) -> Path:
-    """First-layer filters: each column of a (784, units) weight matrix shown as a 28x28 image,
-    each scaled to its own range; one panel per entry of `weights`."""
+    """Filters: each column of a (784, units) weight matrix shown as a 28x28 image, scaled to its
+    own largest magnitude with zero as mid-grey (white: positive, black: negative); one panel per
+    entry of `weights`."""
     cols = int(np.ceil(np.sqrt(n)))
     fig, panels = plt.subplots(1, len(weights), figsize=(4.2 * len(weights), 4.6), squeeze=False)
     for panel, (label, w) in zip(panels[0], weights.items()):
@@ -78,10 +79,10 @@ def filter_grids(path: str | Path, weights: dict[str, np.ndarray], n: int = 64) 
         tiles = np.ones((cols * (side + 1) - 1, cols * (side + 1) - 1))
         for k in range(w.shape[1]):
             f = w[:, k].reshape(side, side)
-            f = (f - f.min()) / (np.ptp(f) + 1e-12)
+            f = 0.5 + f / (2 * np.abs(f).max() + 1e-12)
             r, c = divmod(k, cols)
             tiles[r * (side + 1) : r * (side + 1) + side, c * (side + 1) : c * (side + 1) + side] = f
-        panel.imshow(tiles, cmap="gray")
+        panel.imshow(tiles, cmap="gray", vmin=0, vmax=1)
         panel.set_title(label)
         panel.axis("off")
     fig.tight_layout()

@@ -11,16 +11,20 @@ from typing import Any
 
 import keras
 
+from common import outputs
 from common.errors import UserError
 from common.hyperparams import apply_overrides
-from common.outputs import output_dir
+
+_folder: list[Path] = []  # the output folder of the run in progress, for the Ctrl-C message
 
 
 def start(namespace: dict[str, Any], argv: list[str] | None) -> tuple[dict[str, Any], Path]:
     """Apply command-line overrides to a script's constants, seed every random generator with
     SEED, and create (and check) the output folder before any work is done."""
     settings = apply_overrides(namespace, argv)
-    folder = output_dir(namespace["__file__"], settings.get("OUTPUT_DIR"))
+    folder = outputs.output_dir(namespace["__file__"], settings.get("OUTPUT_DIR"))
+    outputs.saved_this_run.clear()
+    _folder[:] = [folder]
     keras.utils.set_random_seed(settings["SEED"])
     return settings, folder
 
@@ -39,5 +43,16 @@ def run(main: Callable[[], Any]) -> None:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
-        print("\ninterrupted: files already saved are complete; nothing half-written was kept", file=sys.stderr)
+        print(f"\n{interrupted_message()}", file=sys.stderr)
         raise SystemExit(130) from None
+
+
+def interrupted_message() -> str:
+    """One line for Ctrl-C: what this run kept, and how to go on."""
+    where = _folder[0] if _folder else "the output folder"
+    saved = sorted({p.name for p in outputs.saved_this_run})
+    kept = f"kept {', '.join(saved)}" if saved else "this run saved no files yet"
+    return (
+        f"interrupted: {kept}; files from earlier runs in {where} are complete and untouched; "
+        "run the same command again to resume training from its last completed epoch"
+    )

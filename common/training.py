@@ -3,9 +3,15 @@ per epoch when the output is not a terminal, a clear stop on a NaN loss, and the
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import math
+import shutil
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -29,13 +35,22 @@ def train_autoencoder(
     seed: int,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     callbacks: list[keras.callbacks.Callback] | None = None,
+    resume_dir: Path | None = None,
 ) -> tuple[dict[str, list[float]], float]:
     """Train `model` to map corrupted images to clean ones (clean to clean when `corruption` is
     None), drawing a fresh corruption for every batch of every epoch.
 
-    Returns the Keras history (loss per epoch) and the training time in seconds.
+    With `resume_dir`, the model and optimizer are backed up there after every epoch; a run that
+    was interrupted continues from its last completed epoch when started again with the same
+    settings, and the backup is removed once training ends. Returns the Keras history (loss per
+    epoch; after a resume, only the epochs run this time) and the training time in seconds.
     """
     batches, steps = denoising_batches(x_train, corruption, batch_size, seed)
+    callbacks = [keras.callbacks.TerminateOnNaN(), *(callbacks or [])]
+    if resume_dir is not None:
+        if (resume_dir / "latest.weights.h5").exists():
+            print(f"resuming from the backup in {resume_dir}")
+        callbacks.append(keras.callbacks.BackupAndRestore(str(resume_dir)))
     started = time.perf_counter()
     history = model.fit(
         batches,
@@ -43,13 +58,26 @@ def train_autoencoder(
         steps_per_epoch=steps,
         validation_data=validation,
         validation_batch_size=1000,
-        callbacks=[keras.callbacks.TerminateOnNaN(), *(callbacks or [])],
+        callbacks=callbacks,
         shuffle=False,  # the batches are already shuffled
         verbose=progress_verbosity(),
     )
     seconds = time.perf_counter() - started
+    if resume_dir is not None:
+        shutil.rmtree(resume_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            resume_dir.parent.rmdir()  # only if no other backup is left in it
     check_finite(history.history)
     return history.history, seconds
+
+
+def backup_folder(out: Path, settings: dict[str, Any], stage: str) -> Path:
+    """Where the backup of one training stage lives: inside the output folder, under a name that
+    changes with any setting (but the output folder), so a backup is only ever resumed by a run
+    with the same settings."""
+    same = {k: v for k, v in settings.items() if k != "OUTPUT_DIR"}
+    key = hashlib.sha1(json.dumps(same, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return out / ".resume" / f"{stage}-{key}"
 
 
 def check_finite(history: dict[str, list[float]]) -> None:

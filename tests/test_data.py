@@ -2,11 +2,12 @@ import gzip
 
 import numpy as np
 import pytest
-from conftest import SAMPLE, SHARED_MNIST
 
 from common import data as data_module
 from common.data import load_mnist, read_idx_folder, read_npz, read_path
 from common.errors import DataError
+
+from conftest import SAMPLE, SHARED_MNIST
 
 
 def write_idx(folder, arrays, gz=False, names=data_module.IDX_FILES, magic=None, count=None):
