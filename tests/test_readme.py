@@ -1,0 +1,40 @@
+"""The README's code runs as written."""
+
+import re
+
+import numpy as np
+from skimage import io
+
+from common.denoising import build_denoiser
+from common.outputs import save_model
+
+from conftest import ROOT, SAMPLE
+
+
+def readme_block(containing: str) -> str:
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    matching = [b for b in blocks if containing in b]
+    assert len(matching) == 1, f"expected one python block with {containing!r}"
+    return matching[0]
+
+
+def test_denoising_an_image_of_ones_own(tmp_path, monkeypatch):
+    code = readme_block("my_digit.png")
+    model_path = tmp_path / "outputs" / "03_masking_denoising" / "model.keras"
+    model_path.parent.mkdir(parents=True)
+    save_model(build_denoiser(8, 16, "denoiser"), model_path)
+    with np.load(SAMPLE) as f:
+        digit = f["x_test"][0]
+    # a photo-like version: 84x84, colour, dark ink on white paper
+    big = np.kron(255 - digit, np.ones((3, 3), np.uint8))
+    io.imsave(tmp_path / "my_digit.png", np.stack([big] * 3, axis=-1), check_contrast=False)
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(code, namespace)
+    image, denoised = namespace["image"], namespace["denoised"]
+    assert image.shape == (28, 28) and image.dtype == np.float32
+    assert image.mean() < 0.5  # inverted to light strokes on dark, like MNIST
+    assert np.corrcoef(image.ravel(), digit.ravel())[0, 1] > 0.9  # the same digit after all conversions
+    assert denoised.shape == (28, 28) and 0 <= denoised.min() and denoised.max() <= 1
+    saved = io.imread(tmp_path / "my_digit_denoised.png")
+    assert saved.shape == (28, 28) and saved.dtype == np.uint8
