@@ -31,6 +31,7 @@ BATCH_SIZE = 256  # images per gradient step
 LEARNING_RATE = 2e-3  # Adam's step size, decayed to zero over training (cosine)
 SEED = 0  # seeds NumPy, Python and TensorFlow
 # output
+TENSORBOARD = False  # also write TensorBoard logs (losses, and outputs every 2 epochs) to OUTPUT_DIR/tensorboard
 OUTPUT_DIR = None  # where figures, metrics.json and model.keras go (None: outputs/01_basic_autoencoder)
 
 
@@ -120,6 +121,8 @@ def main(argv: list[str] | None = None) -> dict:
         batch_size=BATCH_SIZE,
         seed=SEED,
         resume_dir=backup_folder(out, settings, "autoencoder"),  # Ctrl-C, then rerun: resumes here
+        tensorboard_dir=out / "tensorboard" if TENSORBOARD else None,
+        preview=data.x_test[:8],
     )
 
     """

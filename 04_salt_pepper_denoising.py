@@ -33,6 +33,7 @@ LEARNING_RATE = 2e-3  # Adam's step size, decayed to zero over training (cosine)
 SEED = 0  # seeds NumPy, Python and TensorFlow, and the corruption of the training batches
 BASELINE_TUNING_IMAGES = 500  # held-out images used to choose each classical denoiser's parameter
 # output
+TENSORBOARD = False  # also write TensorBoard logs (losses, and outputs every 2 epochs) to OUTPUT_DIR/tensorboard
 OUTPUT_DIR = None  # where figures, metrics.json and model.keras go (None: outputs/04_salt_pepper_denoising)
 
 """

@@ -150,6 +150,8 @@ def run(
         seed=s["SEED"],
         validation=(held_noisy, x_held),
         resume_dir=backup_folder(out, settings, "denoising"),
+        tensorboard_dir=out / "tensorboard" / "denoising" if s.get("TENSORBOARD") else None,
+        preview=held_noisy[:8],
     )
     print("\n== Training a plain autoencoder of the same shape (clean in, clean out) ==")
     plain = compile_for(
@@ -167,6 +169,8 @@ def run(
         seed=s["SEED"],
         validation=(x_held, x_held),
         resume_dir=backup_folder(out, settings, "plain"),
+        tensorboard_dir=out / "tensorboard" / "plain" if s.get("TENSORBOARD") else None,
+        preview=held_noisy[:8],
     )
 
     print("\n== Evaluating on the corrupted test set ==")

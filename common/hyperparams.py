@@ -122,6 +122,9 @@ def apply_overrides(namespace: dict[str, Any], argv: list[str] | None = None) ->
         if arg in ("-h", "--help"):
             print(help_text(namespace))
             raise SystemExit(0)
+        flag = arg[2:].upper().replace("-", "_")
+        if arg.startswith("--") and "=" not in arg and isinstance(defaults.get(flag), bool):
+            arg += "=true"  # a bare --flag switches a true/false setting on
         if not arg.startswith("--") or "=" not in arg:
             raise SettingError(f"{arg!r}: settings are written --name=value, e.g. --epochs=3")
         key, text = arg[2:].split("=", 1)

@@ -31,7 +31,7 @@ def start(namespace: dict[str, Any], argv: list[str] | None) -> tuple[dict[str, 
 
 def finish(folder: Path, headline: str, started: float) -> None:
     """One closing line: what was saved where, the headline figure, the time."""
-    files = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    files = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     print(f"done in {time.perf_counter() - started:.0f} s: {headline}; saved {len(files)} files to {folder}")
 
 

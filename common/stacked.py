@@ -180,7 +180,7 @@ def fine_tune_classifier(
         optimizer=adam_cosine(learning_rate, epochs * math.ceil(len(x) / batch_size)),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
-        jit_compile=True,
+        jit_compile=False,  # XLA on the CPU draws dropout masks slowly
     )
     stopping = keras.callbacks.EarlyStopping(
         monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=True
@@ -219,7 +219,7 @@ def fine_tune_fixed(
     model.compile(
         optimizer=adam_cosine(learning_rate, steps),
         loss="sparse_categorical_crossentropy",
-        jit_compile=True,
+        jit_compile=False,  # XLA on the CPU draws dropout masks slowly
     )
     batches = (
         tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32)))

@@ -15,6 +15,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from common.corruption import Corruption, denoising_batches
 from common.errors import TrainingError
@@ -36,14 +37,18 @@ def train_autoencoder(
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     callbacks: list[keras.callbacks.Callback] | None = None,
     resume_dir: Path | None = None,
+    tensorboard_dir: Path | None = None,
+    preview: np.ndarray | None = None,
 ) -> tuple[dict[str, list[float]], float]:
     """Train `model` to map corrupted images to clean ones (clean to clean when `corruption` is
     None), drawing a fresh corruption for every batch of every epoch.
 
     With `resume_dir`, the model and optimizer are backed up there after every epoch; a run that
     was interrupted continues from its last completed epoch when started again with the same
-    settings, and the backup is removed once training ends. Returns the Keras history (loss per
-    epoch; after a resume, only the epochs run this time) and the training time in seconds.
+    settings, and the backup is removed once training ends. With `tensorboard_dir`, TensorBoard
+    logs go there: the losses, and the model's output on the `preview` images every few epochs.
+    Returns the Keras history (loss per epoch; after a resume, only the epochs run this time) and
+    the training time in seconds.
     """
     batches, steps = denoising_batches(x_train, corruption, batch_size, seed)
     callbacks = [keras.callbacks.TerminateOnNaN(), *(callbacks or [])]
@@ -51,6 +56,10 @@ def train_autoencoder(
         if (resume_dir / "latest.weights.h5").exists():
             print(f"resuming from the backup in {resume_dir}")
         callbacks.append(keras.callbacks.BackupAndRestore(str(resume_dir)))
+    if tensorboard_dir is not None:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard_dir)))
+        if preview is not None:
+            callbacks.append(PreviewImages(tensorboard_dir / "images", preview))
     started = time.perf_counter()
     history = model.fit(
         batches,
@@ -78,6 +87,25 @@ def backup_folder(out: Path, settings: dict[str, Any], stage: str) -> Path:
     same = {k: v for k, v in settings.items() if k != "OUTPUT_DIR"}
     key = hashlib.sha1(json.dumps(same, sort_keys=True, default=str).encode()).hexdigest()[:10]
     return out / ".resume" / f"{stage}-{key}"
+
+
+class PreviewImages(keras.callbacks.Callback):
+    """Write the inputs and the model's outputs on a few fixed images to TensorBoard, every
+    `every` epochs."""
+
+    def __init__(self, log_dir: Path, images: np.ndarray, every: int = 2):
+        super().__init__()
+        self.images, self.every = images[:8], every
+        self.writer = tf.summary.create_file_writer(str(log_dir))
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if epoch % self.every and epoch + 1 != self.params.get("epochs"):
+            return
+        outputs = self.model.predict(self.images, verbose=0)
+        with self.writer.as_default():
+            tf.summary.image("input", self.images[..., None], step=epoch + 1, max_outputs=8)
+            tf.summary.image("output", outputs[..., None], step=epoch + 1, max_outputs=8)
+        self.writer.flush()
 
 
 def check_finite(history: dict[str, list[float]]) -> None:

@@ -138,3 +138,14 @@ def test_denoising_chapter(name, tmp_path, monkeypatch):
     rescored = psnr_per_image(x_test, real_predict(model, noisy, batch_size=500, verbose=0)).mean()
     assert rescored == pytest.approx(saved["dae_psnr_db"], abs=0.01)
     assert saved["noisy_psnr_db"] == pytest.approx(psnr_per_image(x_test, noisy).mean(), abs=1e-6)
+
+
+def test_tensorboard_logs_losses_and_images(tmp_path):
+    import tensorflow as tf
+
+    load_script("01_basic_autoencoder").main([*TINY, "--epochs=2", "--tensorboard", f"--output_dir={tmp_path}"])
+    tags = set()
+    for events in (tmp_path / "tensorboard").rglob("events.out.tfevents.*"):
+        for record in tf.compat.v1.train.summary_iterator(str(events)):
+            tags.update(value.tag for value in record.summary.value)
+    assert {"epoch_loss", "input", "output"} <= tags

@@ -1,0 +1,229 @@
+"""Chapter 05, stacked (denoising) autoencoders: its mechanics against NumPy references, and the
+script end to end on the bundled sample with tiny settings."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from common import stacked, training
+from common.corruption import Corruption
+from common.errors import SettingError, TrainingError
+
+from conftest import SAMPLE, load_script
+
+PNG = b"\x89PNG\r\n\x1a\n"
+FIGURES = [
+    "filters.png",
+    "reconstructions.png",
+    "few_labels.png",
+    "pretraining_loss.png",
+    "deep_ae_loss.png",
+    "classification_error.png",
+]
+TRAIN, VALIDATION = 1200, 200
+TINY = [
+    f"--data={SAMPLE}",
+    f"--train_limit={TRAIN}",
+    f"--validation_size={VALIDATION}",
+    "--hidden_units=(64,32,16)",
+    "--code_units=6",
+    "--pca_components=6",
+    "--pretrain_epochs=1",
+    "--deep_epochs=2",
+    "--finetune_epochs=3",
+    "--patience_epochs=2",
+    "--few_labels=(20,50)",
+    "--few_label_steps=20",
+    "--finetune_batch_size=100",
+]
+
+
+def test_balanced_subset_takes_as_many_of_each_digit():
+    labels = np.repeat(np.arange(10), 30)[np.random.default_rng(1).permutation(300)]
+    chosen = stacked.balanced_subset(labels, 50, seed=3)
+    assert len(chosen) == len(set(chosen)) == 50
+    assert np.bincount(labels[chosen], minlength=10).tolist() == [5] * 10
+    assert np.array_equal(chosen, stacked.balanced_subset(labels, 50, seed=3))  # the same draw for the same seed
+    assert not np.array_equal(chosen, stacked.balanced_subset(labels, 50, seed=4))
+    with pytest.raises(SettingError, match="multiple of 10"):
+        stacked.balanced_subset(labels, 55, seed=0)
+    with pytest.raises(SettingError, match="only 30"):
+        stacked.balanced_subset(labels, 400, seed=0)
+
+
+def test_pca_reconstruction_matches_numpy_svd(sample_arrays):
+    x = sample_arrays["x_train"][:500].astype(np.float32) / 255
+    k = 12
+    flat = x.reshape(len(x), -1).astype(np.float64)
+    centred = flat - flat.mean(axis=0)
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    reference = centred @ vt[:k].T @ vt[:k] + flat.mean(axis=0)
+    ours = stacked.pca_reconstruction(x, x, k)
+    assert ours.shape == x.shape
+    assert np.allclose(ours.reshape(len(x), -1), reference, atol=1e-4)
+    # the squared error left over is the variance of the discarded directions
+    assert stacked.squared_error_per_image(x, ours) == pytest.approx(np.sum(singular[k:] ** 2) / len(x), rel=1e-3)
+
+
+def test_squared_error_is_summed_over_pixels_and_averaged_over_images():
+    a = np.zeros((4, 28, 28), np.float32)
+    b = a.copy()
+    b[0, :10, 0] = 1  # 10 pixels off by 1 in one image of four
+    assert stacked.squared_error_per_image(a, b) == pytest.approx(10 / 4)
+
+
+def tiny_stack(rng):
+    def layer(n_in, n_out, activation, decoder_activation):
+        return stacked.PretrainedLayer(
+            encoder=[
+                rng.normal(0, 0.1, (n_in, n_out)).astype(np.float32),
+                rng.normal(0, 0.1, n_out).astype(np.float32),
+            ],
+            decoder=[rng.normal(0, 0.1, (n_out, n_in)).astype(np.float32), rng.normal(0, 0.1, n_in).astype(np.float32)],
+            activation=activation,
+            decoder_activation=decoder_activation,
+            history={"loss": [1.0]},
+            seconds=0.0,
+        )
+
+    return [layer(784, 20, "relu", "sigmoid"), layer(20, 8, "relu", "relu"), layer(8, 3, "linear", "relu")]
+
+
+def test_unrolled_autoencoder_runs_encoders_up_and_decoders_down():
+    rng = np.random.default_rng(0)
+    stack = tiny_stack(rng)
+    x = rng.random((5, 28, 28)).astype(np.float32)
+    relu = lambda v: np.maximum(v, 0)  # noqa: E731
+    h = x.reshape(5, -1)
+    h = relu(h @ stack[0].encoder[0] + stack[0].encoder[1])
+    h = relu(h @ stack[1].encoder[0] + stack[1].encoder[1])
+    code = h @ stack[2].encoder[0] + stack[2].encoder[1]
+    h = relu(code @ stack[2].decoder[0] + stack[2].decoder[1])
+    h = relu(h @ stack[1].decoder[0] + stack[1].decoder[1])
+    out = 1 / (1 + np.exp(-(h @ stack[0].decoder[0] + stack[0].decoder[1])))
+    model = stacked.build_deep_autoencoder(stack)
+    assert model.output_shape == (None, 28, 28)
+    assert np.allclose(model.predict(x, verbose=0).reshape(5, -1), out, atol=1e-5)
+    assert np.allclose(stacked.encode(stack, x.reshape(5, -1)), code, atol=1e-5)
+
+
+def test_classifier_starts_from_the_pretrained_encoders_or_from_random_weights():
+    stack = tiny_stack(np.random.default_rng(0))[:2]
+    pretrained = stacked.build_classifier((20, 8), stack, dropout=0.5, input_dropout=0.2, name="p")
+    fresh = stacked.build_classifier((20, 8), None, dropout=0.5, input_dropout=0.2, name="f")
+    assert pretrained.output_shape == fresh.output_shape == (None, 10)
+    for k, layer in enumerate(stack):
+        assert np.array_equal(pretrained.get_layer(f"hidden_{k + 1}").get_weights()[0], layer.encoder[0])
+        assert not np.array_equal(fresh.get_layer(f"hidden_{k + 1}").get_weights()[0], layer.encoder[0])
+    with pytest.raises(SettingError, match="do not match"):
+        stacked.build_classifier((20, 9), stack, dropout=0.0, input_dropout=0.0, name="bad")
+
+
+def test_a_nan_loss_stops_fine_tuning_with_a_training_error():
+    model = stacked.build_classifier((8,), None, dropout=0.0, input_dropout=0.0, name="nan")
+    model.get_layer("hidden_1").set_weights([np.full((784, 8), np.nan, np.float32), np.zeros(8, np.float32)])
+    x, y = np.random.default_rng(0).random((20, 28, 28)).astype(np.float32), np.arange(20) % 10
+    with pytest.raises(TrainingError, match="nan"):
+        stacked.fine_tune_fixed(model, (x, y), steps=4, batch_size=10, learning_rate=1e-3, seed=0)
+    with pytest.raises(TrainingError, match="nan"):
+        stacked.fine_tune_classifier(model, (x, y), (x, y), epochs=2, batch_size=10, learning_rate=1e-3, patience=1)
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--masking=1.5"], ["MASKING=1.5", "[0, 1)"]),
+        (["--dropout=-0.1"], ["DROPOUT=-0.1", "dropout rate"]),
+        ([f"--validation_size={TRAIN}"], [f"VALIDATION_SIZE={TRAIN}", "less than"]),
+        (["--few_labels=(25,)"], ["25 labelled images", "multiple of 10"]),
+    ],
+)
+def test_bad_settings_are_refused_before_training(args, words, tmp_path):
+    script = load_script("05_stacked_autoencoder")
+    with pytest.raises(SettingError) as error:
+        script.main([*TINY, *args, f"--output_dir={tmp_path}"])
+    for word in words:
+        assert word in str(error.value)
+
+
+def test_stacked_autoencoder_chapter(tmp_path, monkeypatch):
+    streams = []
+    real_batches = training.denoising_batches
+
+    def spy_batches(x, corruption, batch_size, seed):
+        streams.append((np.shape(x), corruption))
+        return real_batches(x, corruption, batch_size, seed)
+
+    monkeypatch.setattr(training, "denoising_batches", spy_batches)
+    script = load_script("05_stacked_autoencoder")
+    metrics = script.main([*TINY, f"--output_dir={tmp_path}"])
+
+    for name in FIGURES:
+        path = tmp_path / name
+        assert path.read_bytes()[:8] == PNG and path.stat().st_size > 2000, name
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["deep_ae_sq_error_per_image"] == pytest.approx(metrics["deep_ae_sq_error_per_image"])
+
+    # greedy pretraining: each layer on the codes of the one below, the SDAE's corrupted, the SAE's not
+    masking = Corruption("masking", 0.25)
+    assert streams == [
+        ((TRAIN, 784), masking),
+        ((TRAIN, 64), masking),
+        ((TRAIN, 32), masking),
+        ((TRAIN, 784), None),
+        ((TRAIN, 64), None),
+        ((TRAIN, 32), None),
+        ((TRAIN, 16), masking),  # the code layer, on top of the SDAE
+        ((TRAIN, 28, 28), None),  # the unrolled deep autoencoder, fine-tuned clean in, clean out
+    ]
+
+    # who sees what: labelled, validation and test images are separate
+    assert saved["n_pretrain"] == TRAIN and saved["n_test"] == 1000
+    assert saved["n_labelled"] == TRAIN - VALIDATION and saved["n_validation"] == VALIDATION
+    assert saved["validation_indices"] == [TRAIN - VALIDATION, TRAIN]
+
+    from common.data import load_mnist
+
+    data = load_mnist(SAMPLE, TRAIN)
+    x_test, y_test = data.x_test, data.y_test
+
+    # the deep autoencoder: saved, an image in and its reconstruction in [0, 1] out, scored as reported
+    deep = keras.models.load_model(tmp_path / "deep_autoencoder.keras")
+    assert deep.input_shape == deep.output_shape == (None, 28, 28)
+    assert deep.get_layer("code").units == 6
+    reconstruction = deep.predict(x_test, batch_size=500, verbose=0)
+    assert reconstruction.min() >= 0 and reconstruction.max() <= 1
+    assert stacked.squared_error_per_image(x_test, reconstruction) == pytest.approx(
+        saved["deep_ae_sq_error_per_image"], rel=1e-4
+    )
+    blank = stacked.squared_error_per_image(x_test, np.zeros_like(x_test))  # predicting empty images
+    mean_image = stacked.squared_error_per_image(x_test, np.broadcast_to(data.x_train.mean(axis=0), x_test.shape))
+    assert 0 < saved["deep_ae_sq_error_per_image"] < blank
+    assert 0 < saved["pca30_sq_error_per_image"] < 0.7 * mean_image  # 6 components already explain much
+
+    # the classifiers: the saved SDAE one maps images to 10 class scores, scored as reported
+    model = keras.models.load_model(tmp_path / "model.keras")
+    assert model.input_shape == (None, 28, 28) and model.output_shape == (None, 10)
+    scores = model.predict(x_test, batch_size=500, verbose=0)
+    assert np.allclose(scores.sum(axis=1), 1, atol=1e-4)
+    assert 100 * np.mean(scores.argmax(axis=1) != y_test) == pytest.approx(saved["test_error_pct"]["sdae"])
+    x_val, y_val = data.x_train[-VALIDATION:], data.y_train[-VALIDATION:]
+    val_scores = model.predict(x_val, batch_size=500, verbose=0)
+    assert 100 * np.mean(val_scores.argmax(axis=1) != y_val) == pytest.approx(saved["validation_error_pct"]["sdae"])
+    assert set(saved["test_error_pct"]) == {"sdae", "sae", "scratch"}
+    for name, error in saved["test_error_pct"].items():
+        assert 0 <= error < 80, name  # a few epochs on 1,000 labels: well above chance (90 %)
+        assert 1 <= saved["kept_epoch"][name] <= 3
+
+    # few labels: balanced draws from the labelled part only, never from validation or test
+    assert set(saved["few_labels"]) == {"20", "50"}
+    for n, result in saved["few_labels"].items():
+        indices = np.array(result["indices"])
+        assert len(set(indices)) == int(n) and indices.max() < TRAIN - VALIDATION
+        assert np.bincount(data.y_train[indices], minlength=10).tolist() == [int(n) // 10] * 10
+        assert 0 <= result["sdae"] <= 100 and 0 <= result["scratch"] <= 100
+    assert saved["published"]["deep_ae_sq_error_per_image"] == 3.00
+    assert saved["settings"]["HIDDEN_UNITS"] == [64, 32, 16]
