@@ -136,42 +136,30 @@ def run(
     print(f"data: {len(x_fit):,} training, {len(x_held):,} held-out and {len(data.x_test):,} test images")
     print(f"corruption: {corruption.describe()}")
 
+    def train(name: str, noise: Corruption | None, epochs: int, validation: tuple) -> tuple:
+        """Build and train one autoencoder of the shared shape; `noise=None` trains it plain."""
+        steps = -(-len(x_fit) // s["BATCH_SIZE"])
+        model = compile_for(
+            build_denoiser(s["CHANNELS"], s["CODE_UNITS"], f"{name}_autoencoder"), s["LEARNING_RATE"], epochs, steps
+        )
+        history, seconds = train_autoencoder(
+            model,
+            x_fit,
+            noise,
+            epochs=epochs,
+            batch_size=s["BATCH_SIZE"],
+            seed=s["SEED"],
+            validation=validation,
+            resume_dir=backup_folder(out, settings, name),  # Ctrl-C, then rerun: resumes here
+            tensorboard_dir=out / "tensorboard" / name if s.get("TENSORBOARD") else None,
+            preview=held_noisy[:8],
+        )
+        return model, history, seconds
+
     print("\n== Training the denoising autoencoder (corrupted in, clean out) ==")
-    steps = -(-len(x_fit) // s["BATCH_SIZE"])
-    dae = compile_for(
-        build_denoiser(s["CHANNELS"], s["CODE_UNITS"], "denoising_autoencoder"), s["LEARNING_RATE"], s["EPOCHS"], steps
-    )
-    dae_history, dae_seconds = train_autoencoder(
-        dae,
-        x_fit,
-        corruption,
-        epochs=s["EPOCHS"],
-        batch_size=s["BATCH_SIZE"],
-        seed=s["SEED"],
-        validation=(held_noisy, x_held),
-        resume_dir=backup_folder(out, settings, "denoising"),
-        tensorboard_dir=out / "tensorboard" / "denoising" if s.get("TENSORBOARD") else None,
-        preview=held_noisy[:8],
-    )
+    dae, dae_history, dae_seconds = train("denoising", corruption, s["EPOCHS"], (held_noisy, x_held))
     print("\n== Training a plain autoencoder of the same shape (clean in, clean out) ==")
-    plain = compile_for(
-        build_denoiser(s["CHANNELS"], s["CODE_UNITS"], "plain_autoencoder"),
-        s["LEARNING_RATE"],
-        s["PLAIN_EPOCHS"],
-        steps,
-    )
-    plain_history, plain_seconds = train_autoencoder(
-        plain,
-        x_fit,
-        None,
-        epochs=s["PLAIN_EPOCHS"],
-        batch_size=s["BATCH_SIZE"],
-        seed=s["SEED"],
-        validation=(x_held, x_held),
-        resume_dir=backup_folder(out, settings, "plain"),
-        tensorboard_dir=out / "tensorboard" / "plain" if s.get("TENSORBOARD") else None,
-        preview=held_noisy[:8],
-    )
+    plain, plain_history, plain_seconds = train("plain", None, s["PLAIN_EPOCHS"], (x_held, x_held))
 
     print("\n== Evaluating on the corrupted test set ==")
     started = time.perf_counter()
