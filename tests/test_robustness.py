@@ -31,6 +31,7 @@ def test_an_interrupted_write_keeps_the_previous_file(tmp_path):
             tmp.write_text('{"psnr_db": 1')  # half-written when the interrupt comes
             raise KeyboardInterrupt
     assert json.loads(path.read_text()) == {"psnr_db": 20.0}
+    assert path.stat().st_mode & 0o644 == 0o644  # readable like any other file, not private
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # the temporary file is gone
 
 
