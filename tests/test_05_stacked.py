@@ -31,12 +31,16 @@ TINY = [
     "--code_units=6",
     "--pca_components=6",
     "--pretrain_epochs=1",
-    "--deep_epochs=2",
+    "--pretrain_batch_size=50",
+    "--deep_epochs=3",
+    "--deep_batch_size=50",
     "--finetune_epochs=3",
     "--patience_epochs=2",
     "--few_labels=(20,50)",
     "--few_label_steps=20",
-    "--finetune_batch_size=100",
+    "--finetune_batch_size=20",
+    "--dropout=0.1",
+    "--input_dropout=0.1",
 ]
 
 
@@ -123,7 +127,7 @@ def test_classifier_starts_from_the_pretrained_encoders_or_from_random_weights()
 
 def test_a_nan_loss_stops_fine_tuning_with_a_training_error():
     model = stacked.build_classifier((8,), None, dropout=0.0, input_dropout=0.0, name="nan")
-    model.get_layer("hidden_1").set_weights([np.full((784, 8), np.nan, np.float32), np.zeros(8, np.float32)])
+    model.get_layer("class_scores").set_weights([np.full((8, 10), np.nan, np.float32), np.zeros(10, np.float32)])
     x, y = np.random.default_rng(0).random((20, 28, 28)).astype(np.float32), np.arange(20) % 10
     with pytest.raises(TrainingError, match="nan"):
         stacked.fine_tune_fixed(model, (x, y), steps=4, batch_size=10, learning_rate=1e-3, seed=0)
@@ -168,7 +172,7 @@ def test_stacked_autoencoder_chapter(tmp_path, monkeypatch):
     assert saved["deep_ae_sq_error_per_image"] == pytest.approx(metrics["deep_ae_sq_error_per_image"])
 
     # greedy pretraining: each layer on the codes of the one below, the SDAE's corrupted, the SAE's not
-    masking = Corruption("masking", 0.25)
+    masking = Corruption("masking", saved["settings"]["MASKING"])
     assert streams == [
         ((TRAIN, 784), masking),
         ((TRAIN, 64), masking),
@@ -215,7 +219,7 @@ def test_stacked_autoencoder_chapter(tmp_path, monkeypatch):
     assert 100 * np.mean(val_scores.argmax(axis=1) != y_val) == pytest.approx(saved["validation_error_pct"]["sdae"])
     assert set(saved["test_error_pct"]) == {"sdae", "sae", "scratch"}
     for name, error in saved["test_error_pct"].items():
-        assert 0 <= error < 80, name  # a few epochs on 1,000 labels: well above chance (90 %)
+        assert 0 <= error < 70, name  # a few epochs on 1,000 labels: well above chance (90 %)
         assert 1 <= saved["kept_epoch"][name] <= 3
 
     # few labels: balanced draws from the labelled part only, never from validation or test

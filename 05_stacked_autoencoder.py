@@ -1,0 +1,362 @@
+"""
+Title: Stacked denoising autoencoders: greedy layer-wise pretraining
+Description: Pretrain a deep network one layer at a time, each layer a denoising autoencoder of
+    the codes below it, then fine-tune it as a deep autoencoder (against PCA) and as a digit
+    classifier (against the same network started from random weights), with all labels and with few.
+Run: python 05_stacked_autoencoder.py            (first look in under 2 minutes: see --help and the README)
+"""
+
+import time
+
+from common import plotting, stacked
+from common.corruption import Corruption
+from common.data import load_mnist
+from common.errors import SettingError
+from common.outputs import save_json, save_model
+from common.script import finish, run, start
+from common.training import train_autoencoder
+
+# --- hyperparameters: edit here, or override on the command line (--deep_epochs=10) ---
+# data
+DATA = None  # mnist.npz or a folder of IDX files (None: $MNIST_PATH, the Keras download, the bundled sample)
+TRAIN_LIMIT = None  # use only the first N training images (None: all 60,000)
+VALIDATION_SIZE = 10000  # last N training images: their labels only decide when fine-tuning stops
+# greedy layer-wise pretraining
+HIDDEN_UNITS = (1000, 500, 250)  # widths of the pretrained layers, bottom to top (shared by both networks)
+CODE_UNITS = 30  # the deep autoencoder's code: one more pretrained layer, linear, on top
+MASKING = 0.5  # fraction of each layer's inputs set to 0 by the corruption (0: plain autoencoders)
+PRETRAIN_EPOCHS = 30  # passes over the 60,000 training images, for each layer
+PRETRAIN_BATCH_SIZE = 256  # examples per gradient step, in pretraining
+PRETRAIN_LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over each layer's training (cosine)
+# deep autoencoder
+DEEP_EPOCHS = 60  # passes over the training images, fine-tuning the unrolled autoencoder
+DEEP_BATCH_SIZE = 256  # images per gradient step
+DEEP_LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over the fine-tuning (cosine)
+PCA_COMPONENTS = 30  # the linear baseline: PCA with this many components
+# classification
+FINETUNE_EPOCHS = 30  # at most this many passes over the labelled images, for every classifier
+FINETUNE_BATCH_SIZE = 128  # images per gradient step
+FINETUNE_LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over FINETUNE_EPOCHS (cosine)
+PATIENCE_EPOCHS = 10  # stop when the validation error has not improved for this many epochs
+DROPOUT = 0.5  # dropout after every hidden layer, while fine-tuning
+INPUT_DROPOUT = 0.2  # dropout on the input pixels, while fine-tuning
+# few labels
+FEW_LABELS = (100, 1000, 10000)  # numbers of labelled images (balanced over the digits) to fine-tune with
+FEW_LABEL_STEPS = 2000  # gradient steps of fine-tuning with few labels (no validation set: a fixed budget)
+SEED = 0  # seeds NumPy, Python and TensorFlow, the corruptions and the few-label draws
+# output
+OUTPUT_DIR = None  # where figures, metrics.json and the models go (None: outputs/05_stacked_autoencoder)
+
+PUBLISHED = {  # figures this chapter sets its own against
+    "deep_ae_sq_error_per_image": 3.00,  # Hinton & Salakhutdinov (2006), 784-1000-500-250-30
+    "pca30_sq_error_per_image": 13.87,  # the same paper, PCA with 30 components
+    "test_error_pct": {"svm_rbf": 1.40, "sae": 1.40, "dbn": 1.24, "sdae": 1.28},  # Vincent et al. (2010), Table 3
+}
+
+"""
+## Introduction
+
+Deep networks trained from random weights used to get stuck: the gradient that reaches the
+bottom layers of a deep sigmoid network is tiny and noisy. Hinton & Salakhutdinov (2006) and
+Bengio et al. (2007) got around it by *greedy layer-wise pretraining*: train the first layer
+alone, as an autoencoder of the pixels; freeze it, and train the second as an autoencoder of the
+first layer's codes; and so on up. Each layer is a shallow problem that trains easily, and the
+stack that comes out is a good starting point for the deep network, which is then *fine-tuned*
+as a whole.
+
+Vincent et al. (2010) made each layer a *denoising* autoencoder: layer k sees its input (the
+clean codes of layers 1..k-1) with a fraction MASKING of the values set to zero, a fresh draw for
+every batch, and must rebuild the clean input. The paper's best MNIST classifier used 25 %
+(`--masking=0.25`); the default here is 50 %, which gives better features to start from when
+labels are few. The stacked denoising autoencoder (SDAE) learns
+features that a plain stacked autoencoder (SAE) does not: its first-layer filters turn from
+blobs into stroke detectors.
+
+    pixels --[DAE 1]--> 1000 codes --[DAE 2]--> 500 codes --[DAE 3]--> 250 codes --[DAE 4]--> 30
+           pretrained on     pretrained on      pretrained on       pretrained on
+           masked pixels     masked codes 1     masked codes 2      masked codes 3
+
+The pretrained layers are then used twice:
+
+- unrolled with their decoders into one 784-1000-500-250-30-250-500-1000-784 *deep autoencoder*,
+  fine-tuned on reconstruction and compared with PCA at the same 30 numbers;
+- under a softmax layer, as a digit *classifier* fine-tuned on the labels, against the same
+  network from random weights, with all labels and with only a few.
+"""
+
+
+def pretrain_stack(x, widths, masking, seed, on_pixels=True, linear_top=False):
+    """Greedy layer-wise pretraining: layer k is an autoencoder of the clean codes of layers
+    1..k-1, with its own input corrupted (masking noise) afresh for every batch. The first layer
+    rebuilds pixels when `on_pixels`; a `linear_top` layer gives a linear code."""
+    stack, codes = [], x
+    corruption = Corruption("masking", masking) if masking > 0 else None
+    for k, units in enumerate(widths):
+        top = linear_top and k == len(widths) - 1
+        print(f"\n-- layer {k + 1}: {codes.shape[1]} -> {units}{' (linear code)' if top else ''}, {describe(masking)}")
+        layer = stacked.pretrain_layer(
+            codes,
+            units,
+            corruption,
+            pixels=on_pixels and k == 0,
+            linear_code=top,
+            epochs=PRETRAIN_EPOCHS,
+            batch_size=PRETRAIN_BATCH_SIZE,
+            learning_rate=PRETRAIN_LEARNING_RATE,
+            seed=seed + k,
+        )
+        stack.append(layer)
+        codes = stacked.encode([layer], codes)  # the clean codes feed the next layer
+    return stack, codes
+
+
+def describe(masking):
+    return f"masking {masking:.0%}" if masking > 0 else "no corruption"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    started = time.perf_counter()
+    settings, out = start(globals(), argv)
+    stacked.settings_check(settings)
+
+    """
+    ## Prepare the data
+
+    Who sees what:
+
+    - pretraining, the deep autoencoder and PCA: all the training images, without labels;
+    - classification: the labels of the training images except the last VALIDATION_SIZE;
+      those last ones are labelled validation images, used only to decide when fine-tuning stops;
+    - few labels: N labelled images (N/10 of each digit) drawn from the same labelled part;
+    - the test images: only to report the figures at the end.
+    """
+    data = load_mnist(DATA, TRAIN_LIMIT)
+    print(f"data: {data.describe()}")
+    if not VALIDATION_SIZE < len(data.x_train):
+        raise SettingError(
+            f"VALIDATION_SIZE={VALIDATION_SIZE}: must be less than the {len(data.x_train)} training images"
+        )
+    x_all = data.x_train.reshape(len(data.x_train), -1)
+    labelled = slice(0, len(data.x_train) - VALIDATION_SIZE)
+    validating = slice(len(data.x_train) - VALIDATION_SIZE, None)
+    x_lab, y_lab = data.x_train[labelled], data.y_train[labelled]
+    x_val, y_val = data.x_train[validating], data.y_train[validating]
+    few_label_draws = {n: stacked.balanced_subset(y_lab, n, SEED) for n in FEW_LABELS}
+    print(f"labelled for fine-tuning: {len(x_lab):,}; validation: {len(x_val):,}; test: {len(data.x_test):,}")
+
+    """
+    ## Greedy layer-wise pretraining
+
+    Two stacks of the same widths: the SDAE with masking noise on every layer's input, and the
+    SAE with none. Each layer is trained on its own, then frozen, and the clean codes it gives
+    the training images are the next layer's data.
+    """
+    print(f"\n== Pretraining the SDAE, {' -> '.join(map(str, HIDDEN_UNITS))} ({describe(MASKING)}) ==")
+    sdae_stack, sdae_codes = pretrain_stack(x_all, HIDDEN_UNITS, MASKING, SEED)
+    print(f"\n== Pretraining the SAE, {' -> '.join(map(str, HIDDEN_UNITS))} (no corruption) ==")
+    sae_stack, _ = pretrain_stack(x_all, HIDDEN_UNITS, 0.0, SEED)
+
+    """
+    ## The deep autoencoder
+
+    One more denoising autoencoder, with a linear code of CODE_UNITS numbers, on top of the SDAE's
+    codes; then all the encoders and their decoders are unrolled into one deep autoencoder and
+    fine-tuned together on reconstruction (binary cross-entropy per pixel, clean in and out).
+    """
+    print(f"\n== Pretraining the code layer, {HIDDEN_UNITS[-1]} -> {CODE_UNITS} ==")
+    code_stack, _ = pretrain_stack(
+        sdae_codes, (CODE_UNITS,), MASKING, SEED + len(HIDDEN_UNITS), on_pixels=False, linear_top=True
+    )
+    deep = stacked.build_deep_autoencoder(sdae_stack + code_stack)
+    deep.summary(line_length=80)
+    pretrained_reconstruction = deep.predict(data.x_test, batch_size=2000, verbose=0)
+    steps = -(-len(x_all) // DEEP_BATCH_SIZE)
+    deep.compile(
+        optimizer=stacked.adam_cosine(DEEP_LEARNING_RATE, DEEP_EPOCHS * steps),
+        loss="binary_crossentropy",
+        jit_compile=True,
+    )
+    print(f"\n== Fine-tuning the deep autoencoder for {DEEP_EPOCHS} epochs ==")
+    deep_history, deep_seconds = train_autoencoder(
+        deep, data.x_train, None, epochs=DEEP_EPOCHS, batch_size=DEEP_BATCH_SIZE, seed=SEED
+    )
+
+    """
+    ## Evaluate the deep autoencoder against PCA
+
+    The figure of merit of Hinton & Salakhutdinov: squared error summed over the 784 pixels,
+    averaged over the test images. PCA is fitted on the same training images.
+    """
+    reconstruction = deep.predict(data.x_test, batch_size=2000, verbose=0)
+    pca_reconstruction = stacked.pca_reconstruction(data.x_train, data.x_test, PCA_COMPONENTS)
+    deep_error = stacked.squared_error_per_image(data.x_test, reconstruction)
+    pretrained_error = stacked.squared_error_per_image(data.x_test, pretrained_reconstruction)
+    pca_error = stacked.squared_error_per_image(data.x_test, pca_reconstruction)
+    print(f"\nSquared error per test image (sum over 784 pixels, mean over {len(data.x_test):,} images):")
+    print(f"  deep autoencoder, pretrained only      {pretrained_error:7.2f}")
+    print(f"  deep autoencoder, fine-tuned           {deep_error:7.2f}   (published: 3.00)")
+    print(f"  PCA, {PCA_COMPONENTS} components                   {pca_error:7.2f}   (published: 13.87)")
+
+    """
+    ## Classification with all labels
+
+    Three copies of one network, image -> HIDDEN_UNITS (ReLU) -> 10 softmax scores, differing
+    only in where their hidden layers start: the SDAE's pretrained weights, the SAE's, or random.
+    All three get the same fine-tuning: the same epochs, step sizes, dropout, and the same
+    early stopping, which keeps the weights of the epoch with the lowest validation error.
+    """
+    starts = {"sdae": sdae_stack, "sae": sae_stack, "scratch": None}
+    classifiers, histories, test_error, validation_error, kept_epoch = {}, {}, {}, {}, {}
+    for name, stack in starts.items():
+        print(f"\n== Fine-tuning the {name.upper()} classifier on {len(x_lab):,} labelled images ==")
+        model = stacked.build_classifier(
+            HIDDEN_UNITS, stack, dropout=DROPOUT, input_dropout=INPUT_DROPOUT, name=f"{name}_classifier"
+        )
+        history, _, kept_epoch[name] = stacked.fine_tune_classifier(
+            model,
+            (x_lab, y_lab),
+            (x_val, y_val),
+            epochs=FINETUNE_EPOCHS,
+            batch_size=FINETUNE_BATCH_SIZE,
+            learning_rate=FINETUNE_LEARNING_RATE,
+            patience=PATIENCE_EPOCHS,
+        )
+        classifiers[name], histories[name] = model, history
+        validation_error[name] = stacked.test_error_pct(model, x_val, y_val)
+        test_error[name] = stacked.test_error_pct(model, data.x_test, data.y_test)
+        print(f"{name}: kept epoch {kept_epoch[name]}, validation error {validation_error[name]:.2f} %")
+
+    """
+    ## Classification with few labels
+
+    Pretraining used all the training images, without labels; now fine-tuning gets only N
+    labelled images, N/10 of each digit. With so few, there is no validation set to spare:
+    every network gets the same fixed budget of FEW_LABEL_STEPS steps.
+    """
+    few_labels = {}
+    for n in FEW_LABELS:
+        chosen = few_label_draws[n]
+        few_labels[n] = {"indices": chosen}
+        for name in ("sdae", "scratch"):
+            model = stacked.build_classifier(
+                HIDDEN_UNITS, starts[name], dropout=DROPOUT, input_dropout=INPUT_DROPOUT, name=f"{name}_{n}_labels"
+            )
+            stacked.fine_tune_fixed(
+                model,
+                (x_lab[chosen], y_lab[chosen]),
+                steps=FEW_LABEL_STEPS,
+                batch_size=FINETUNE_BATCH_SIZE,
+                learning_rate=FINETUNE_LEARNING_RATE,
+                seed=SEED,
+            )
+            few_labels[n][name] = stacked.test_error_pct(model, data.x_test, data.y_test)
+        sdae_error, scratch_error = few_labels[n]["sdae"], few_labels[n]["scratch"]
+        print(f"{n:>6,} labels: test error SDAE {sdae_error:6.2f} %   random init {scratch_error:6.2f} %")
+
+    """
+    ## Results
+    """
+    print(f"\nTest error (%) on {len(data.x_test):,} test images, {len(x_lab):,} labels:")
+    print(f"  {'':<34}{'here':>7}{'published':>11}")
+    rows = (("SDAE (denoising pretraining)", "sdae"), ("SAE (plain pretraining)", "sae"))
+    for label, key in (*rows, ("random initialisation", "scratch")):
+        published = PUBLISHED["test_error_pct"].get(key)
+        print(f"  {label:<34}{test_error[key]:>7.2f}{'' if published is None else f'{published:>11.2f}'}")
+    print(f"  {'DBN-3 / SVM-RBF (published only)':<34}{'':>7}{'1.24 / 1.40':>11}")
+
+    """
+    ## Visualize and save
+    """
+    plotting.filter_grids(
+        out / "filters.png",
+        {
+            "SAE, no corruption: first-layer filters": sae_stack[0].encoder[0],
+            f"SDAE, masking {MASKING:.0%}: first-layer filters": sdae_stack[0].encoder[0],
+        },
+        n=100,
+    )
+    plotting.image_rows(
+        out / "reconstructions.png",
+        {
+            "original": data.x_test,
+            f"deep AE ({deep_error:.2f})": reconstruction,
+            f"PCA {PCA_COMPONENTS} ({pca_error:.2f})": pca_reconstruction,
+        },
+        n=12,
+        title=f"Test digits through {CODE_UNITS} numbers (squared error per image)",
+    )
+    plotting.curves(
+        out / "few_labels.png",
+        list(FEW_LABELS),
+        {
+            "SDAE pretraining": [few_labels[n]["sdae"] for n in FEW_LABELS],
+            "random initialisation": [few_labels[n]["scratch"] for n in FEW_LABELS],
+        },
+        xlabel="labelled training images",
+        ylabel="test error (%)",
+        title="The same network, fine-tuned on few labels",
+        logx=True,
+    )
+    plotting.loss_curves(
+        out / "pretraining_loss.png",
+        {f"layer {k + 1} ({layer.units})": layer.history for k, layer in enumerate(sdae_stack + code_stack)},
+        ylabel="reconstruction loss (cross-entropy, then squared error)",
+    )
+    plotting.loss_curves(out / "deep_ae_loss.png", {"deep autoencoder": deep_history}, ylabel="cross-entropy per pixel")
+    plotting.loss_curves(
+        out / "classification_error.png",
+        {
+            name.upper() if name != "scratch" else "random init": {
+                "loss": [100 * (1 - a) for a in h["accuracy"]],
+                "val_loss": [100 * (1 - a) for a in h["val_accuracy"]],
+            }
+            for name, h in histories.items()
+        },
+        ylabel="error (%), training with dropout / validation",
+    )
+
+    metrics = {
+        "settings": settings,
+        "data": data.source,
+        "n_pretrain": len(x_all),
+        "n_labelled": len(x_lab),
+        "n_validation": len(x_val),
+        "n_test": len(data.x_test),
+        "validation_indices": [validating.start, len(data.x_train)],
+        "deep_ae_sq_error_per_image": deep_error,
+        "deep_ae_pretrained_only_sq_error_per_image": pretrained_error,
+        "pca30_sq_error_per_image": pca_error,
+        "test_error_pct": test_error,
+        "validation_error_pct": validation_error,
+        "kept_epoch": kept_epoch,
+        "few_labels": {
+            str(n): {"sdae": r["sdae"], "scratch": r["scratch"], "indices": r["indices"].tolist()}
+            for n, r in few_labels.items()
+        },
+        "published": PUBLISHED,
+        "seconds": {
+            "pretraining": round(sum(layer.seconds for layer in sdae_stack + sae_stack + code_stack), 1),
+            "deep_ae_fine_tuning": round(deep_seconds, 1),
+            "total": round(time.perf_counter() - started, 1),
+        },
+        "loss_history": {
+            "pretraining_sdae": [layer.history["loss"] for layer in sdae_stack + code_stack],
+            "pretraining_sae": [layer.history["loss"] for layer in sae_stack],
+            "deep_ae": deep_history["loss"],
+            "classifiers": histories,
+        },
+    }
+    save_model(classifiers["sdae"], out / "model.keras")
+    save_model(deep, out / "deep_autoencoder.keras")
+    save_json(out / "metrics.json", metrics)
+    finish(
+        out,
+        f"deep AE {deep_error:.2f} (PCA {pca_error:.2f}) squared error per image; "
+        "test error " + ", ".join(f"{name.upper()} {error:.2f} %" for name, error in test_error.items()),
+        started,
+    )
+    return metrics
+
+
+if __name__ == "__main__":
+    run(main)
