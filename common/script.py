@@ -48,11 +48,12 @@ def run(main: Callable[[], Any]) -> None:
 
 
 def interrupted_message() -> str:
-    """One line for Ctrl-C: what this run kept, and how to go on."""
-    where = _folder[0] if _folder else "the output folder"
+    """One line for Ctrl-C: what this run kept, and whether a rerun can resume."""
+    where = _folder[0] if _folder else None
     saved = sorted({p.name for p in outputs.saved_this_run})
     kept = f"kept {', '.join(saved)}" if saved else "this run saved no files yet"
-    return (
-        f"interrupted: {kept}; files from earlier runs in {where} are complete and untouched; "
-        "run the same command again to resume training from its last completed epoch"
-    )
+    if where is not None and (where / ".resume").is_dir():
+        then = "run the same command again to resume training from its last completed epoch"
+    else:
+        then = "a rerun starts training from the beginning"
+    return f"interrupted: {kept}; files from earlier runs in {where or 'the output folder'} are complete; {then}"

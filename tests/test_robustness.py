@@ -81,17 +81,20 @@ def test_training_resumes_from_the_last_completed_epoch(tmp_path, capsys):
 def test_ctrl_c_says_in_one_line_what_was_kept(tmp_path, capsys):
     ns = {"__file__": str(tmp_path / "demo.py"), "SEED": 0, "OUTPUT_DIR": str(tmp_path / "out")}
 
-    def main():
+    def main(backed_up):
         settings, out = script.start(ns, [])
         save_json(out / "metrics.json", {"a": 1})
+        if backed_up:
+            (out / ".resume" / "stage-0123456789").mkdir(parents=True)  # what train_autoencoder leaves
         raise KeyboardInterrupt
 
-    with pytest.raises(SystemExit) as caught:
-        script.run(main)
-    assert caught.value.code == 130
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1
-    assert "interrupted: kept metrics.json" in err[0] and str(tmp_path / "out") in err[0] and "resume" in err[0]
+    for backed_up, then in ((False, "a rerun starts training from the beginning"), (True, "to resume training")):
+        with pytest.raises(SystemExit) as caught:
+            script.run(lambda backed_up=backed_up: main(backed_up))
+        assert caught.value.code == 130
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1
+        assert "interrupted: kept metrics.json" in err[0] and str(tmp_path / "out") in err[0] and then in err[0]
 
 
 def test_same_seed_gives_the_same_figures(tmp_path):
