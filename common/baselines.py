@@ -69,6 +69,11 @@ class Tuned:
     value: float  # the chosen parameter
     held_out_psnr_db: float
 
+    @property
+    def label(self) -> str:
+        """Name and chosen parameter, e.g. "median filter (size 3)"."""
+        return f"{self.denoiser.name} ({self.denoiser.parameter} {self.value:g})"
+
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return np.clip(self.denoiser.apply(images, self.value), 0, 1).astype(np.float32)
 

@@ -105,7 +105,7 @@ def sweep(
                 "level": level,
                 "noisy_psnr_db": float(psnr_per_image(x_test, noisy).mean()),
                 "dae_psnr_db": float(psnr_per_image(x_test, denoised).mean()),
-                "best_baseline": f"{tuned.denoiser.name} ({tuned.denoiser.parameter} {tuned.value:g})",
+                "best_baseline": tuned.label,
                 "best_baseline_psnr_db": float(psnr_per_image(x_test, tuned(noisy)).mean()),
             }
         )
@@ -175,14 +175,12 @@ def run(
     baseline_outputs = {}
     for t in tuned:
         baseline_outputs[t.denoiser.name] = t(x_test_noisy)
-        rows[f"{t.denoiser.name} ({t.denoiser.parameter} {t.value:g})"] = image_quality(
-            data.x_test, baseline_outputs[t.denoiser.name]
-        )
+        rows[t.label] = image_quality(data.x_test, baseline_outputs[t.denoiser.name])
     print(f"\nTest set: {len(data.x_test):,} images, {corruption.describe()}")
     print(f"{'':<36}{'PSNR (dB)':>10}{'SSIM':>8}")
     for name, q in rows.items():
         print(f"{name:<36}{q['psnr_db']:>10.2f}{q['ssim']:>8.3f}")
-    best = max(tuned, key=lambda t: rows[f"{t.denoiser.name} ({t.denoiser.parameter} {t.value:g})"]["psnr_db"])
+    best = max(tuned, key=lambda t: rows[t.label]["psnr_db"])
 
     print(f"\n== Sweeping the {level_name} (model trained at {corruption.level:g}) ==")
     sweep_rows = sweep(dae, corruption, list(s["SWEEP_LEVELS"]), data.x_test, x_held[tuning])
@@ -242,8 +240,8 @@ def run(
         "plain_ae_ssim": rows["plain autoencoder"]["ssim"],
         "baselines": {
             t.denoiser.name: {
-                "psnr_db": rows[f"{t.denoiser.name} ({t.denoiser.parameter} {t.value:g})"]["psnr_db"],
-                "ssim": rows[f"{t.denoiser.name} ({t.denoiser.parameter} {t.value:g})"]["ssim"],
+                "psnr_db": rows[t.label]["psnr_db"],
+                "ssim": rows[t.label]["ssim"],
                 "parameter": {t.denoiser.parameter: t.value},
             }
             for t in tuned
