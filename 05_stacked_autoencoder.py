@@ -14,7 +14,8 @@ from common.data import load_mnist
 from common.errors import SettingError
 from common.outputs import save_json, save_model
 from common.script import finish, run, start
-from common.training import train_autoencoder
+from common.stages import Stages
+from common.training import backup_folder, train_autoencoder
 
 # --- hyperparameters: edit here, or override on the command line (--deep_epochs=10) ---
 # data
@@ -85,16 +86,19 @@ The pretrained layers are then used twice:
 """
 
 
-def pretrain_stack(x, widths, masking, seed, on_pixels=True, linear_top=False):
+def pretrain_stack(stages, name, x, widths, masking, seed, on_pixels=True, linear_top=False):
     """Greedy layer-wise pretraining: layer k is an autoencoder of the clean codes of layers
     1..k-1, with its own input corrupted (masking noise) afresh for every batch. The first layer
-    rebuilds pixels when `on_pixels`; a `linear_top` layer gives a linear code."""
+    rebuilds pixels when `on_pixels`; a `linear_top` layer gives a linear code. Each layer is a
+    stage of the run: once trained, a rerun after Ctrl-C loads it instead of training it again."""
     stack, codes = [], x
     corruption = Corruption("masking", masking) if masking > 0 else None
     for k, units in enumerate(widths):
         top = linear_top and k == len(widths) - 1
         print(f"\n-- layer {k + 1}: {codes.shape[1]} -> {units}{' (linear code)' if top else ''}, {describe(masking)}")
-        layer = stacked.pretrain_layer(
+        layer = stages.run(
+            f"{name}_layer_{k + 1}",
+            stacked.pretrain_layer,
             codes,
             units,
             corruption,
@@ -114,10 +118,59 @@ def describe(masking):
     return f"masking {masking:.0%}" if masking > 0 else "no corruption"
 
 
+def fine_tune_deep(deep, x, resume_dir):
+    """Fine-tune the unrolled autoencoder on reconstruction (backed up after every epoch)."""
+    steps = -(-len(x) // DEEP_BATCH_SIZE)
+    deep.compile(
+        optimizer=stacked.adam_cosine(DEEP_LEARNING_RATE, DEEP_EPOCHS * steps),
+        loss="binary_crossentropy",
+        jit_compile=True,
+    )
+    history, seconds = train_autoencoder(
+        deep, x, None, epochs=DEEP_EPOCHS, batch_size=DEEP_BATCH_SIZE, seed=SEED, resume_dir=resume_dir
+    )
+    return {"weights": deep.get_weights(), "history": history, "seconds": seconds}
+
+
+def classifier(name, stack):
+    """Image -> HIDDEN_UNITS -> 10 class scores, its hidden layers started from `stack` (or random)."""
+    return stacked.build_classifier(HIDDEN_UNITS, stack, dropout=DROPOUT, input_dropout=INPUT_DROPOUT, name=name)
+
+
+def fine_tune_all_labels(name, stack, train, validation):
+    """Fine-tune on every labelled image, stopping early on the validation error."""
+    model = classifier(f"{name}_classifier", stack)
+    history, _, kept_epoch = stacked.fine_tune_classifier(
+        model,
+        train,
+        validation,
+        epochs=FINETUNE_EPOCHS,
+        batch_size=FINETUNE_BATCH_SIZE,
+        learning_rate=FINETUNE_LEARNING_RATE,
+        patience=PATIENCE_EPOCHS,
+    )
+    return {"weights": model.get_weights(), "history": history, "kept_epoch": kept_epoch}
+
+
+def fine_tune_few_labels(name, stack, train, test):
+    """Fine-tune on a few labelled images for a fixed number of steps; the test error (%)."""
+    model = classifier(name, stack)
+    stacked.fine_tune_fixed(
+        model,
+        train,
+        steps=FEW_LABEL_STEPS,
+        batch_size=FINETUNE_BATCH_SIZE,
+        learning_rate=FINETUNE_LEARNING_RATE,
+        seed=SEED,
+    )
+    return stacked.test_error_pct(model, *test)
+
+
 def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     settings, out = start(globals(), argv)
     stacked.settings_check(settings)
+    stages = Stages(backup_folder(out, settings, "stages"), SEED)  # Ctrl-C, then rerun: resumes here
 
     """
     ## Prepare the data
@@ -152,9 +205,9 @@ def main(argv: list[str] | None = None) -> dict:
     the training images are the next layer's data.
     """
     print(f"\n== Pretraining the SDAE, {' -> '.join(map(str, HIDDEN_UNITS))} ({describe(MASKING)}) ==")
-    sdae_stack, sdae_codes = pretrain_stack(x_all, HIDDEN_UNITS, MASKING, SEED)
+    sdae_stack, sdae_codes = pretrain_stack(stages, "sdae", x_all, HIDDEN_UNITS, MASKING, SEED)
     print(f"\n== Pretraining the SAE, {' -> '.join(map(str, HIDDEN_UNITS))} (no corruption) ==")
-    sae_stack, _ = pretrain_stack(x_all, HIDDEN_UNITS, 0.0, SEED)
+    sae_stack, _ = pretrain_stack(stages, "sae", x_all, HIDDEN_UNITS, 0.0, SEED)
 
     """
     ## The deep autoencoder
@@ -165,21 +218,15 @@ def main(argv: list[str] | None = None) -> dict:
     """
     print(f"\n== Pretraining the code layer, {HIDDEN_UNITS[-1]} -> {CODE_UNITS} ==")
     code_stack, _ = pretrain_stack(
-        sdae_codes, (CODE_UNITS,), MASKING, SEED + len(HIDDEN_UNITS), on_pixels=False, linear_top=True
+        stages, "code", sdae_codes, (CODE_UNITS,), MASKING, SEED + len(HIDDEN_UNITS), on_pixels=False, linear_top=True
     )
     deep = stacked.build_deep_autoencoder(sdae_stack + code_stack)
     deep.summary(line_length=80)
     pretrained_reconstruction = deep.predict(data.x_test, batch_size=2000, verbose=0)
-    steps = -(-len(x_all) // DEEP_BATCH_SIZE)
-    deep.compile(
-        optimizer=stacked.adam_cosine(DEEP_LEARNING_RATE, DEEP_EPOCHS * steps),
-        loss="binary_crossentropy",
-        jit_compile=True,
-    )
     print(f"\n== Fine-tuning the deep autoencoder for {DEEP_EPOCHS} epochs ==")
-    deep_history, deep_seconds = train_autoencoder(
-        deep, data.x_train, None, epochs=DEEP_EPOCHS, batch_size=DEEP_BATCH_SIZE, seed=SEED
-    )
+    fine_tuned = stages.run("deep_ae", fine_tune_deep, deep, data.x_train, stages.subfolder("deep_ae_epochs"))
+    deep.set_weights(fine_tuned["weights"])
+    deep_history, deep_seconds = fine_tuned["history"], fine_tuned["seconds"]
 
     """
     ## Evaluate the deep autoencoder against PCA
@@ -209,19 +256,10 @@ def main(argv: list[str] | None = None) -> dict:
     classifiers, histories, test_error, validation_error, kept_epoch = {}, {}, {}, {}, {}
     for name, stack in starts.items():
         print(f"\n== Fine-tuning the {name.upper()} classifier on {len(x_lab):,} labelled images ==")
-        model = stacked.build_classifier(
-            HIDDEN_UNITS, stack, dropout=DROPOUT, input_dropout=INPUT_DROPOUT, name=f"{name}_classifier"
-        )
-        history, _, kept_epoch[name] = stacked.fine_tune_classifier(
-            model,
-            (x_lab, y_lab),
-            (x_val, y_val),
-            epochs=FINETUNE_EPOCHS,
-            batch_size=FINETUNE_BATCH_SIZE,
-            learning_rate=FINETUNE_LEARNING_RATE,
-            patience=PATIENCE_EPOCHS,
-        )
-        classifiers[name], histories[name] = model, history
+        result = stages.run(f"{name}_classifier", fine_tune_all_labels, name, stack, (x_lab, y_lab), (x_val, y_val))
+        model = classifier(f"{name}_classifier", stack)
+        model.set_weights(result["weights"])
+        classifiers[name], histories[name], kept_epoch[name] = model, result["history"], result["kept_epoch"]
         validation_error[name] = stacked.test_error_pct(model, x_val, y_val)
         test_error[name] = stacked.test_error_pct(model, data.x_test, data.y_test)
         print(f"{name}: kept epoch {kept_epoch[name]}, validation error {validation_error[name]:.2f} %")
@@ -233,23 +271,13 @@ def main(argv: list[str] | None = None) -> dict:
     labelled images, N/10 of each digit. With so few, there is no validation set to spare:
     every network gets the same fixed budget of FEW_LABEL_STEPS steps.
     """
-    few_labels = {}
+    few_labels, test = {}, (data.x_test, data.y_test)
     for n in FEW_LABELS:
         chosen = few_label_draws[n]
         few_labels[n] = {"indices": chosen}
         for name in ("sdae", "scratch"):
-            model = stacked.build_classifier(
-                HIDDEN_UNITS, starts[name], dropout=DROPOUT, input_dropout=INPUT_DROPOUT, name=f"{name}_{n}_labels"
-            )
-            stacked.fine_tune_fixed(
-                model,
-                (x_lab[chosen], y_lab[chosen]),
-                steps=FEW_LABEL_STEPS,
-                batch_size=FINETUNE_BATCH_SIZE,
-                learning_rate=FINETUNE_LEARNING_RATE,
-                seed=SEED,
-            )
-            few_labels[n][name] = stacked.test_error_pct(model, data.x_test, data.y_test)
+            stage, train = f"{name}_{n}_labels", (x_lab[chosen], y_lab[chosen])
+            few_labels[n][name] = stages.run(stage, fine_tune_few_labels, stage, starts[name], train, test)
         sdae_error, scratch_error = few_labels[n]["sdae"], few_labels[n]["scratch"]
         print(f"{n:>6,} labels: test error SDAE {sdae_error:6.2f} %   random init {scratch_error:6.2f} %")
 
@@ -349,6 +377,7 @@ def main(argv: list[str] | None = None) -> dict:
     save_model(classifiers["sdae"], out / "model.keras")
     save_model(deep, out / "deep_autoencoder.keras")
     save_json(out / "metrics.json", metrics)
+    stages.finished()
     finish(
         out,
         f"deep AE {deep_error:.2f} (PCA {pca_error:.2f}) squared error per image; "

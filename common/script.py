@@ -53,7 +53,7 @@ def interrupted_message() -> str:
     saved = sorted({p.name for p in outputs.saved_this_run})
     kept = f"kept {', '.join(saved)}" if saved else "this run saved no files yet"
     if where is not None and (where / ".resume").is_dir():
-        then = "run the same command again to resume training from its last completed epoch"
+        then = "run the same command again to resume training where it stopped"
     else:
         then = "a rerun starts training from the beginning"
     return f"interrupted: {kept}; files from earlier runs in {where or 'the output folder'} are complete; {then}"

@@ -231,3 +231,36 @@ def test_stacked_autoencoder_chapter(tmp_path, monkeypatch):
         assert 0 <= result["sdae"] <= 100 and 0 <= result["scratch"] <= 100
     assert saved["published"]["deep_ae_sq_error_per_image"] == 3.00
     assert saved["settings"]["HIDDEN_UNITS"] == [64, 32, 16]
+
+
+def test_stacked_chapter_resumes_after_ctrl_c_with_the_figures_of_an_uninterrupted_run(tmp_path, monkeypatch):
+    uninterrupted = load_script("05_stacked_autoencoder").main([*TINY, f"--output_dir={tmp_path / 'whole'}"])
+
+    out = tmp_path / "resumed"
+    real_fine_tune, real_pretrain = stacked.fine_tune_classifier, stacked.pretrain_layer
+    classifiers = []
+
+    def ctrl_c_at_the_second_classifier(*args, **kwargs):
+        classifiers.append(1)
+        if len(classifiers) == 2:
+            raise KeyboardInterrupt
+        return real_fine_tune(*args, **kwargs)
+
+    monkeypatch.setattr(stacked, "fine_tune_classifier", ctrl_c_at_the_second_classifier)
+    with pytest.raises(KeyboardInterrupt):
+        load_script("05_stacked_autoencoder").main([*TINY, f"--output_dir={out}"])
+    assert (out / ".resume").is_dir() and not (out / "metrics.json").exists()
+    from common.script import interrupted_message
+
+    assert "resume" in interrupted_message()
+
+    pretrained = []
+    monkeypatch.setattr(stacked, "fine_tune_classifier", real_fine_tune)
+    monkeypatch.setattr(stacked, "pretrain_layer", lambda *a, **k: pretrained.append(1) or real_pretrain(*a, **k))
+    resumed = load_script("05_stacked_autoencoder").main([*TINY, f"--output_dir={out}"])
+    assert pretrained == []  # the seven pretrained layers were loaded, not trained again
+    assert not (out / ".resume").exists()  # the backup is removed once the results are saved
+    # the same figures as the uninterrupted run, to the printed precision
+    assert resumed["deep_ae_sq_error_per_image"] == pytest.approx(uninterrupted["deep_ae_sq_error_per_image"], abs=5e-3)
+    for key in ("test_error_pct", "validation_error_pct", "kept_epoch", "few_labels"):
+        assert resumed[key] == uninterrupted[key], key

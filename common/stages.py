@@ -1,0 +1,70 @@
+"""Resuming a long run stage by stage (chapter 05).
+
+A run made of many trainings (05 pretrains seven layers, fine-tunes a deep autoencoder and
+nine classifiers) keeps what each finished stage produced (weights, histories, figures) in a
+backup folder inside its output folder. Run the same command again after Ctrl-C and the finished
+stages are loaded instead of trained again; the folder is removed once the run has saved its
+results.
+
+Every stage seeds the random generators from SEED and its own name before it starts, so a stage
+starts from the same random state whether the stages before it were trained now or loaded: a run
+resumed between stages gives the figures of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import shutil
+import tempfile
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import keras
+
+T = TypeVar("T")
+
+
+class Stages:
+    """The finished stages of one run, kept in `folder` (see `training.backup_folder`)."""
+
+    def __init__(self, folder: Path, seed: int):
+        self.folder, self.seed = Path(folder), seed
+        if self.folder.is_dir() and any(self.folder.glob("*.pkl")):
+            print(f"resuming: stages finished by an earlier run are loaded from {self.folder}")
+
+    def run(self, name: str, compute: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """The result of stage `name`: loaded if an earlier run finished it, else computed as
+        `compute(*args, **kwargs)` (with the random generators seeded for this stage) and kept."""
+        path = self.folder / f"{name}.pkl"
+        if path.exists():
+            with path.open("rb") as f:
+                return pickle.load(f)
+        keras.utils.set_random_seed(self.stage_seed(name))
+        result = compute(*args, **kwargs)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{name}.")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                pickle.dump(result, f)
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        return result
+
+    def stage_seed(self, name: str) -> int:
+        return (self.seed * 1_000_003 + zlib.crc32(name.encode())) % 2**31
+
+    def subfolder(self, name: str) -> Path:
+        """A folder for the epoch-by-epoch backup of a stage that trains for long."""
+        return self.folder / name
+
+    def finished(self) -> None:
+        """The run has saved its results: the backup is no longer needed."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.folder.parent.rmdir()  # only if no other backup is left in it
