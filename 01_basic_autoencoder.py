@@ -12,7 +12,8 @@ import numpy as np
 from keras import layers
 
 from common import plotting
-from common.data import load_mnist
+from common.data import load_data
+from common.devices import use_xla
 from common.metrics import image_quality
 from common.outputs import save_json, save_model
 from common.script import finish, run, start
@@ -20,7 +21,9 @@ from common.training import backup_folder, train_autoencoder
 
 # --- hyperparameters: edit here, or override on the command line (--epochs=5) ---
 # data
-DATA = None  # mnist.npz or a folder of IDX files (None: $MNIST_PATH, the Keras download, the bundled sample)
+DATASET = "mnist"  # "mnist" or "fashion_mnist" (ignored when DATA is set)
+DATA = None  # an .npz, a folder of MNIST IDX files, or a folder of your own images (see the README)
+IMAGE_SIZE = 28  # images are made grey squares of IMAGE_SIZE x IMAGE_SIZE pixels
 TRAIN_LIMIT = None  # use only the first N training images (None: all 60,000)
 # model
 CODE_DIM = 32  # size of the code, the bottleneck between encoder and decoder
@@ -30,6 +33,7 @@ EPOCHS = 25  # passes over the training images
 BATCH_SIZE = 256  # images per gradient step
 LEARNING_RATE = 2e-3  # Adam's step size, decayed to zero over training (cosine)
 SEED = 0  # seeds NumPy, Python and TensorFlow
+STRATEGY = None  # None: one device; "mirrored": split every batch over all local GPUs (or 2 CPU devices)
 # output
 TENSORBOARD = False  # also write TensorBoard logs (losses, and outputs every 2 epochs) to OUTPUT_DIR/tensorboard
 OUTPUT_DIR = None  # where figures, metrics.json and model.keras go (None: outputs/01_basic_autoencoder)
@@ -52,9 +56,9 @@ buy is the gap between the two.
 """
 
 
-def build_autoencoder(code_dim: int, hidden_units: tuple[int, ...]) -> tuple[keras.Model, keras.Model]:
-    """A dense autoencoder and its encoder (image -> code), sharing weights."""
-    image = keras.Input(shape=(28, 28), name="image")
+def build_autoencoder(code_dim: int, hidden_units: tuple[int, ...], size: int = 28) -> tuple[keras.Model, keras.Model]:
+    """A dense autoencoder of size x size images, and its encoder (image -> code), sharing weights."""
+    image = keras.Input(shape=(size, size), name="image")
     h = layers.Flatten()(image)
     for units in hidden_units:
         h = layers.Dense(units, activation="relu")(h)
@@ -62,8 +66,8 @@ def build_autoencoder(code_dim: int, hidden_units: tuple[int, ...]) -> tuple[ker
     h = code
     for units in reversed(hidden_units):
         h = layers.Dense(units, activation="relu")(h)
-    pixels = layers.Dense(28 * 28, activation="sigmoid")(h)  # pixel values in [0, 1]
-    reconstruction = layers.Reshape((28, 28), name="reconstruction")(pixels)
+    pixels = layers.Dense(size * size, activation="sigmoid")(h)  # pixel values in [0, 1]
+    reconstruction = layers.Reshape((size, size), name="reconstruction")(pixels)
     return keras.Model(image, reconstruction, name="autoencoder"), keras.Model(image, code, name="encoder")
 
 
@@ -89,9 +93,10 @@ def main(argv: list[str] | None = None) -> dict:
     """
     ## Prepare the data
 
-    60,000 training and 10,000 test images, pixel values scaled to [0, 1].
+    60,000 training and 10,000 test images, pixel values scaled to [0, 1]. The labels are not
+    used to train: only to colour the picture of the codes at the end.
     """
-    data = load_mnist(DATA, TRAIN_LIMIT)
+    data = load_data(DATA, DATASET, TRAIN_LIMIT, IMAGE_SIZE)
     print(f"data: {data.describe()}")
 
     """
@@ -102,10 +107,10 @@ def main(argv: list[str] | None = None) -> dict:
     ink; it trains faster than squared error on MNIST's near-binary images, and we still report
     squared error.
     """
-    autoencoder, encoder = build_autoencoder(CODE_DIM, tuple(HIDDEN_UNITS))
+    autoencoder, encoder = build_autoencoder(CODE_DIM, tuple(HIDDEN_UNITS), IMAGE_SIZE)
     steps = EPOCHS * -(-len(data.x_train) // BATCH_SIZE)
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=steps)
-    autoencoder.compile(optimizer=keras.optimizers.Adam(schedule), loss="binary_crossentropy", jit_compile=True)
+    autoencoder.compile(optimizer=keras.optimizers.Adam(schedule), loss="binary_crossentropy", jit_compile=use_xla())
     autoencoder.summary(line_length=80)
 
     """
@@ -161,7 +166,9 @@ def main(argv: list[str] | None = None) -> dict:
     if CODE_DIM > 2:
         codes = codes - codes.mean(axis=0)
         codes = codes @ np.linalg.svd(codes, full_matrices=False)[2][:2].T
-    plotting.code_scatter(out / "codes.png", codes, data.y_test, title=f"Test codes ({CODE_DIM}-D, 2-D view)")
+    plotting.code_scatter(
+        out / "codes.png", codes, data.y_test, data.class_names, title=f"Test codes ({CODE_DIM}-D, 2-D view)"
+    )
 
     metrics = {
         "settings": settings,

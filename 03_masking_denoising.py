@@ -9,12 +9,14 @@ import time
 
 from common import denoising
 from common.corruption import Corruption
-from common.data import load_mnist
+from common.data import load_data
 from common.script import finish, run, start
 
 # --- hyperparameters: edit here, or override on the command line (--noise_fraction=0.25) ---
 # data
-DATA = None  # mnist.npz or a folder of IDX files (None: $MNIST_PATH, the Keras download, the bundled sample)
+DATASET = "mnist"  # "mnist" or "fashion_mnist" (ignored when DATA is set)
+DATA = None  # an .npz, a folder of MNIST IDX files, or a folder of your own images (see the README)
+IMAGE_SIZE = 28  # images are made grey squares of IMAGE_SIZE x IMAGE_SIZE pixels
 TRAIN_LIMIT = None  # use only the first N training images (None: all 60,000)
 HOLDOUT = 5000  # last N training images, never trained on: they choose the baselines' parameters
 # noise
@@ -29,6 +31,7 @@ PLAIN_EPOCHS = 2  # passes for the plain autoencoder (it only has to learn to co
 BATCH_SIZE = 128  # images per gradient step
 LEARNING_RATE = 2e-3  # Adam's step size, decayed to zero over training (cosine)
 SEED = 0  # seeds NumPy, Python and TensorFlow, and the corruption of the training batches
+STRATEGY = None  # None: one device; "mirrored": split every batch over all local GPUs (or 2 CPU devices)
 BASELINE_TUNING_IMAGES = 500  # held-out images used to choose each classical denoiser's parameter
 # output
 TENSORBOARD = False  # also write TensorBoard logs (losses, and outputs every 2 epochs) to OUTPUT_DIR/tensorboard
@@ -60,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
     """
     ## Prepare the data and the corruption
     """
-    data = load_mnist(DATA, TRAIN_LIMIT)
+    data = load_data(DATA, DATASET, TRAIN_LIMIT, IMAGE_SIZE)
     print(f"data: {data.describe()}")
     noise = Corruption("masking", NOISE_FRACTION)
 

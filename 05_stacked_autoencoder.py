@@ -10,7 +10,8 @@ import time
 
 from common import plotting, stacked
 from common.corruption import Corruption
-from common.data import load_mnist
+from common.data import load_data
+from common.devices import use_xla
 from common.errors import SettingError
 from common.outputs import save_json, save_model
 from common.script import finish, run, start
@@ -19,7 +20,9 @@ from common.training import backup_folder, train_autoencoder
 
 # --- hyperparameters: edit here, or override on the command line (--deep_epochs=10) ---
 # data
-DATA = None  # mnist.npz or a folder of IDX files (None: $MNIST_PATH, the Keras download, the bundled sample)
+DATASET = "mnist"  # "mnist" or "fashion_mnist" (ignored when DATA is set)
+DATA = None  # an .npz, a folder of MNIST IDX files, or a folder of your own images (see the README)
+IMAGE_SIZE = 28  # images are made grey squares of IMAGE_SIZE x IMAGE_SIZE pixels
 TRAIN_LIMIT = None  # use only the first N training images (None: all 60,000)
 VALIDATION_SIZE = 10000  # last N training images: their labels only decide when fine-tuning stops
 # greedy layer-wise pretraining
@@ -45,6 +48,7 @@ INPUT_DROPOUT = 0.2  # dropout on the input pixels, while fine-tuning
 FEW_LABELS = (100, 1000, 10000)  # numbers of labelled images (balanced over the digits) to fine-tune with
 FEW_LABEL_STEPS = 2000  # gradient steps of fine-tuning with few labels (no validation set: a fixed budget)
 SEED = 0  # seeds NumPy, Python and TensorFlow, the corruptions and the few-label draws
+STRATEGY = None  # None: one device; "mirrored": split every batch over all local GPUs (or 2 CPU devices)
 # output
 OUTPUT_DIR = None  # where figures, metrics.json and the models go (None: outputs/05_stacked_autoencoder)
 
@@ -124,7 +128,7 @@ def fine_tune_deep(deep, x, resume_dir):
     deep.compile(
         optimizer=stacked.adam_cosine(DEEP_LEARNING_RATE, DEEP_EPOCHS * steps),
         loss="binary_crossentropy",
-        jit_compile=True,
+        jit_compile=use_xla(),
     )
     history, seconds = train_autoencoder(
         deep, x, None, epochs=DEEP_EPOCHS, batch_size=DEEP_BATCH_SIZE, seed=SEED, resume_dir=resume_dir
@@ -132,14 +136,16 @@ def fine_tune_deep(deep, x, resume_dir):
     return {"weights": deep.get_weights(), "history": history, "seconds": seconds}
 
 
-def classifier(name, stack):
-    """Image -> HIDDEN_UNITS -> 10 class scores, its hidden layers started from `stack` (or random)."""
-    return stacked.build_classifier(HIDDEN_UNITS, stack, dropout=DROPOUT, input_dropout=INPUT_DROPOUT, name=name)
+def classifier(name, stack, classes):
+    """Image -> HIDDEN_UNITS -> class scores, its hidden layers started from `stack` (or random)."""
+    return stacked.build_classifier(
+        HIDDEN_UNITS, stack, dropout=DROPOUT, input_dropout=INPUT_DROPOUT, name=name, size=IMAGE_SIZE, classes=classes
+    )
 
 
-def fine_tune_all_labels(name, stack, train, validation):
+def fine_tune_all_labels(name, stack, train, validation, classes):
     """Fine-tune on every labelled image, stopping early on the validation error."""
-    model = classifier(f"{name}_classifier", stack)
+    model = classifier(f"{name}_classifier", stack, classes)
     history, _, kept_epoch = stacked.fine_tune_classifier(
         model,
         train,
@@ -152,9 +158,9 @@ def fine_tune_all_labels(name, stack, train, validation):
     return {"weights": model.get_weights(), "history": history, "kept_epoch": kept_epoch}
 
 
-def fine_tune_few_labels(name, stack, train, test):
+def fine_tune_few_labels(name, stack, train, test, classes):
     """Fine-tune on a few labelled images for a fixed number of steps; the test error (%)."""
-    model = classifier(name, stack)
+    model = classifier(name, stack, classes)
     stacked.fine_tune_fixed(
         model,
         train,
@@ -182,20 +188,28 @@ def main(argv: list[str] | None = None) -> dict:
       those last ones are labelled validation images, used only to decide when fine-tuning stops;
     - few labels: N labelled images (N/10 of each digit) drawn from the same labelled part;
     - the test images: only to report the figures at the end.
+
+    Images without labels (a folder of your own) still go through pretraining and the deep
+    autoencoder; the classification sections are skipped.
     """
-    data = load_mnist(DATA, TRAIN_LIMIT)
+    data = load_data(DATA, DATASET, TRAIN_LIMIT, IMAGE_SIZE)
     print(f"data: {data.describe()}")
-    if not VALIDATION_SIZE < len(data.x_train):
-        raise SettingError(
-            f"VALIDATION_SIZE={VALIDATION_SIZE}: must be less than the {len(data.x_train)} training images"
-        )
     x_all = data.x_train.reshape(len(data.x_train), -1)
-    labelled = slice(0, len(data.x_train) - VALIDATION_SIZE)
-    validating = slice(len(data.x_train) - VALIDATION_SIZE, None)
-    x_lab, y_lab = data.x_train[labelled], data.y_train[labelled]
-    x_val, y_val = data.x_train[validating], data.y_train[validating]
-    few_label_draws = {n: stacked.balanced_subset(y_lab, n, SEED) for n in FEW_LABELS}
-    print(f"labelled for fine-tuning: {len(x_lab):,}; validation: {len(x_val):,}; test: {len(data.x_test):,}")
+    classes, few_label_draws = 0, {}
+    if data.labelled:
+        if not VALIDATION_SIZE < len(data.x_train):
+            raise SettingError(
+                f"VALIDATION_SIZE={VALIDATION_SIZE}: must be less than the {len(data.x_train)} training images"
+            )
+        classes = len(data.class_names)
+        labelled = slice(0, len(data.x_train) - VALIDATION_SIZE)
+        validating = slice(len(data.x_train) - VALIDATION_SIZE, None)
+        x_lab, y_lab = data.x_train[labelled], data.y_train[labelled]
+        x_val, y_val = data.x_train[validating], data.y_train[validating]
+        few_label_draws = {n: stacked.balanced_subset(y_lab, n, SEED, classes) for n in FEW_LABELS}
+        print(f"labelled for fine-tuning: {len(x_lab):,}; validation: {len(x_val):,}; test: {len(data.x_test):,}")
+    else:
+        print(f"{data.source} has no labels: pretraining and the deep autoencoder only, no classification")
 
     """
     ## Greedy layer-wise pretraining
@@ -252,12 +266,14 @@ def main(argv: list[str] | None = None) -> dict:
     All three get the same fine-tuning: the same epochs, step sizes, dropout, and the same
     early stopping, which keeps the weights of the epoch with the lowest validation error.
     """
-    starts = {"sdae": sdae_stack, "sae": sae_stack, "scratch": None}
+    starts = {"sdae": sdae_stack, "sae": sae_stack, "scratch": None} if data.labelled else {}
     classifiers, histories, test_error, validation_error, kept_epoch = {}, {}, {}, {}, {}
     for name, stack in starts.items():
         print(f"\n== Fine-tuning the {name.upper()} classifier on {len(x_lab):,} labelled images ==")
-        result = stages.run(f"{name}_classifier", fine_tune_all_labels, name, stack, (x_lab, y_lab), (x_val, y_val))
-        model = classifier(f"{name}_classifier", stack)
+        result = stages.run(
+            f"{name}_classifier", fine_tune_all_labels, name, stack, (x_lab, y_lab), (x_val, y_val), classes
+        )
+        model = classifier(f"{name}_classifier", stack, classes)
         model.set_weights(result["weights"])
         classifiers[name], histories[name], kept_epoch[name] = model, result["history"], result["kept_epoch"]
         validation_error[name] = stacked.test_error_pct(model, x_val, y_val)
@@ -272,25 +288,25 @@ def main(argv: list[str] | None = None) -> dict:
     every network gets the same fixed budget of FEW_LABEL_STEPS steps.
     """
     few_labels, test = {}, (data.x_test, data.y_test)
-    for n in FEW_LABELS:
-        chosen = few_label_draws[n]
+    for n, chosen in few_label_draws.items():
         few_labels[n] = {"indices": chosen}
         for name in ("sdae", "scratch"):
             stage, train = f"{name}_{n}_labels", (x_lab[chosen], y_lab[chosen])
-            few_labels[n][name] = stages.run(stage, fine_tune_few_labels, stage, starts[name], train, test)
+            few_labels[n][name] = stages.run(stage, fine_tune_few_labels, stage, starts[name], train, test, classes)
         sdae_error, scratch_error = few_labels[n]["sdae"], few_labels[n]["scratch"]
         print(f"{n:>6,} labels: test error SDAE {sdae_error:6.2f} %   random init {scratch_error:6.2f} %")
 
     """
     ## Results
     """
-    print(f"\nTest error (%) on {len(data.x_test):,} test images, {len(x_lab):,} labels:")
-    print(f"  {'':<34}{'here':>7}{'published':>11}")
-    rows = (("SDAE (denoising pretraining)", "sdae"), ("SAE (plain pretraining)", "sae"))
-    for label, key in (*rows, ("random initialisation", "scratch")):
-        published = PUBLISHED["test_error_pct"].get(key)
-        print(f"  {label:<34}{test_error[key]:>7.2f}{'' if published is None else f'{published:>11.2f}'}")
-    print(f"  {'DBN-3 / SVM-RBF (published only)':<34}{'':>7}{'1.24 / 1.40':>11}")
+    if data.labelled:
+        print(f"\nTest error (%) on {len(data.x_test):,} test images, {len(x_lab):,} labels:")
+        print(f"  {'':<34}{'here':>7}{'published':>11}")
+        rows = (("SDAE (denoising pretraining)", "sdae"), ("SAE (plain pretraining)", "sae"))
+        for label, key in (*rows, ("random initialisation", "scratch")):
+            published = PUBLISHED["test_error_pct"].get(key)
+            print(f"  {label:<34}{test_error[key]:>7.2f}{'' if published is None else f'{published:>11.2f}'}")
+        print(f"  {'DBN-3 / SVM-RBF (published only)':<34}{'':>7}{'1.24 / 1.40':>11}")
 
     """
     ## Visualize and save
@@ -313,54 +329,57 @@ def main(argv: list[str] | None = None) -> dict:
         n=12,
         title=f"Test digits through {CODE_UNITS} numbers (squared error per image)",
     )
-    plotting.curves(
-        out / "few_labels.png",
-        list(FEW_LABELS),
-        {
-            "SDAE pretraining": [few_labels[n]["sdae"] for n in FEW_LABELS],
-            "random initialisation": [few_labels[n]["scratch"] for n in FEW_LABELS],
-        },
-        xlabel="labelled training images",
-        ylabel="test error (%)",
-        title="The same network, fine-tuned on few labels",
-        logx=True,
-    )
+    if few_labels:
+        plotting.curves(
+            out / "few_labels.png",
+            list(FEW_LABELS),
+            {
+                "SDAE pretraining": [few_labels[n]["sdae"] for n in FEW_LABELS],
+                "random initialisation": [few_labels[n]["scratch"] for n in FEW_LABELS],
+            },
+            xlabel="labelled training images",
+            ylabel="test error (%)",
+            title="The same network, fine-tuned on few labels",
+            logx=True,
+        )
     plotting.loss_curves(
         out / "pretraining_loss.png",
         {f"layer {k + 1} ({layer.units})": layer.history for k, layer in enumerate(sdae_stack + code_stack)},
         ylabel="reconstruction loss (cross-entropy, then squared error)",
     )
     plotting.loss_curves(out / "deep_ae_loss.png", {"deep autoencoder": deep_history}, ylabel="cross-entropy per pixel")
-    plotting.loss_curves(
-        out / "classification_error.png",
-        {
-            name.upper() if name != "scratch" else "random init": {
-                "loss": [100 * (1 - a) for a in h["accuracy"]],
-                "val_loss": [100 * (1 - a) for a in h["val_accuracy"]],
-            }
-            for name, h in histories.items()
-        },
-        ylabel="error (%), training with dropout / validation",
-    )
+    if histories:
+        plotting.loss_curves(
+            out / "classification_error.png",
+            {
+                name.upper() if name != "scratch" else "random init": {
+                    "loss": [100 * (1 - a) for a in h["accuracy"]],
+                    "val_loss": [100 * (1 - a) for a in h["val_accuracy"]],
+                }
+                for name, h in histories.items()
+            },
+            ylabel="error (%), training with dropout / validation",
+        )
 
     metrics = {
         "settings": settings,
         "data": data.source,
         "n_pretrain": len(x_all),
-        "n_labelled": len(x_lab),
-        "n_validation": len(x_val),
+        "n_labelled": len(x_lab) if data.labelled else 0,
+        "n_validation": len(x_val) if data.labelled else 0,
         "n_test": len(data.x_test),
-        "validation_indices": [validating.start, len(data.x_train)],
+        "validation_indices": [validating.start, len(data.x_train)] if data.labelled else None,
         "deep_ae_sq_error_per_image": deep_error,
         "deep_ae_pretrained_only_sq_error_per_image": pretrained_error,
         "pca30_sq_error_per_image": pca_error,
-        "test_error_pct": test_error,
-        "validation_error_pct": validation_error,
-        "kept_epoch": kept_epoch,
+        "test_error_pct": test_error or None,
+        "validation_error_pct": validation_error or None,
+        "kept_epoch": kept_epoch or None,
         "few_labels": {
             str(n): {"sdae": r["sdae"], "scratch": r["scratch"], "indices": r["indices"].tolist()}
             for n, r in few_labels.items()
-        },
+        }
+        or None,
         "published": PUBLISHED,
         "seconds": {
             "pretraining": round(sum(layer.seconds for layer in sdae_stack + sae_stack + code_stack), 1),
@@ -374,16 +393,15 @@ def main(argv: list[str] | None = None) -> dict:
             "classifiers": histories,
         },
     }
-    save_model(classifiers["sdae"], out / "model.keras")
+    if data.labelled:
+        save_model(classifiers["sdae"], out / "model.keras")
     save_model(deep, out / "deep_autoencoder.keras")
     save_json(out / "metrics.json", metrics)
     stages.finished()
-    finish(
-        out,
-        f"deep AE {deep_error:.2f} (PCA {pca_error:.2f}) squared error per image; "
-        "test error " + ", ".join(f"{name.upper()} {error:.2f} %" for name, error in test_error.items()),
-        started,
-    )
+    headline = f"deep AE {deep_error:.2f} (PCA {pca_error:.2f}) squared error per image"
+    if test_error:
+        headline += "; test error " + ", ".join(f"{name.upper()} {e:.2f} %" for name, e in test_error.items())
+    finish(out, headline, started)
     return metrics
 
 

@@ -1,18 +1,22 @@
-"""Loading MNIST: from a file you name, from the Keras download, or from the bundled sample.
+"""Loading the images: MNIST, Fashion-MNIST, or your own.
 
-`load_mnist()` returns a `Dataset` of float32 images in [0, 1] (shape N x 28 x 28), uint8 labels,
-and a one-line description of where they came from. It looks, in order, at:
+`load_data()` returns a `Dataset` of float32 grey images in [0, 1] (shape N x 28 x 28 by
+default), their labels (uint8, or None for images without labels), the class names, and a
+one-line description of where they came from. It looks, in order, at:
 
-1. an explicit path (the `path` argument, a script's `--data=` setting, or the `MNIST_PATH`
-   environment variable): a Keras-style `.npz` (`x_train, y_train, x_test, y_test`) or a folder
-   holding the four IDX files of the original distribution, gzipped or not;
-2. the Keras cache (`~/.keras/datasets/mnist.npz`) or, when the network answers within a few
-   seconds, the Keras download that fills it;
-3. the small real sample shipped in `common/mnist_sample.npz` (a few thousand digits), with a
-   warning, so that every script still runs offline.
+1. an explicit path (the `path` argument, a script's `--data=` setting): a Keras-style `.npz`
+   (`x_train`, `x_test`, and optionally `y_train`, `y_test`), a folder holding the four IDX files
+   of the original MNIST distribution (gzipped or not), or a folder of your own images (see
+   `read_image_folder`);
+2. for `dataset="mnist"`: the `MNIST_PATH` environment variable; the Keras cache
+   (`~/.keras/datasets/mnist.npz`) or, when the network answers within a few seconds, the Keras
+   download that fills it; and last the small real sample shipped in `common/mnist_sample.npz`
+   (a few thousand digits), with a warning, so that every script still runs offline;
+3. for `dataset="fashion_mnist"`: the `FASHION_MNIST_PATH` environment variable; the IDX files of
+   Debian's `dataset-fashion-mnist` package; the Keras cache or download.
 
-A missing, truncated or malformed file raises `DataError` with one line naming the file and what
-is wrong with it.
+Images of another size or in colour are converted to grey and resized. A missing, truncated or
+malformed file raises `DataError` with one line naming the file and what is wrong with it.
 """
 
 from __future__ import annotations
@@ -27,10 +31,22 @@ from pathlib import Path
 
 import numpy as np
 
-from common.errors import DataError
+from common.errors import DataError, SettingError
 
 SAMPLE_PATH = Path(__file__).with_name("mnist_sample.npz")
-KERAS_CACHE = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets" / "mnist.npz"
+KERAS_DATASETS = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
+KERAS_CACHE = KERAS_DATASETS / "mnist.npz"
+FASHION_KERAS_CACHE = KERAS_DATASETS / "fashion-mnist"  # the four IDX files, gzipped
+FASHION_DEBIAN = Path("/usr/share/datasets/fashion-mnist")  # apt-get install dataset-fashion-mnist
+DATASETS = ("mnist", "fashion_mnist")
+CLASS_NAMES = {
+    "mnist": [str(d) for d in range(10)],
+    "fashion_mnist": [
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"
+    ],
+}  # fmt: skip
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+TEST_FRACTION = 0.2  # of your own images, kept for testing when they come without a test split
 DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 IDX_FILES = {
     "x_train": "train-images-idx3-ubyte",
@@ -48,49 +64,78 @@ def warn(message: str) -> None:
 
 @dataclass
 class Dataset:
-    x_train: np.ndarray  # float32, (N, 28, 28), values in [0, 1]
-    y_train: np.ndarray  # uint8, (N,), digits 0-9
+    x_train: np.ndarray  # float32, (N, height, width), values in [0, 1]
+    y_train: np.ndarray | None  # uint8, (N,), class numbers; None for images without labels
     x_test: np.ndarray
-    y_test: np.ndarray
+    y_test: np.ndarray | None
     source: str  # one line: where the images came from
+    class_names: list[str] | None = None  # the name of each class number (None without labels)
+
+    @property
+    def labelled(self) -> bool:
+        return self.y_train is not None
 
     def describe(self) -> str:
-        return f"{len(self.x_train):,} training and {len(self.x_test):,} test images from {self.source}"
+        classes = f", {len(self.class_names)} classes" if self.labelled and self.class_names else ", no labels"
+        return f"{len(self.x_train):,} training and {len(self.x_test):,} test images{classes}, from {self.source}"
 
 
-def _check_arrays(arrays: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]:
-    """Check shapes, dtypes and labels of raw uint8 MNIST arrays; raise DataError naming `where`."""
+def _check_arrays(arrays: dict[str, np.ndarray], where: str, classes: int | None = 10) -> dict[str, np.ndarray]:
+    """Check raw image arrays: images (N, height, width[, channels]) of pixels 0-255 (uint8 or
+    another integer type) or floats in [0, 1]; labels, when present, one integer per image in
+    0..classes-1 (any non-negative integer when `classes` is None). Raise DataError naming `where`."""
+    has = [f"y_{split}" in arrays for split in ("train", "test")]
+    if any(has) and not all(has):
+        given, missing = ("y_train", "y_test") if has[0] else ("y_test", "y_train")
+        raise DataError(f"{where}: has {given} but is missing {missing} (give labels for both splits, or for neither)")
     for split in ("train", "test"):
-        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if x.dtype != np.uint8 or y.dtype != np.uint8:
-            raise DataError(f"{where}: x_{split}/y_{split} must be uint8 pixels and labels, got {x.dtype}/{y.dtype}")
-        if x.ndim != 3 or x.shape[1:] != (28, 28):
-            raise DataError(f"{where}: x_{split} must have shape (N, 28, 28), got {x.shape}")
-        if y.shape != (len(x),):
-            raise DataError(f"{where}: y_{split} has shape {y.shape} but x_{split} holds {len(x)} images")
+        x, y = arrays[f"x_{split}"], arrays.get(f"y_{split}")
+        if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[3] not in (1, 3, 4)):
+            raise DataError(
+                f"{where}: x_{split} must have shape (N, height, width) or (N, height, width, 1, 3 or 4 channels), "
+                f"got {x.shape}"
+            )
         if len(x) == 0:
             raise DataError(f"{where}: x_{split} holds no images")
-        if y.max() > 9:
-            raise DataError(f"{where}: y_{split} holds label {int(y.max())}, outside 0-9")
+        if np.issubdtype(x.dtype, np.floating):
+            low, high = float(np.min(x)), float(np.max(x))
+            if not 0 <= low <= high <= 1:
+                raise DataError(
+                    f"{where}: x_{split} holds {x.dtype} values from {low:g} to {high:g}, outside [0, 1] "
+                    "(give uint8 pixels 0-255, or floats in [0, 1])"
+                )
+        elif x.dtype != np.uint8 and not (np.issubdtype(x.dtype, np.integer) and 0 <= x.min() <= x.max() <= 255):
+            raise DataError(f"{where}: x_{split} must hold uint8 pixels 0-255 or floats in [0, 1], got {x.dtype}")
+        if y is None:
+            continue
+        if not np.issubdtype(y.dtype, np.integer):
+            raise DataError(f"{where}: y_{split} must hold integer class numbers, got {y.dtype}")
+        if y.shape != (len(x),):
+            raise DataError(f"{where}: y_{split} has shape {y.shape} but x_{split} holds {len(x)} images")
+        if y.min() < 0 or (classes is not None and y.max() >= classes):
+            bad = int(y.min()) if y.min() < 0 else int(y.max())
+            allowed = f"0-{classes - 1}" if classes is not None else "0 or more"
+            raise DataError(f"{where}: y_{split} holds label {bad}, outside {allowed}")
     return arrays
 
 
-def read_npz(path: str | Path) -> dict[str, np.ndarray]:
-    """Read a Keras-style mnist.npz into its four uint8 arrays, checked."""
+def read_npz(path: str | Path, classes: int | None = 10) -> dict[str, np.ndarray]:
+    """Read a Keras-style .npz: `x_train` and `x_test`, and `y_train` and `y_test` when it has
+    labels, checked (labels in 0..classes-1; any non-negative integers when `classes` is None)."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in IDX_FILES if k not in f.files]
+            missing = [k for k in ("x_train", "x_test") if k not in f.files]
             if missing:
                 raise DataError(f"{path}: missing array(s) {', '.join(missing)} (has {', '.join(f.files) or 'none'})")
-            arrays = {k: f[k] for k in IDX_FILES}
+            arrays = {k: f[k] for k in IDX_FILES if k in f.files}
     except DataError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         size = path.stat().st_size if path.exists() else 0
         what = "is empty" if size == 0 else f"is not a readable .npz file (truncated or corrupt: {e})"
         raise DataError(f"{path}: {what}") from None
-    return _check_arrays(arrays, str(path))
+    return _check_arrays(arrays, str(path), classes)
 
 
 def _read_idx_file(path: Path, magic: int, ndim: int) -> np.ndarray:
@@ -131,20 +176,123 @@ def read_idx_folder(folder: str | Path) -> dict[str, np.ndarray]:
     return _check_arrays(arrays, str(folder))
 
 
-def read_path(path: str | Path) -> dict[str, np.ndarray]:
-    """Read an explicit MNIST location: an .npz file or a folder of IDX files."""
+def _has_idx_files(folder: Path) -> bool:
+    return any(p.name.replace(".", "-").startswith(tuple(IDX_FILES.values())) for p in folder.iterdir())
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """Image files in `folder` and its sub-folders (hidden ones aside)."""
+    return [
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    ]
+
+
+def _images_from_directory(folder: Path, image_size: int) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
+    """Every image under `folder` as uint8 grey (N, size, size), with class numbers when the images
+    sit in one sub-folder per class (None when they sit in `folder` itself)."""
+    import keras  # noqa: PLC0415  (slow import, only for folders of images)
+    import tensorflow as tf  # noqa: PLC0415
+
+    by_class = any(d.is_dir() and not d.name.startswith(".") and _image_files(d) for d in folder.iterdir())
+    try:
+        batches = keras.utils.image_dataset_from_directory(
+            folder,
+            labels="inferred" if by_class else None,
+            color_mode="grayscale",
+            image_size=(image_size, image_size),
+            batch_size=256,
+            shuffle=False,
+            interpolation="area",  # averages the pixels it shrinks together
+            crop_to_aspect_ratio=True,  # the largest centred square, not a squashed image
+            verbose=False,
+        )
+        class_names = batches.class_names if by_class else None
+        images, labels = [], []
+        for batch in batches:  # streamed from disk, 256 images at a time
+            x, y = batch if by_class else (batch, None)
+            images.append(tf.cast(tf.round(x[..., 0]), tf.uint8).numpy())
+            if y is not None:
+                labels.append(y.numpy().astype(np.uint8 if len(class_names) <= 256 else np.int32))
+    except (ValueError, tf.errors.OpError) as e:
+        first_line = (getattr(e, "message", None) or str(e)).strip().splitlines()[0]
+        raise DataError(f"{folder}: cannot read its images ({first_line})") from None
+    if not images:
+        raise DataError(f"{folder}: no images (PNG, JPEG, BMP, GIF) found")
+    return np.concatenate(images), np.concatenate(labels) if labels else None, class_names
+
+
+def read_image_folder(folder: str | Path, image_size: int = 28) -> tuple[dict[str, np.ndarray], list[str] | None]:
+    """Read a folder of your own images (PNG, JPEG, BMP, GIF; any size, colour or grey) with
+    `keras.utils.image_dataset_from_directory`: each becomes a grey `image_size` x `image_size`
+    square (the largest centred square of it, resized). Layouts understood:
+
+        folder/*.png                           no labels
+        folder/<class>/*.png                   one sub-folder per class: labelled by sub-folder
+        folder/train/..., folder/test/...      either of the above, with its own test split
+
+    Without `train/` and `test/`, a random TEST_FRACTION of the images (the same ones every time)
+    is kept for testing. Returns the arrays (uint8 images, and labels if any) and the class names.
+    """
+    folder = Path(folder)
+    splits = {d.name.lower(): d for d in folder.iterdir() if d.is_dir()}
+    if "train" in splits and "test" in splits:
+        x_train, y_train, names = _images_from_directory(splits["train"], image_size)
+        x_test, y_test, test_names = _images_from_directory(splits["test"], image_size)
+        if (names is None) != (test_names is None) or not set(test_names or ()) <= set(names or ()):
+            raise DataError(f"{folder}: test/ has classes {test_names} but train/ has {names}")
+        if names is not None and test_names != names:  # test/ lacks a class: number its own the same
+            y_test = np.array([names.index(test_names[k]) for k in y_test], dtype=y_test.dtype)
+    else:
+        x, y, names = _images_from_directory(folder, image_size)
+        if len(x) < 2:
+            raise DataError(f"{folder}: holds {len(x)} image; at least 2 are needed (one to train on, one to test)")
+        order = np.random.default_rng(0).permutation(len(x))
+        n_test = max(1, round(TEST_FRACTION * len(x)))
+        test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
+        x_train, x_test = x[train], x[test]
+        y_train, y_test = (y[train], y[test]) if y is not None else (None, None)
+    arrays = {"x_train": x_train, "x_test": x_test}
+    if y_train is not None:
+        arrays.update(y_train=y_train, y_test=y_test)
+    return arrays, names
+
+
+def read_path(path: str | Path, image_size: int = 28) -> tuple[dict[str, np.ndarray], list[str] | None]:
+    """Read an explicit location: an .npz file, a folder of MNIST IDX files, or a folder of
+    images. Returns the raw arrays and the class names (None when it has no labels)."""
     path = Path(path).expanduser()
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
-    return read_idx_folder(path) if path.is_dir() else read_npz(path)
+    if not path.is_dir():
+        arrays = read_npz(path, classes=None)
+        names = None
+        if "y_train" in arrays:
+            names = [str(c) for c in range(int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1)]
+        return arrays, names
+    if _has_idx_files(path):
+        return read_idx_folder(path), CLASS_NAMES["mnist"]
+    if _image_files(path):
+        return read_image_folder(path, image_size)
+    raise DataError(
+        f"{path}: no train-images-idx3-ubyte[.gz] file and no images (PNG, JPEG, BMP, GIF): "
+        "a folder needs the four MNIST IDX files, or images"
+    )
+
+
+def _online(timeout: float) -> bool:
+    try:
+        socket.create_connection(DOWNLOAD_HOST, timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 def _keras_download(timeout: float = 3.0) -> dict[str, np.ndarray] | None:
     """The Keras cache, or its download when the network answers within `timeout` seconds."""
     if not KERAS_CACHE.is_file():
-        try:
-            socket.create_connection(DOWNLOAD_HOST, timeout=timeout).close()
-        except OSError:
+        if not _online(timeout):
             return None
         import keras  # noqa: PLC0415  (slow import, only when a download is possible)
 
@@ -158,34 +306,97 @@ def _keras_download(timeout: float = 3.0) -> dict[str, np.ndarray] | None:
         return None
 
 
-def load_mnist(path: str | Path | None = None, train_limit: int | None = None) -> Dataset:
-    """Load MNIST as float32 images in [0, 1] with uint8 labels (see the module docstring).
+def _fashion_mnist(timeout: float = 3.0) -> tuple[dict[str, np.ndarray], str]:
+    """Fashion-MNIST from $FASHION_MNIST_PATH, Debian's package, or the Keras cache or download."""
+    if os.environ.get("FASHION_MNIST_PATH"):
+        path = Path(os.environ["FASHION_MNIST_PATH"]).expanduser()
+        arrays = read_idx_folder(path) if path.is_dir() else read_npz(path)
+        return arrays, str(path)
+    for folder in (FASHION_DEBIAN, FASHION_KERAS_CACHE):
+        if folder.is_dir() and _has_idx_files(folder):
+            return read_idx_folder(folder), str(folder)
+    if _online(timeout):
+        import keras  # noqa: PLC0415
 
-    `train_limit` keeps only the first N training images; a limit larger than the training set
-    gives a warning and the whole set.
+        try:
+            keras.datasets.fashion_mnist.load_data()
+            return read_idx_folder(FASHION_KERAS_CACHE), f"the Keras download ({FASHION_KERAS_CACHE})"
+        except Exception:  # noqa: BLE001, S110  (any failure: the error below says what to do)
+            pass
+    raise DataError(
+        "Fashion-MNIST not found: set FASHION_MNIST_PATH or --data= to its IDX folder or .npz, install Debian's "
+        "dataset-fashion-mnist package, or go online once for the Keras download"
+    )
+
+
+def load_data(
+    path: str | Path | None = None,
+    dataset: str = "mnist",
+    train_limit: int | None = None,
+    image_size: int = 28,
+) -> Dataset:
+    """Load a data set as float32 grey images in [0, 1] of `image_size` x `image_size` pixels,
+    with their labels when it has some (see the module docstring for where it looks).
+
+    `path` (a script's DATA setting) wins over `dataset` (its DATASET setting). `train_limit`
+    keeps only the first N training images; a limit larger than the training set gives a warning
+    and the whole set.
     """
-    path = path or os.environ.get("MNIST_PATH") or None
+    if dataset not in DATASETS:
+        raise SettingError(f"DATASET={dataset!r}: expected one of {', '.join(DATASETS)}")
     if path:
-        arrays, source = read_path(path), str(path)
+        arrays, class_names = read_path(path, image_size)
+        source = str(path)
+    elif dataset == "fashion_mnist":
+        arrays, source = _fashion_mnist()
+        class_names, source = CLASS_NAMES["fashion_mnist"], f"Fashion-MNIST, {source}"
     else:
-        arrays, source = _keras_download(), f"the Keras download ({KERAS_CACHE})"
-        if arrays is None:
-            arrays = read_npz(SAMPLE_PATH)
-            source = f"the bundled sample {SAMPLE_PATH.name} (offline: set MNIST_PATH for the full set)"
-            warn(
-                "MNIST could not be downloaded and MNIST_PATH is not set: using the bundled sample of "
-                f"{len(arrays['x_train']):,} training and {len(arrays['x_test']):,} test digits"
-            )
+        class_names = CLASS_NAMES["mnist"]
+        if os.environ.get("MNIST_PATH"):
+            source = os.environ["MNIST_PATH"]
+            arrays = read_idx_folder(source) if Path(source).is_dir() else read_npz(source)
+        else:
+            arrays, source = _keras_download(), f"the Keras download ({KERAS_CACHE})"
+            if arrays is None:
+                arrays = read_npz(SAMPLE_PATH)
+                source = f"the bundled sample {SAMPLE_PATH.name} (offline: set MNIST_PATH for the full set)"
+                warn(
+                    "MNIST could not be downloaded and MNIST_PATH is not set: using the bundled sample of "
+                    f"{len(arrays['x_train']):,} training and {len(arrays['x_test']):,} test digits"
+                )
     if train_limit is not None:
         if train_limit > len(arrays["x_train"]):
             n = len(arrays["x_train"])
             warn(f"TRAIN_LIMIT={train_limit} is larger than the {n:,} training images: using them all")
-        arrays["x_train"] = arrays["x_train"][:train_limit]
-        arrays["y_train"] = arrays["y_train"][:train_limit]
+        arrays = {k: v[:train_limit] if k.endswith("_train") else v for k, v in arrays.items()}
     return Dataset(
-        x_train=arrays["x_train"].astype(np.float32) / np.float32(255),
-        y_train=arrays["y_train"],
-        x_test=arrays["x_test"].astype(np.float32) / np.float32(255),
-        y_test=arrays["y_test"],
+        x_train=to_grey_images(arrays["x_train"], image_size),
+        y_train=arrays.get("y_train"),
+        x_test=to_grey_images(arrays["x_test"], image_size),
+        y_test=arrays.get("y_test"),
         source=source,
+        class_names=class_names if "y_train" in arrays else None,
     )
+
+
+def load_mnist(path: str | Path | None = None, train_limit: int | None = None) -> Dataset:
+    """MNIST (or the file at `path`) at 28 x 28: `load_data(path, "mnist", train_limit)`."""
+    return load_data(path, "mnist", train_limit)
+
+
+def to_grey_images(x: np.ndarray, image_size: int) -> np.ndarray:
+    """Checked raw images (N, height, width[, channels]) as float32 grey squares in [0, 1] of
+    `image_size` x `image_size`: colour averaged to grey as TensorFlow does, alpha dropped, and
+    resized (area averaging when shrinking, bilinear when enlarging) when the size differs."""
+    images = x.astype(np.float32)
+    if not np.issubdtype(x.dtype, np.floating):
+        images /= np.float32(255)
+    if images.ndim == 4:
+        images = images[..., :3] @ np.float32([0.2989, 0.5870, 0.1140]) if images.shape[3] >= 3 else images[..., 0]
+    if images.shape[1:] != (image_size, image_size):
+        import tensorflow as tf  # noqa: PLC0415
+
+        method = "area" if images.shape[1] >= image_size and images.shape[2] >= image_size else "bilinear"
+        resized = tf.image.resize(images[..., None], (image_size, image_size), method=method)
+        images = np.clip(resized.numpy()[..., 0], 0, 1)
+    return np.ascontiguousarray(images, dtype=np.float32)

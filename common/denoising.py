@@ -26,14 +26,16 @@ from keras import layers
 from common import baselines, plotting
 from common.corruption import TEST_SEED, Corruption
 from common.data import Dataset
+from common.devices import use_xla
 from common.errors import SettingError
 from common.metrics import image_quality, psnr_per_image
 from common.outputs import save_json, save_model
 from common.training import backup_folder, train_autoencoder
 
 
-def build_denoiser(channels: int, code_units: int, name: str) -> keras.Model:
-    """A convolutional autoencoder with a dense code:
+def build_denoiser(channels: int, code_units: int, name: str, size: int = 28) -> keras.Model:
+    """A convolutional autoencoder with a dense code, for size x size images (size a multiple of
+    4; here for the default 28):
 
         28x28 image -> conv 3x3 stride 2 (14x14 x channels) -> conv 3x3 stride 2 (7x7 x 2*channels)
         -> dense code (code_units) -> dense (7x7 x 2*channels)
@@ -43,22 +45,25 @@ def build_denoiser(channels: int, code_units: int, name: str) -> keras.Model:
     noise from a stroke; the dense code in the middle sees the whole digit. The output is a
     sigmoid, so every pixel is in [0, 1].
     """
-    image = keras.Input(shape=(28, 28), name="image")
-    h = layers.Reshape((28, 28, 1))(image)
+    if size % 4:
+        raise SettingError(f"IMAGE_SIZE={size}: the denoiser halves the image twice, so it must be a multiple of 4")
+    quarter = size // 4
+    image = keras.Input(shape=(size, size), name="image")
+    h = layers.Reshape((size, size, 1))(image)
     h = layers.Conv2D(channels, 3, strides=2, padding="same", activation="relu", name="conv_1")(h)
     h = layers.Conv2D(2 * channels, 3, strides=2, padding="same", activation="relu", name="conv_2")(h)
     h = layers.Flatten()(h)
     h = layers.Dense(code_units, activation="relu", name="code")(h)
-    h = layers.Dense(7 * 7 * 2 * channels, activation="relu")(h)
-    h = layers.Reshape((7, 7, 2 * channels))(h)
+    h = layers.Dense(quarter * quarter * 2 * channels, activation="relu")(h)
+    h = layers.Reshape((quarter, quarter, 2 * channels))(h)
     h = layers.Conv2DTranspose(channels, 3, strides=2, padding="same", activation="relu")(h)
     h = layers.Conv2DTranspose(1, 3, strides=2, padding="same", activation="sigmoid")(h)
-    return keras.Model(image, layers.Reshape((28, 28), name="denoised")(h), name=name)
+    return keras.Model(image, layers.Reshape((size, size), name="denoised")(h), name=name)
 
 
 def code_unit_patterns(model: keras.Model, images: np.ndarray, n: int) -> np.ndarray:
     """What drives the `n` most active code units: the gradient of each unit's activation with
-    respect to the input pixels, averaged over `images`, as a (784, n) matrix.
+    respect to the input pixels, averaged over `images`, as a (pixels, n) matrix.
 
     For a dense first layer these would simply be its weights (as in Vincent et al.'s figures);
     here the code sits behind two convolutions, so we ask the network itself which input pattern
@@ -70,13 +75,13 @@ def code_unit_patterns(model: keras.Model, images: np.ndarray, n: int) -> np.nda
     with tf.GradientTape() as tape:
         tape.watch(x)
         codes = tf.gather(encoder(x), busiest, axis=1)
-    jacobian = tape.batch_jacobian(codes, x)  # (images, n, 28, 28)
+    jacobian = tape.batch_jacobian(codes, x)  # (images, n, height, width)
     return tf.reduce_mean(jacobian, axis=0).numpy().reshape(len(busiest), -1).T
 
 
 def compile_for(model: keras.Model, learning_rate: float, epochs: int, steps_per_epoch: int) -> keras.Model:
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * steps_per_epoch)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="binary_crossentropy", jit_compile=True)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="binary_crossentropy", jit_compile=use_xla())
     return model
 
 
@@ -139,9 +144,8 @@ def run(
     def train(name: str, noise: Corruption | None, epochs: int, validation: tuple) -> tuple:
         """Build and train one autoencoder of the shared shape; `noise=None` trains it plain."""
         steps = -(-len(x_fit) // s["BATCH_SIZE"])
-        model = compile_for(
-            build_denoiser(s["CHANNELS"], s["CODE_UNITS"], f"{name}_autoencoder"), s["LEARNING_RATE"], epochs, steps
-        )
+        model = build_denoiser(s["CHANNELS"], s["CODE_UNITS"], f"{name}_autoencoder", s["IMAGE_SIZE"])
+        model = compile_for(model, s["LEARNING_RATE"], epochs, steps)
         history, seconds = train_autoencoder(
             model,
             x_fit,

@@ -55,11 +55,27 @@ def loss_curves(path: str | Path, histories: dict[str, dict[str, list[float]]], 
     return save_figure(fig, path)
 
 
-def code_scatter(path: str | Path, codes_2d: np.ndarray, labels: np.ndarray, title: str = "") -> Path:
-    """A 2-D view of codes (already projected to two dimensions), coloured by digit."""
+def code_scatter(
+    path: str | Path,
+    codes_2d: np.ndarray,
+    labels: np.ndarray | None,
+    class_names: list[str] | None = None,
+    title: str = "",
+) -> Path:
+    """A 2-D view of codes (already projected to two dimensions), coloured by class when there
+    are labels (one colour each for up to 10 classes, a colour scale beyond)."""
     fig, ax = plt.subplots(figsize=(6.4, 5.6))
-    points = ax.scatter(codes_2d[:, 0], codes_2d[:, 1], c=labels, cmap="tab10", s=3, alpha=0.7, vmin=-0.5, vmax=9.5)
-    fig.colorbar(points, ax=ax, ticks=range(10), label="digit")
+    if labels is None:
+        ax.scatter(codes_2d[:, 0], codes_2d[:, 1], s=3, alpha=0.5, color="0.3")
+    else:
+        classes = len(class_names) if class_names else int(labels.max()) + 1
+        cmap = "tab10" if classes <= 10 else "viridis"
+        points = ax.scatter(
+            codes_2d[:, 0], codes_2d[:, 1], c=labels, cmap=cmap, s=3, alpha=0.7, vmin=-0.5, vmax=classes - 0.5
+        )
+        bar = fig.colorbar(points, ax=ax, ticks=range(classes) if classes <= 20 else None, label="class")
+        if class_names and classes <= 20:
+            bar.ax.set_yticklabels(class_names)
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])

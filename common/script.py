@@ -11,7 +11,7 @@ from typing import Any
 
 import keras
 
-from common import outputs
+from common import devices, outputs
 from common.errors import UserError
 from common.hyperparams import apply_overrides
 
@@ -19,12 +19,16 @@ _folder: list[Path] = []  # the output folder of the run in progress, for the Ct
 
 
 def start(namespace: dict[str, Any], argv: list[str] | None) -> tuple[dict[str, Any], Path]:
-    """Apply command-line overrides to a script's constants, seed every random generator with
-    SEED, and create (and check) the output folder before any work is done."""
+    """Apply command-line overrides to a script's constants, create (and check) the output folder
+    before any work is done, put the run under its STRATEGY (one device by default), and seed
+    every random generator with SEED."""
     settings = apply_overrides(namespace, argv)
     folder = outputs.output_dir(namespace["__file__"], settings.get("OUTPUT_DIR"))
     outputs.saved_this_run.clear()
     _folder[:] = [folder]
+    where = devices.use_strategy(settings.get("STRATEGY"))
+    if settings.get("STRATEGY"):
+        print(f"devices: {where}")
     keras.utils.set_random_seed(settings["SEED"])
     return settings, folder
 

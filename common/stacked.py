@@ -24,11 +24,10 @@ import tensorflow as tf
 from keras import layers
 
 from common.corruption import Corruption
+from common.devices import use_xla
 from common.errors import SettingError
 from common.metrics import mse_per_image
 from common.training import check_finite, progress_verbosity, train_autoencoder
-
-PIXELS = 28 * 28
 
 
 @dataclass
@@ -80,7 +79,7 @@ def pretrain_layer(
     model.compile(
         optimizer=adam_cosine(learning_rate, epochs * math.ceil(len(x) / batch_size)),
         loss="binary_crossentropy" if pixels else "mse",
-        jit_compile=True,
+        jit_compile=use_xla(),
     )
     history, seconds = train_autoencoder(model, x, corruption, epochs=epochs, batch_size=batch_size, seed=seed)
     return PretrainedLayer(
@@ -121,8 +120,10 @@ def build_classifier(
     dropout: float,
     input_dropout: float,
     name: str,
+    size: int = 28,
+    classes: int = 10,
 ) -> keras.Model:
-    """A 28x28 image -> ReLU layers of `widths` -> 10 softmax class scores.
+    """A size x size image -> ReLU layers of `widths` -> softmax scores for `classes` classes.
 
     With `stack`, the hidden layers start from its pretrained encoder weights; with None, from
     Keras' default random initialisation (Glorot uniform). Dropout (inactive at test time) is
@@ -130,13 +131,13 @@ def build_classifier(
     """
     if stack is not None and [layer.units for layer in stack] != list(widths):
         raise SettingError(f"pretrained widths {[layer.units for layer in stack]} do not match {list(widths)}")
-    image = keras.Input(shape=(28, 28), name="image")
+    image = keras.Input(shape=(size, size), name="image")
     h = layers.Flatten()(image)
     h = layers.Dropout(input_dropout, name="input_dropout")(h)
     for k, units in enumerate(widths):
         h = layers.Dense(units, activation="relu", name=f"hidden_{k + 1}")(h)
         h = layers.Dropout(dropout, name=f"dropout_{k + 1}")(h)
-    scores = layers.Dense(10, activation="softmax", name="class_scores")(h)
+    scores = layers.Dense(classes, activation="softmax", name="class_scores")(h)
     pretrained = {f"hidden_{k + 1}": layer.encoder for k, layer in enumerate(stack or [])}
     return _set_weights(keras.Model(image, scores, name=name), pretrained)
 
@@ -147,7 +148,8 @@ def build_deep_autoencoder(stack: list[PretrainedLayer], name: str = "deep_autoe
     784 -> 1000 -> 500 -> 250 -> [30] -> 250 -> 500 -> 1000 -> 784, every layer starting from the
     weights it had at the end of its own pretraining. The image comes back in [0, 1] (sigmoid).
     """
-    image = keras.Input(shape=(28, 28), name="image")
+    size = math.isqrt(stack[0].encoder[0].shape[0])  # square images: 784 pixels are 28 x 28
+    image = keras.Input(shape=(size, size), name="image")
     h = layers.Flatten()(image)
     pretrained = {}
     for k, layer in enumerate(stack):
@@ -158,7 +160,7 @@ def build_deep_autoencoder(stack: list[PretrainedLayer], name: str = "deep_autoe
         layer = stack[k]
         h = layers.Dense(layer.decoder[0].shape[1], activation=layer.decoder_activation, name=f"decoder_{k + 1}")(h)
         pretrained[f"decoder_{k + 1}"] = layer.decoder
-    reconstruction = layers.Reshape((28, 28), name="reconstruction")(h)
+    reconstruction = layers.Reshape((size, size), name="reconstruction")(h)
     return _set_weights(keras.Model(image, reconstruction, name=name), pretrained)
 
 
@@ -241,20 +243,21 @@ def fine_tune_fixed(
     return history, time.perf_counter() - started
 
 
-def balanced_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Indices of `n` examples, n/10 of each digit, drawn at random (sorted)."""
-    if n % 10:
-        raise SettingError(f"{n} labelled images: must be a multiple of 10, the same number of each digit")
-    per_digit = n // 10
+def balanced_subset(labels: np.ndarray, n: int, seed: int, classes: int = 10) -> np.ndarray:
+    """Indices of `n` examples, n/classes of each class, drawn at random (sorted)."""
+    if n % classes:
+        raise SettingError(f"{n} labelled images: must be a multiple of {classes}, the same number of each class")
+    per_class = n // classes
     rng = np.random.default_rng(seed)
     chosen = []
-    for digit in range(10):
+    for digit in range(classes):
         candidates = np.flatnonzero(labels == digit)
-        if len(candidates) < per_digit:
+        if len(candidates) < per_class:
             raise SettingError(
-                f"{n} labelled images need {per_digit} of each digit; only {len(candidates)} {digit}s are available"
+                f"{n} labelled images need {per_class} of each class; "
+                f"only {len(candidates)} of class {digit} are available"
             )
-        chosen.append(rng.choice(candidates, per_digit, replace=False))
+        chosen.append(rng.choice(candidates, per_class, replace=False))
     return np.sort(np.concatenate(chosen))
 
 
@@ -265,9 +268,10 @@ def test_error_pct(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def squared_error_per_image(reference: np.ndarray, estimate: np.ndarray) -> float:
-    """Squared error summed over the 784 pixels, averaged over the images (Hinton &
+    """Squared error summed over the pixels (784 of MNIST's), averaged over the images (Hinton &
     Salakhutdinov's figure of merit)."""
-    return float(PIXELS * mse_per_image(reference, estimate).mean())
+    pixels = int(np.prod(np.shape(reference)[1:]))
+    return float(pixels * mse_per_image(reference, estimate).mean())
 
 
 def pca_reconstruction(x_fit: np.ndarray, x: np.ndarray, n_components: int) -> np.ndarray:

@@ -57,13 +57,14 @@ DATA_CASES = {
     "empty file": (lambda p: _empty(p), ["e.npz", "empty"]),
     "truncated npz": (lambda p: _truncated(p), ["cut.npz", "truncated"]),
     "missing array": (lambda p: npz(p, y_train=None), ["mnist.npz", "missing", "y_train"]),
-    "wrong shape": (lambda p: npz(p, x_test=np.zeros((50, 784), np.uint8)), ["x_test", "(N, 28, 28)"]),
-    "wrong dtype": (lambda p: npz(p, x_train=np.zeros((50, 28, 28), np.float64)), ["uint8", "float64"]),
-    "labels outside 0-9": (lambda p: npz(p, y_test=np.full(50, 11, np.uint8)), ["label 11", "0-9"]),
+    "wrong shape": (lambda p: npz(p, x_test=np.zeros((50, 784), np.uint8)), ["x_test", "(N, height, width)"]),
+    "wrong dtype": (lambda p: npz(p, x_train=np.zeros((50, 28, 28), np.complex64)), ["uint8", "complex64"]),
+    "floats outside [0, 1]": (lambda p: npz(p, x_train=np.full((50, 28, 28), 255.0)), ["float64", "outside [0, 1]"]),
+    "negative labels": (lambda p: npz(p, y_test=np.full(50, -1, np.int8)), ["label -1"]),
     "IDX bad magic": (lambda p: idx_folder(p, magic=7), ["bad IDX magic number 7"]),
     "IDX counts disagree": (lambda p: idx_folder(p, extra_bytes=784), ["header announces", "file holds"]),
     "IDX labels outside 0-9": (lambda p: idx_folder(p, labels=np.full(20, 200, np.uint8)), ["label 200"]),
-    "folder with no MNIST files": (lambda p: p, ["no train-images-idx3-ubyte"]),
+    "folder with no MNIST files": (lambda p: p, ["no train-images-idx3-ubyte", "no images"]),
 }
 
 

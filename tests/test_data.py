@@ -128,15 +128,18 @@ def test_npz_with_wrong_shape(tmp_path, sample_arrays):
     arrays["x_train"] = arrays["x_train"].reshape(50, 784)
     path = tmp_path / "m.npz"
     np.savez(path, **arrays)
-    expect_error(path, "x_train", "(N, 28, 28)", "(50, 784)")
+    expect_error(path, "x_train", "(N, height, width)", "(50, 784)")
 
 
 def test_npz_with_wrong_dtype(tmp_path, sample_arrays):
     arrays = small(sample_arrays)
-    arrays["x_test"] = arrays["x_test"].astype(np.float32)
+    arrays["x_test"] = arrays["x_test"].astype(np.float32)  # 0-255 as floats: probably forgot to scale
     path = tmp_path / "m.npz"
     np.savez(path, **arrays)
-    expect_error(path, "uint8", "float32")
+    expect_error(path, "x_test", "float32", "outside [0, 1]")
+    arrays["x_test"] = arrays["x_test"].astype(np.complex64)
+    np.savez(path, **arrays)
+    expect_error(path, "x_test", "uint8 pixels 0-255 or floats in [0, 1]", "complex64")
 
 
 def test_npz_with_labels_outside_0_to_9(tmp_path, sample_arrays):
@@ -145,7 +148,13 @@ def test_npz_with_labels_outside_0_to_9(tmp_path, sample_arrays):
     arrays["y_train"][3] = 12
     path = tmp_path / "m.npz"
     np.savez(path, **arrays)
-    expect_error(path, "label 12", "0-9")
+    with pytest.raises(DataError, match="label 12, outside 0-9"):
+        read_npz(path)  # as MNIST (MNIST_PATH, the Keras cache): ten digits
+    assert len(read_path(path)[1]) == 13  # as your own data (--data=): classes 0 to 12
+    arrays["y_train"] = arrays["y_train"].astype(np.int8)
+    arrays["y_train"][3] = -1
+    np.savez(path, **arrays)
+    expect_error(path, "label -1")
 
 
 def test_npz_with_label_count_disagreeing(tmp_path, sample_arrays):

@@ -149,3 +149,28 @@ def test_tensorboard_logs_losses_and_images(tmp_path):
         for record in tf.compat.v1.train.summary_iterator(str(events)):
             tags.update(value.tag for value in record.summary.value)
     assert {"epoch_loss", "input", "output"} <= tags
+
+
+def test_mirrored_strategy_trains_on_two_cpu_devices(tmp_path):
+    """--strategy=mirrored: one copy of the model per device, each batch split between them."""
+    result = run_cli(
+        "01_basic_autoencoder.py",
+        "--strategy=mirrored",
+        f"--data={SAMPLE}",
+        "--train_limit=1000",
+        "--epochs=3",
+        "--batch_size=50",
+        f"--output_dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "MirroredStrategy over 2 devices" in result.stdout and "device:CPU:1" in result.stdout
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    losses = saved["loss_history"]
+    assert len(losses) == 3 and losses[-1] < losses[0] - 0.05  # it trains
+    assert saved["settings"]["STRATEGY"] == "mirrored"
+
+
+def test_an_unknown_strategy_is_one_clear_line():
+    result = run_cli("01_basic_autoencoder.py", "--strategy=tpu")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == "error: STRATEGY='tpu': expected None (one device) or 'mirrored'"
