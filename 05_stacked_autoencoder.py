@@ -46,7 +46,8 @@ DROPOUT = 0.5  # dropout after every hidden layer, while fine-tuning
 INPUT_DROPOUT = 0.2  # dropout on the input pixels, while fine-tuning
 # few labels
 FEW_LABELS = (100, 1000, 10000)  # numbers of labelled images (balanced over the digits) to fine-tune with
-FEW_LABEL_STEPS = 2000  # gradient steps of fine-tuning with few labels (no validation set: a fixed budget)
+FEW_LABEL_PROBE = 500  # first, gradient steps that train only the softmax layer, on the frozen hidden layers
+FEW_LABEL_STEPS = 2000  # then, steps that train every layer (no validation set with few labels: a fixed budget)
 SEED = 0  # seeds NumPy, Python and TensorFlow, the corruptions and the few-label draws
 STRATEGY = None  # None: one device; "mirrored": split every batch over all local GPUs (or 2 CPU devices)
 # output
@@ -168,6 +169,7 @@ def fine_tune_few_labels(name, stack, train, test, classes):
         batch_size=FINETUNE_BATCH_SIZE,
         learning_rate=FINETUNE_LEARNING_RATE,
         seed=SEED,
+        probe_steps=FEW_LABEL_PROBE,
     )
     return stacked.test_error_pct(model, *test)
 
@@ -285,7 +287,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     Pretraining used all the training images, without labels; now fine-tuning gets only N
     labelled images, N/10 of each digit. With so few, there is no validation set to spare:
-    every network gets the same fixed budget of FEW_LABEL_STEPS steps.
+    every network gets the same fixed budget of steps, in two phases. First FEW_LABEL_PROBE
+    steps train only the softmax layer on top of the frozen hidden layers; then FEW_LABEL_STEPS
+    steps train every layer. A freshly initialised softmax layer sends large, random gradients
+    down; letting it settle first keeps them from wrecking pretrained features that a thousand
+    labels could never learn again (Kumar et al., 2022). The network from random weights gets
+    exactly the same two phases.
     """
     few_labels, test = {}, (data.x_test, data.y_test)
     for n, chosen in few_label_draws.items():

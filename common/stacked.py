@@ -211,35 +211,48 @@ def fine_tune_fixed(
     batch_size: int,
     learning_rate: float,
     seed: int,
+    probe_steps: int = 0,
 ) -> tuple[dict[str, list[float]], float]:
-    """Train on the labels of `train` for exactly `steps` gradient steps (batches drawn from a
-    reshuffled, repeated pass over the images), with no validation set. Returns the history
-    (loss per block of steps) and the seconds taken."""
+    """Train on the labels of `train` for a fixed number of gradient steps (batches drawn from a
+    reshuffled, repeated pass over the images), with no validation set.
+
+    With `probe_steps`, the first `probe_steps` steps train only the softmax layer, on top of the
+    frozen hidden layers (a linear probe), and the next `steps` steps train every layer: the
+    hidden layers start changing only once the top layer gives them sensible gradients, instead
+    of the large, random ones of a freshly initialised softmax layer (Kumar et al., 2022: LP-FT).
+    Returns the history (loss per block of steps) and the seconds taken."""
     x, y = train
     batch_size = min(batch_size, len(x))
-    blocks = min(steps, 20)  # the loss is logged 20 times
-    model.compile(
-        optimizer=adam_cosine(learning_rate, steps),
-        loss="sparse_categorical_crossentropy",
-        jit_compile=False,  # XLA on the CPU draws dropout masks slowly
-    )
-    batches = (
-        tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32)))
-        .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-        .repeat()
-        .batch(batch_size, drop_remainder=True)
-        .prefetch(tf.data.AUTOTUNE)
-    )
-    started = time.perf_counter()
-    history = model.fit(
-        batches,
-        epochs=blocks,
-        steps_per_epoch=steps // blocks,
-        callbacks=[keras.callbacks.TerminateOnNaN()],
-        shuffle=False,  # the batches are already shuffled
-        verbose=0,
-    ).history
-    check_finite(history)
+    hidden = [layer for layer in model.layers if layer.name.startswith("hidden_")]
+    started, history = time.perf_counter(), {"loss": []}
+    for phase, (phase_steps, train_hidden) in enumerate(((probe_steps, False), (steps, True))):
+        if phase_steps == 0:
+            continue
+        batches = (  # a new stream for each phase: only a stream's first pass is the same in every run
+            tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32)))
+            .shuffle(len(x), seed=seed + phase, reshuffle_each_iteration=True)
+            .repeat()
+            .batch(batch_size, drop_remainder=True)
+            .prefetch(tf.data.AUTOTUNE)
+        )
+        for layer in hidden:
+            layer.trainable = train_hidden
+        model.compile(
+            optimizer=adam_cosine(learning_rate, phase_steps),
+            loss="sparse_categorical_crossentropy",
+            jit_compile=False,  # XLA on the CPU draws dropout masks slowly
+        )
+        blocks = min(phase_steps, 20)  # the loss is logged 20 times a phase
+        phase = model.fit(
+            batches,
+            epochs=blocks,
+            steps_per_epoch=phase_steps // blocks,
+            callbacks=[keras.callbacks.TerminateOnNaN()],
+            shuffle=False,  # the batches are already shuffled
+            verbose=0,
+        ).history
+        check_finite(phase)
+        history["loss"] += phase["loss"]
     return history, time.perf_counter() - started
 
 
@@ -291,6 +304,9 @@ def settings_check(settings: dict[str, Any]) -> None:
         value = settings[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
             raise SettingError(f"{name}={value!r}: a fraction of inputs set to 0 must lie in [0, 1)")
+    probe = settings["FEW_LABEL_PROBE"]
+    if isinstance(probe, bool) or not isinstance(probe, int) or probe < 0:
+        raise SettingError(f"FEW_LABEL_PROBE={probe!r}: a number of steps must be a whole number, 0 or more")
     for name in ("DROPOUT", "INPUT_DROPOUT"):
         value = settings[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:

@@ -125,6 +125,27 @@ def test_classifier_starts_from_the_pretrained_encoders_or_from_random_weights()
         stacked.build_classifier((20, 9), stack, dropout=0.0, input_dropout=0.0, name="bad")
 
 
+def test_the_linear_probe_trains_the_softmax_layer_alone_then_every_layer():
+    stack = tiny_stack(np.random.default_rng(0))[:2]
+    rng = np.random.default_rng(1)
+    x, y = rng.random((40, 28, 28)).astype(np.float32), np.arange(40) % 10
+
+    def hidden_and_top(model):
+        return [model.get_layer(n).get_weights()[0].copy() for n in ("hidden_1", "hidden_2", "class_scores")]
+
+    probed = stacked.build_classifier((20, 8), stack, dropout=0.0, input_dropout=0.0, name="probe")
+    before = hidden_and_top(probed)
+    history, _ = stacked.fine_tune_fixed(
+        probed, (x, y), steps=0, batch_size=10, learning_rate=1e-2, seed=0, probe_steps=10
+    )
+    after = hidden_and_top(probed)
+    assert np.array_equal(after[0], before[0]) and np.array_equal(after[1], before[1])  # frozen
+    assert not np.array_equal(after[2], before[2])  # the softmax layer learned
+    assert len(history["loss"]) == 10
+    stacked.fine_tune_fixed(probed, (x, y), steps=10, batch_size=10, learning_rate=1e-2, seed=0, probe_steps=0)
+    assert not np.array_equal(hidden_and_top(probed)[0], before[0])  # then every layer trains
+
+
 def test_a_nan_loss_stops_fine_tuning_with_a_training_error():
     model = stacked.build_classifier((8,), None, dropout=0.0, input_dropout=0.0, name="nan")
     model.get_layer("class_scores").set_weights([np.full((8, 10), np.nan, np.float32), np.zeros(10, np.float32)])
