@@ -5,6 +5,7 @@ Description: Compress 28x28 digits into 32 numbers and back, and measure how muc
 Run: python 01_basic_autoencoder.py            (add --epochs=2 --train_limit=5000 for a quick look)
 """
 
+# %%
 import time
 
 import keras
@@ -16,7 +17,7 @@ from common.data import load_data
 from common.devices import use_xla
 from common.metrics import image_quality
 from common.outputs import save_json, save_model
-from common.script import finish, run, start
+from common.script import finish, start
 from common.training import backup_folder, train_autoencoder
 
 # --- hyperparameters: edit here, or override on the command line (--epochs=5) ---
@@ -39,6 +40,7 @@ TENSORBOARD = False  # also write TensorBoard logs (losses, and outputs every 2 
 OUTPUT_DIR = None  # where figures, metrics.json and model.keras go (None: outputs/01_basic_autoencoder)
 
 
+# %%
 """
 ## Introduction
 
@@ -86,112 +88,118 @@ def pca_reconstruct(x: np.ndarray, mean: np.ndarray, components: np.ndarray) -> 
     return np.clip(flat @ components.T @ components + mean, 0, 1).reshape(x.shape).astype(np.float32)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    started = time.perf_counter()
-    settings, out = start(globals(), argv)
+# %%
+"""
+## Setup
 
-    """
-    ## Prepare the data
+Apply the command line's overrides to the constants above (`--help` lists them), create and
+check the output folder, and seed every random generator with SEED.
+"""
+started = time.perf_counter()
+settings, out = start(globals())
 
-    60,000 training and 10,000 test images, pixel values scaled to [0, 1]. The labels are not
-    used to train: only to colour the picture of the codes at the end.
-    """
-    data = load_data(DATA, DATASET, TRAIN_LIMIT, IMAGE_SIZE)
-    print(f"data: {data.describe()}")
+# %%
+"""
+## Prepare the data
 
-    """
-    ## Build the model
+60,000 training and 10,000 test images, pixel values scaled to [0, 1]. The labels are not
+used to train: only to colour the picture of the codes at the end.
+"""
+data = load_data(DATA, DATASET, TRAIN_LIMIT, IMAGE_SIZE)
+print(f"data: {data.describe()}")
 
-    ReLU hidden layers, a linear code, and a sigmoid output so that every pixel lands in [0, 1].
-    The loss is binary cross-entropy per pixel, which treats each pixel as the probability of
-    ink; it trains faster than squared error on MNIST's near-binary images, and we still report
-    squared error.
-    """
-    autoencoder, encoder = build_autoencoder(CODE_DIM, tuple(HIDDEN_UNITS), IMAGE_SIZE)
-    steps = EPOCHS * -(-len(data.x_train) // BATCH_SIZE)
-    schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=steps)
-    autoencoder.compile(optimizer=keras.optimizers.Adam(schedule), loss="binary_crossentropy", jit_compile=use_xla())
-    autoencoder.summary(line_length=80)
+# %%
+"""
+## Build the model
 
-    """
-    ## Train
+ReLU hidden layers, a linear code, and a sigmoid output so that every pixel lands in [0, 1].
+The loss is binary cross-entropy per pixel, which treats each pixel as the probability of
+ink; it trains faster than squared error on MNIST's near-binary images, and we still report
+squared error.
+"""
+autoencoder, encoder = build_autoencoder(CODE_DIM, tuple(HIDDEN_UNITS), IMAGE_SIZE)
+steps = EPOCHS * -(-len(data.x_train) // BATCH_SIZE)
+schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=steps)
+autoencoder.compile(optimizer=keras.optimizers.Adam(schedule), loss="binary_crossentropy", jit_compile=use_xla())
+autoencoder.summary(line_length=80)
 
-    The input is the target: the network learns to copy each image through the bottleneck.
-    """
-    history, train_seconds = train_autoencoder(
-        autoencoder,
-        data.x_train,
-        None,
-        epochs=EPOCHS,
-        batch_size=BATCH_SIZE,
-        seed=SEED,
-        resume_dir=backup_folder(out, settings, "autoencoder"),  # Ctrl-C, then rerun: resumes here
-        tensorboard_dir=out / "tensorboard" if TENSORBOARD else None,
-        preview=data.x_test[:8],
-    )
+# %%
+"""
+## Train
 
-    """
-    ## Evaluate: the autoencoder against PCA with as many components
+The input is the target: the network learns to copy each image through the bottleneck.
+"""
+history, train_seconds = train_autoencoder(
+    autoencoder,
+    data.x_train,
+    None,
+    epochs=EPOCHS,
+    batch_size=BATCH_SIZE,
+    seed=SEED,
+    resume_dir=backup_folder(out, settings, "autoencoder"),  # Ctrl-C, then rerun: resumes here
+    tensorboard_dir=out / "tensorboard" if TENSORBOARD else None,
+    preview=data.x_test[:8],
+)
 
-    Both are fitted on the same training images and scored on all test images.
-    """
-    reconstructions = autoencoder.predict(data.x_test, batch_size=1000, verbose=0)
-    mean, components = pca(data.x_train, CODE_DIM)
-    pca_reconstructions = pca_reconstruct(data.x_test, mean, components)
-    ae = image_quality(data.x_test, reconstructions)
-    linear = image_quality(data.x_test, pca_reconstructions)
+# %%
+"""
+## Evaluate: the autoencoder against PCA with as many components
 
-    print(f"\nTest set ({len(data.x_test):,} images), code of {CODE_DIM} numbers:")
-    print(f"{'':<24}{'MSE':>10}{'PSNR (dB)':>11}{'SSIM':>8}")
-    for name, q in ((f"autoencoder ({EPOCHS} epochs)", ae), (f"PCA, {CODE_DIM} components", linear)):
-        print(f"{name:<24}{q['mse']:>10.5f}{q['psnr_db']:>11.2f}{q['ssim']:>8.3f}")
-    print(f"autoencoder MSE / PCA MSE = {ae['mse'] / linear['mse']:.2f}")
+Both are fitted on the same training images and scored on all test images.
+"""
+reconstructions = autoencoder.predict(data.x_test, batch_size=1000, verbose=0)
+mean, components = pca(data.x_train, CODE_DIM)
+pca_reconstructions = pca_reconstruct(data.x_test, mean, components)
+ae = image_quality(data.x_test, reconstructions)
+linear = image_quality(data.x_test, pca_reconstructions)
 
-    """
-    ## Visualize and save
+print(f"\nTest set ({len(data.x_test):,} images), code of {CODE_DIM} numbers:")
+print(f"{'':<24}{'MSE':>10}{'PSNR (dB)':>11}{'SSIM':>8}")
+for name, q in ((f"autoencoder ({EPOCHS} epochs)", ae), (f"PCA, {CODE_DIM} components", linear)):
+    print(f"{name:<24}{q['mse']:>10.5f}{q['psnr_db']:>11.2f}{q['ssim']:>8.3f}")
+print(f"autoencoder MSE / PCA MSE = {ae['mse'] / linear['mse']:.2f}")
 
-    Originals over reconstructions, PCA's reconstructions of the same digits, the loss curve,
-    and the test codes seen in two dimensions (their two principal directions when the code is
-    larger than two).
-    """
-    shown = data.x_test[:12]
-    plotting.image_rows(
-        out / "reconstructions.png",
-        {"original": shown, "autoencoder": reconstructions[:12], f"PCA ({CODE_DIM})": pca_reconstructions[:12]},
-        n=12,
-        title=f"Test digits through a {CODE_DIM}-number code",
-    )
-    plotting.loss_curves(out / "loss.png", {"autoencoder": history}, ylabel="binary cross-entropy per pixel")
-    codes = encoder.predict(data.x_test, batch_size=1000, verbose=0)
-    if CODE_DIM > 2:
-        codes = codes - codes.mean(axis=0)
-        codes = codes @ np.linalg.svd(codes, full_matrices=False)[2][:2].T
-    plotting.code_scatter(
-        out / "codes.png", codes, data.y_test, data.class_names, title=f"Test codes ({CODE_DIM}-D, 2-D view)"
-    )
+# %%
+"""
+## Visualize and save
 
-    metrics = {
-        "settings": settings,
-        "data": data.source,
-        "n_train": len(data.x_train),
-        "n_test": len(data.x_test),
-        "code_dim": CODE_DIM,
-        "epochs": EPOCHS,
-        "train_seconds": round(train_seconds, 1),
-        "test_mse": ae["mse"],
-        "test_psnr_db": ae["psnr_db"],
-        "test_ssim": ae["ssim"],
-        "pca_test_mse": linear["mse"],
-        "pca_test_psnr_db": linear["psnr_db"],
-        "pca_test_ssim": linear["ssim"],
-        "mse_ratio_to_pca": ae["mse"] / linear["mse"],
-        "loss_history": history["loss"],
-    }
-    save_model(autoencoder, out / "model.keras")
-    save_json(out / "metrics.json", metrics)
-    finish(out, f"test MSE {ae['mse']:.5f} ({ae['mse'] / linear['mse']:.2f} x PCA's)", started)
-    return metrics
+Originals over reconstructions, PCA's reconstructions of the same digits, the loss curve,
+and the test codes seen in two dimensions (their two principal directions when the code is
+larger than two).
+"""
+shown = data.x_test[:12]
+plotting.image_rows(
+    out / "reconstructions.png",
+    {"original": shown, "autoencoder": reconstructions[:12], f"PCA ({CODE_DIM})": pca_reconstructions[:12]},
+    n=12,
+    title=f"Test digits through a {CODE_DIM}-number code",
+)
+plotting.loss_curves(out / "loss.png", {"autoencoder": history}, ylabel="binary cross-entropy per pixel")
+codes = encoder.predict(data.x_test, batch_size=1000, verbose=0)
+if CODE_DIM > 2:
+    codes = codes - codes.mean(axis=0)
+    codes = codes @ np.linalg.svd(codes, full_matrices=False)[2][:2].T
+plotting.code_scatter(
+    out / "codes.png", codes, data.y_test, data.class_names, title=f"Test codes ({CODE_DIM}-D, 2-D view)"
+)
 
-
-if __name__ == "__main__":
-    run(main)
+metrics = {
+    "settings": settings,
+    "data": data.source,
+    "n_train": len(data.x_train),
+    "n_test": len(data.x_test),
+    "code_dim": CODE_DIM,
+    "epochs": EPOCHS,
+    "train_seconds": round(train_seconds, 1),
+    "test_mse": ae["mse"],
+    "test_psnr_db": ae["psnr_db"],
+    "test_ssim": ae["ssim"],
+    "pca_test_mse": linear["mse"],
+    "pca_test_psnr_db": linear["psnr_db"],
+    "pca_test_ssim": linear["ssim"],
+    "mse_ratio_to_pca": ae["mse"] / linear["mse"],
+    "loss_history": history["loss"],
+}
+save_model(autoencoder, out / "model.keras")
+save_json(out / "metrics.json", metrics)
+finish(out, f"test MSE {ae['mse']:.5f} ({ae['mse'] / linear['mse']:.2f} x PCA's)", started)

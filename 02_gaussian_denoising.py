@@ -5,12 +5,13 @@ Description: Train an autoencoder to undo heavy Gaussian noise, with a fresh dra
 Run: python 02_gaussian_denoising.py            (add --epochs=1 --train_limit=5000 for a quick look)
 """
 
+# %%
 import time
 
 from common import denoising
 from common.corruption import Corruption
 from common.data import load_data
-from common.script import finish, run, start
+from common.script import finish, start
 
 # --- hyperparameters: edit here, or override on the command line (--noise_std=0.3) ---
 # data
@@ -37,6 +38,7 @@ BASELINE_TUNING_IMAGES = 500  # held-out images used to choose each classical de
 TENSORBOARD = False  # also write TensorBoard logs (losses, and outputs every 2 epochs) to OUTPUT_DIR/tensorboard
 OUTPUT_DIR = None  # where figures, metrics.json and model.keras go (None: outputs/02_gaussian_denoising)
 
+# %%
 """
 ## Introduction
 
@@ -54,32 +56,35 @@ are corrupted once, with a fixed seed, so every run is scored on the same noisy 
 """
 
 
-def main(argv: list[str] | None = None) -> dict:
-    started = time.perf_counter()
-    settings, out = start(globals(), argv)
+# %%
+"""
+## Setup
 
-    """
-    ## Prepare the data and the corruption
-    """
-    data = load_data(DATA, DATASET, TRAIN_LIMIT, IMAGE_SIZE)
-    print(f"data: {data.describe()}")
-    noise = Corruption("gaussian", NOISE_STD)
+Apply the command line's overrides to the constants above (`--help` lists them), create and
+check the output folder, and seed every random generator with SEED.
+"""
+started = time.perf_counter()
+settings, out = start(globals())
 
-    """
-    ## Train, evaluate, sweep, and save
+# %%
+"""
+## Prepare the data and the corruption
+"""
+data = load_data(DATA, DATASET, TRAIN_LIMIT, IMAGE_SIZE)
+print(f"data: {data.describe()}")
+noise = Corruption("gaussian", NOISE_STD)
 
-    `common/denoising.py` holds the experiment the three denoising chapters share: the model
-    (`build_denoiser`), the training with a fresh corruption each batch, the scoring against
-    the classical denoisers and a plain autoencoder, and the sweep over noise levels.
-    """
-    metrics = denoising.run(noise, data, settings, out, level_name="noise standard deviation")
-    finish(
-        out,
-        f"denoised test PSNR {metrics['dae_psnr_db']:.2f} dB (corrupted {metrics['noisy_psnr_db']:.2f} dB)",
-        started,
-    )
-    return metrics
+# %%
+"""
+## Train, evaluate, sweep, and save
 
-
-if __name__ == "__main__":
-    run(main)
+`common/denoising.py` holds the experiment the three denoising chapters share: the model
+(`build_denoiser`), the training with a fresh corruption each batch, the scoring against
+the classical denoisers and a plain autoencoder, and the sweep over noise levels.
+"""
+metrics = denoising.run(noise, data, settings, out, level_name="noise standard deviation")
+finish(
+    out,
+    f"denoised test PSNR {metrics['dae_psnr_db']:.2f} dB (corrupted {metrics['noisy_psnr_db']:.2f} dB)",
+    started,
+)

@@ -6,12 +6,13 @@ Description: Train an autoencoder to repair images where half the pixels were fo
 Run: python 04_salt_pepper_denoising.py           (add --epochs=1 --train_limit=5000 for a quick look)
 """
 
+# %%
 import time
 
 from common import denoising
 from common.corruption import Corruption
 from common.data import load_data
-from common.script import finish, run, start
+from common.script import finish, start
 
 # --- hyperparameters: edit here, or override on the command line (--noise_fraction=0.25) ---
 # data
@@ -39,6 +40,7 @@ BASELINE_TUNING_IMAGES = 500  # held-out images used to choose each classical de
 TENSORBOARD = False  # also write TensorBoard logs (losses, and outputs every 2 epochs) to OUTPUT_DIR/tensorboard
 OUTPUT_DIR = None  # where figures, metrics.json and model.keras go (None: outputs/04_salt_pepper_denoising)
 
+# %%
 """
 ## Introduction
 
@@ -58,32 +60,35 @@ with a fixed seed, so every run is scored on the same corrupted test set.
 """
 
 
-def main(argv: list[str] | None = None) -> dict:
-    started = time.perf_counter()
-    settings, out = start(globals(), argv)
+# %%
+"""
+## Setup
 
-    """
-    ## Prepare the data and the corruption
-    """
-    data = load_data(DATA, DATASET, TRAIN_LIMIT, IMAGE_SIZE)
-    print(f"data: {data.describe()}")
-    noise = Corruption("salt_and_pepper", NOISE_FRACTION, salt_ratio=SALT_RATIO)
+Apply the command line's overrides to the constants above (`--help` lists them), create and
+check the output folder, and seed every random generator with SEED.
+"""
+started = time.perf_counter()
+settings, out = start(globals())
 
-    """
-    ## Train, evaluate, sweep, and save
+# %%
+"""
+## Prepare the data and the corruption
+"""
+data = load_data(DATA, DATASET, TRAIN_LIMIT, IMAGE_SIZE)
+print(f"data: {data.describe()}")
+noise = Corruption("salt_and_pepper", NOISE_FRACTION, salt_ratio=SALT_RATIO)
 
-    `common/denoising.py` holds the experiment the three denoising chapters share: the model
-    (`build_denoiser`), the training with a fresh corruption each batch, the scoring against
-    the classical denoisers and a plain autoencoder, and the sweep over noise levels.
-    """
-    metrics = denoising.run(noise, data, settings, out, level_name="fraction of pixels set to 0 or 1")
-    finish(
-        out,
-        f"denoised test PSNR {metrics['dae_psnr_db']:.2f} dB (corrupted {metrics['noisy_psnr_db']:.2f} dB)",
-        started,
-    )
-    return metrics
+# %%
+"""
+## Train, evaluate, sweep, and save
 
-
-if __name__ == "__main__":
-    run(main)
+`common/denoising.py` holds the experiment the three denoising chapters share: the model
+(`build_denoiser`), the training with a fresh corruption each batch, the scoring against
+the classical denoisers and a plain autoencoder, and the sweep over noise levels.
+"""
+metrics = denoising.run(noise, data, settings, out, level_name="fraction of pixels set to 0 or 1")
+finish(
+    out,
+    f"denoised test PSNR {metrics['dae_psnr_db']:.2f} dB (corrupted {metrics['noisy_psnr_db']:.2f} dB)",
+    started,
+)

@@ -6,6 +6,7 @@ Description: Pretrain a deep network one layer at a time, each layer a denoising
 Run: python 05_stacked_autoencoder.py            (first look in under 2 minutes: see --help and the README)
 """
 
+# %%
 import time
 
 from common import plotting, stacked
@@ -14,7 +15,7 @@ from common.data import load_data
 from common.devices import use_xla
 from common.errors import SettingError
 from common.outputs import save_json, save_model
-from common.script import finish, run, start
+from common.script import finish, start
 from common.stages import Stages
 from common.training import backup_folder, train_autoencoder
 
@@ -59,6 +60,7 @@ PUBLISHED = {  # figures this chapter sets its own against
     "test_error_pct": {"svm_rbf": 1.40, "sae": 1.40, "dbn": 1.24, "sdae": 1.28},  # Vincent et al. (2010), Table 3
 }
 
+# %%
 """
 ## Introduction
 
@@ -174,243 +176,252 @@ def fine_tune_few_labels(name, stack, train, test, classes):
     return stacked.test_error_pct(model, *test)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    started = time.perf_counter()
-    settings, out = start(globals(), argv)
-    stacked.settings_check(settings)
-    stages = Stages(backup_folder(out, settings, "stages"), SEED)  # Ctrl-C, then rerun: resumes here
+# %%
+"""
+## Setup
 
-    """
-    ## Prepare the data
+Apply the command line's overrides to the constants above (`--help` lists them), create and
+check the output folder, and seed every random generator with SEED.
+"""
+started = time.perf_counter()
+settings, out = start(globals())
+stacked.settings_check(settings)
+stages = Stages(backup_folder(out, settings, "stages"), SEED)  # Ctrl-C, then rerun: resumes here
 
-    Who sees what:
+# %%
+"""
+## Prepare the data
 
-    - pretraining, the deep autoencoder and PCA: all the training images, without labels;
-    - classification: the labels of the training images except the last VALIDATION_SIZE;
-      those last ones are labelled validation images, used only to decide when fine-tuning stops;
-    - few labels: N labelled images (N/10 of each digit) drawn from the same labelled part;
-    - the test images: only to report the figures at the end.
+Who sees what:
 
-    Images without labels (a folder of your own) still go through pretraining and the deep
-    autoencoder; the classification sections are skipped.
-    """
-    data = load_data(DATA, DATASET, TRAIN_LIMIT, IMAGE_SIZE)
-    print(f"data: {data.describe()}")
-    x_all = data.x_train.reshape(len(data.x_train), -1)
-    classes, few_label_draws = 0, {}
-    if data.labelled:
-        if not VALIDATION_SIZE < len(data.x_train):
-            raise SettingError(
-                f"VALIDATION_SIZE={VALIDATION_SIZE}: must be less than the {len(data.x_train)} training images"
-            )
-        classes = len(data.class_names)
-        labelled = slice(0, len(data.x_train) - VALIDATION_SIZE)
-        validating = slice(len(data.x_train) - VALIDATION_SIZE, None)
-        x_lab, y_lab = data.x_train[labelled], data.y_train[labelled]
-        x_val, y_val = data.x_train[validating], data.y_train[validating]
-        few_label_draws = {n: stacked.balanced_subset(y_lab, n, SEED, classes) for n in FEW_LABELS}
-        print(f"labelled for fine-tuning: {len(x_lab):,}; validation: {len(x_val):,}; test: {len(data.x_test):,}")
-    else:
-        print(f"{data.source} has no labels: pretraining and the deep autoencoder only, no classification")
+- pretraining, the deep autoencoder and PCA: all the training images, without labels;
+- classification: the labels of the training images except the last VALIDATION_SIZE;
+  those last ones are labelled validation images, used only to decide when fine-tuning stops;
+- few labels: N labelled images (N/10 of each digit) drawn from the same labelled part;
+- the test images: only to report the figures at the end.
 
-    """
-    ## Greedy layer-wise pretraining
-
-    Two stacks of the same widths: the SDAE with masking noise on every layer's input, and the
-    SAE with none. Each layer is trained on its own, then frozen, and the clean codes it gives
-    the training images are the next layer's data.
-    """
-    print(f"\n== Pretraining the SDAE, {' -> '.join(map(str, HIDDEN_UNITS))} ({describe(MASKING)}) ==")
-    sdae_stack, sdae_codes = pretrain_stack(stages, "sdae", x_all, HIDDEN_UNITS, MASKING, SEED)
-    print(f"\n== Pretraining the SAE, {' -> '.join(map(str, HIDDEN_UNITS))} (no corruption) ==")
-    sae_stack, _ = pretrain_stack(stages, "sae", x_all, HIDDEN_UNITS, 0.0, SEED)
-
-    """
-    ## The deep autoencoder
-
-    One more denoising autoencoder, with a linear code of CODE_UNITS numbers, on top of the SDAE's
-    codes; then all the encoders and their decoders are unrolled into one deep autoencoder and
-    fine-tuned together on reconstruction (binary cross-entropy per pixel, clean in and out).
-    """
-    print(f"\n== Pretraining the code layer, {HIDDEN_UNITS[-1]} -> {CODE_UNITS} ==")
-    code_stack, _ = pretrain_stack(
-        stages, "code", sdae_codes, (CODE_UNITS,), MASKING, SEED + len(HIDDEN_UNITS), on_pixels=False, linear_top=True
-    )
-    deep = stacked.build_deep_autoencoder(sdae_stack + code_stack)
-    deep.summary(line_length=80)
-    pretrained_reconstruction = deep.predict(data.x_test, batch_size=2000, verbose=0)
-    print(f"\n== Fine-tuning the deep autoencoder for {DEEP_EPOCHS} epochs ==")
-    fine_tuned = stages.run("deep_ae", fine_tune_deep, deep, data.x_train, stages.subfolder("deep_ae_epochs"))
-    deep.set_weights(fine_tuned["weights"])
-    deep_history, deep_seconds = fine_tuned["history"], fine_tuned["seconds"]
-
-    """
-    ## Evaluate the deep autoencoder against PCA
-
-    The figure of merit of Hinton & Salakhutdinov: squared error summed over the 784 pixels,
-    averaged over the test images. PCA is fitted on the same training images.
-    """
-    reconstruction = deep.predict(data.x_test, batch_size=2000, verbose=0)
-    pca_reconstruction = stacked.pca_reconstruction(data.x_train, data.x_test, PCA_COMPONENTS)
-    deep_error = stacked.squared_error_per_image(data.x_test, reconstruction)
-    pretrained_error = stacked.squared_error_per_image(data.x_test, pretrained_reconstruction)
-    pca_error = stacked.squared_error_per_image(data.x_test, pca_reconstruction)
-    print(f"\nSquared error per test image (sum over 784 pixels, mean over {len(data.x_test):,} images):")
-    print(f"  deep autoencoder, pretrained only      {pretrained_error:7.2f}")
-    print(f"  deep autoencoder, fine-tuned           {deep_error:7.2f}   (published: 3.00)")
-    print(f"  PCA, {PCA_COMPONENTS} components                   {pca_error:7.2f}   (published: 13.87)")
-
-    """
-    ## Classification with all labels
-
-    Three copies of one network, image -> HIDDEN_UNITS (ReLU) -> 10 softmax scores, differing
-    only in where their hidden layers start: the SDAE's pretrained weights, the SAE's, or random.
-    All three get the same fine-tuning: the same epochs, step sizes, dropout, and the same
-    early stopping, which keeps the weights of the epoch with the lowest validation error.
-    """
-    starts = {"sdae": sdae_stack, "sae": sae_stack, "scratch": None} if data.labelled else {}
-    classifiers, histories, test_error, validation_error, kept_epoch = {}, {}, {}, {}, {}
-    for name, stack in starts.items():
-        print(f"\n== Fine-tuning the {name.upper()} classifier on {len(x_lab):,} labelled images ==")
-        result = stages.run(
-            f"{name}_classifier", fine_tune_all_labels, name, stack, (x_lab, y_lab), (x_val, y_val), classes
+Images without labels (a folder of your own) still go through pretraining and the deep
+autoencoder; the classification sections are skipped.
+"""
+data = load_data(DATA, DATASET, TRAIN_LIMIT, IMAGE_SIZE)
+print(f"data: {data.describe()}")
+x_all = data.x_train.reshape(len(data.x_train), -1)
+classes, few_label_draws = 0, {}
+if data.labelled:
+    if not VALIDATION_SIZE < len(data.x_train):
+        raise SettingError(
+            f"VALIDATION_SIZE={VALIDATION_SIZE}: must be less than the {len(data.x_train)} training images"
         )
-        model = classifier(f"{name}_classifier", stack, classes)
-        model.set_weights(result["weights"])
-        classifiers[name], histories[name], kept_epoch[name] = model, result["history"], result["kept_epoch"]
-        validation_error[name] = stacked.test_error_pct(model, x_val, y_val)
-        test_error[name] = stacked.test_error_pct(model, data.x_test, data.y_test)
-        print(f"{name}: kept epoch {kept_epoch[name]}, validation error {validation_error[name]:.2f} %")
+    classes = len(data.class_names)
+    labelled = slice(0, len(data.x_train) - VALIDATION_SIZE)
+    validating = slice(len(data.x_train) - VALIDATION_SIZE, None)
+    x_lab, y_lab = data.x_train[labelled], data.y_train[labelled]
+    x_val, y_val = data.x_train[validating], data.y_train[validating]
+    few_label_draws = {n: stacked.balanced_subset(y_lab, n, SEED, classes) for n in FEW_LABELS}
+    print(f"labelled for fine-tuning: {len(x_lab):,}; validation: {len(x_val):,}; test: {len(data.x_test):,}")
+else:
+    print(f"{data.source} has no labels: pretraining and the deep autoencoder only, no classification")
 
-    """
-    ## Classification with few labels
+# %%
+"""
+## Greedy layer-wise pretraining
 
-    Pretraining used all the training images, without labels; now fine-tuning gets only N
-    labelled images, N/10 of each digit. With so few, there is no validation set to spare:
-    every network gets the same fixed budget of steps, in two phases. First FEW_LABEL_PROBE
-    steps train only the softmax layer on top of the frozen hidden layers; then FEW_LABEL_STEPS
-    steps train every layer. A freshly initialised softmax layer sends large, random gradients
-    down; letting it settle first keeps them from wrecking pretrained features that a thousand
-    labels could never learn again (Kumar et al., 2022). The network from random weights gets
-    exactly the same two phases.
-    """
-    few_labels, test = {}, (data.x_test, data.y_test)
-    for n, chosen in few_label_draws.items():
-        few_labels[n] = {"indices": chosen}
-        for name in ("sdae", "scratch"):
-            stage, train = f"{name}_{n}_labels", (x_lab[chosen], y_lab[chosen])
-            few_labels[n][name] = stages.run(stage, fine_tune_few_labels, stage, starts[name], train, test, classes)
-        sdae_error, scratch_error = few_labels[n]["sdae"], few_labels[n]["scratch"]
-        print(f"{n:>6,} labels: test error SDAE {sdae_error:6.2f} %   random init {scratch_error:6.2f} %")
+Two stacks of the same widths: the SDAE with masking noise on every layer's input, and the
+SAE with none. Each layer is trained on its own, then frozen, and the clean codes it gives
+the training images are the next layer's data.
+"""
+print(f"\n== Pretraining the SDAE, {' -> '.join(map(str, HIDDEN_UNITS))} ({describe(MASKING)}) ==")
+sdae_stack, sdae_codes = pretrain_stack(stages, "sdae", x_all, HIDDEN_UNITS, MASKING, SEED)
+print(f"\n== Pretraining the SAE, {' -> '.join(map(str, HIDDEN_UNITS))} (no corruption) ==")
+sae_stack, _ = pretrain_stack(stages, "sae", x_all, HIDDEN_UNITS, 0.0, SEED)
 
-    """
-    ## Results
-    """
-    if data.labelled:
-        print(f"\nTest error (%) on {len(data.x_test):,} test images, {len(x_lab):,} labels:")
-        print(f"  {'':<34}{'here':>7}{'published':>11}")
-        rows = (("SDAE (denoising pretraining)", "sdae"), ("SAE (plain pretraining)", "sae"))
-        for label, key in (*rows, ("random initialisation", "scratch")):
-            published = PUBLISHED["test_error_pct"].get(key)
-            print(f"  {label:<34}{test_error[key]:>7.2f}{'' if published is None else f'{published:>11.2f}'}")
-        print(f"  {'DBN-3 / SVM-RBF (published only)':<34}{'':>7}{'1.24 / 1.40':>11}")
+# %%
+"""
+## The deep autoencoder
 
-    """
-    ## Visualize and save
-    """
-    plotting.filter_grids(
-        out / "filters.png",
-        {
-            "SAE, no corruption: first-layer filters": sae_stack[0].encoder[0],
-            f"SDAE, masking {MASKING:.0%}: first-layer filters": sdae_stack[0].encoder[0],
-        },
-        n=100,
+One more denoising autoencoder, with a linear code of CODE_UNITS numbers, on top of the SDAE's
+codes; then all the encoders and their decoders are unrolled into one deep autoencoder and
+fine-tuned together on reconstruction (binary cross-entropy per pixel, clean in and out).
+"""
+print(f"\n== Pretraining the code layer, {HIDDEN_UNITS[-1]} -> {CODE_UNITS} ==")
+code_stack, _ = pretrain_stack(
+    stages, "code", sdae_codes, (CODE_UNITS,), MASKING, SEED + len(HIDDEN_UNITS), on_pixels=False, linear_top=True
+)
+deep = stacked.build_deep_autoencoder(sdae_stack + code_stack)
+deep.summary(line_length=80)
+pretrained_reconstruction = deep.predict(data.x_test, batch_size=2000, verbose=0)
+print(f"\n== Fine-tuning the deep autoencoder for {DEEP_EPOCHS} epochs ==")
+fine_tuned = stages.run("deep_ae", fine_tune_deep, deep, data.x_train, stages.subfolder("deep_ae_epochs"))
+deep.set_weights(fine_tuned["weights"])
+deep_history, deep_seconds = fine_tuned["history"], fine_tuned["seconds"]
+
+# %%
+"""
+## Evaluate the deep autoencoder against PCA
+
+The figure of merit of Hinton & Salakhutdinov: squared error summed over the 784 pixels,
+averaged over the test images. PCA is fitted on the same training images.
+"""
+reconstruction = deep.predict(data.x_test, batch_size=2000, verbose=0)
+pca_reconstruction = stacked.pca_reconstruction(data.x_train, data.x_test, PCA_COMPONENTS)
+deep_error = stacked.squared_error_per_image(data.x_test, reconstruction)
+pretrained_error = stacked.squared_error_per_image(data.x_test, pretrained_reconstruction)
+pca_error = stacked.squared_error_per_image(data.x_test, pca_reconstruction)
+print(f"\nSquared error per test image (sum over 784 pixels, mean over {len(data.x_test):,} images):")
+print(f"  deep autoencoder, pretrained only      {pretrained_error:7.2f}")
+print(f"  deep autoencoder, fine-tuned           {deep_error:7.2f}   (published: 3.00)")
+print(f"  PCA, {PCA_COMPONENTS} components                   {pca_error:7.2f}   (published: 13.87)")
+
+# %%
+"""
+## Classification with all labels
+
+Three copies of one network, image -> HIDDEN_UNITS (ReLU) -> 10 softmax scores, differing
+only in where their hidden layers start: the SDAE's pretrained weights, the SAE's, or random.
+All three get the same fine-tuning: the same epochs, step sizes, dropout, and the same
+early stopping, which keeps the weights of the epoch with the lowest validation error.
+"""
+starts = {"sdae": sdae_stack, "sae": sae_stack, "scratch": None} if data.labelled else {}
+classifiers, histories, test_error, validation_error, kept_epoch = {}, {}, {}, {}, {}
+for name, stack in starts.items():
+    print(f"\n== Fine-tuning the {name.upper()} classifier on {len(x_lab):,} labelled images ==")
+    result = stages.run(
+        f"{name}_classifier", fine_tune_all_labels, name, stack, (x_lab, y_lab), (x_val, y_val), classes
     )
-    plotting.image_rows(
-        out / "reconstructions.png",
+    model = classifier(f"{name}_classifier", stack, classes)
+    model.set_weights(result["weights"])
+    classifiers[name], histories[name], kept_epoch[name] = model, result["history"], result["kept_epoch"]
+    validation_error[name] = stacked.test_error_pct(model, x_val, y_val)
+    test_error[name] = stacked.test_error_pct(model, data.x_test, data.y_test)
+    print(f"{name}: kept epoch {kept_epoch[name]}, validation error {validation_error[name]:.2f} %")
+
+# %%
+"""
+## Classification with few labels
+
+Pretraining used all the training images, without labels; now fine-tuning gets only N
+labelled images, N/10 of each digit. With so few, there is no validation set to spare:
+every network gets the same fixed budget of steps, in two phases. First FEW_LABEL_PROBE
+steps train only the softmax layer on top of the frozen hidden layers; then FEW_LABEL_STEPS
+steps train every layer. A freshly initialised softmax layer sends large, random gradients
+down; letting it settle first keeps them from wrecking pretrained features that a thousand
+labels could never learn again (Kumar et al., 2022). The network from random weights gets
+exactly the same two phases.
+"""
+few_labels, test = {}, (data.x_test, data.y_test)
+for n, chosen in few_label_draws.items():
+    few_labels[n] = {"indices": chosen}
+    for name in ("sdae", "scratch"):
+        stage, train = f"{name}_{n}_labels", (x_lab[chosen], y_lab[chosen])
+        few_labels[n][name] = stages.run(stage, fine_tune_few_labels, stage, starts[name], train, test, classes)
+    sdae_error, scratch_error = few_labels[n]["sdae"], few_labels[n]["scratch"]
+    print(f"{n:>6,} labels: test error SDAE {sdae_error:6.2f} %   random init {scratch_error:6.2f} %")
+
+# %%
+"""
+## Results
+"""
+if data.labelled:
+    print(f"\nTest error (%) on {len(data.x_test):,} test images, {len(x_lab):,} labels:")
+    print(f"  {'':<34}{'here':>7}{'published':>11}")
+    rows = (("SDAE (denoising pretraining)", "sdae"), ("SAE (plain pretraining)", "sae"))
+    for label, key in (*rows, ("random initialisation", "scratch")):
+        published = PUBLISHED["test_error_pct"].get(key)
+        print(f"  {label:<34}{test_error[key]:>7.2f}{'' if published is None else f'{published:>11.2f}'}")
+    print(f"  {'DBN-3 / SVM-RBF (published only)':<34}{'':>7}{'1.24 / 1.40':>11}")
+
+# %%
+"""
+## Visualize and save
+"""
+plotting.filter_grids(
+    out / "filters.png",
+    {
+        "SAE, no corruption: first-layer filters": sae_stack[0].encoder[0],
+        f"SDAE, masking {MASKING:.0%}: first-layer filters": sdae_stack[0].encoder[0],
+    },
+    n=100,
+)
+plotting.image_rows(
+    out / "reconstructions.png",
+    {
+        "original": data.x_test,
+        f"deep AE ({deep_error:.2f})": reconstruction,
+        f"PCA {PCA_COMPONENTS} ({pca_error:.2f})": pca_reconstruction,
+    },
+    n=12,
+    title=f"Test digits through {CODE_UNITS} numbers (squared error per image)",
+)
+if few_labels:
+    plotting.curves(
+        out / "few_labels.png",
+        list(FEW_LABELS),
         {
-            "original": data.x_test,
-            f"deep AE ({deep_error:.2f})": reconstruction,
-            f"PCA {PCA_COMPONENTS} ({pca_error:.2f})": pca_reconstruction,
+            "SDAE pretraining": [few_labels[n]["sdae"] for n in FEW_LABELS],
+            "random initialisation": [few_labels[n]["scratch"] for n in FEW_LABELS],
         },
-        n=12,
-        title=f"Test digits through {CODE_UNITS} numbers (squared error per image)",
+        xlabel="labelled training images",
+        ylabel="test error (%)",
+        title="The same network, fine-tuned on few labels",
+        logx=True,
     )
-    if few_labels:
-        plotting.curves(
-            out / "few_labels.png",
-            list(FEW_LABELS),
-            {
-                "SDAE pretraining": [few_labels[n]["sdae"] for n in FEW_LABELS],
-                "random initialisation": [few_labels[n]["scratch"] for n in FEW_LABELS],
-            },
-            xlabel="labelled training images",
-            ylabel="test error (%)",
-            title="The same network, fine-tuned on few labels",
-            logx=True,
-        )
+plotting.loss_curves(
+    out / "pretraining_loss.png",
+    {f"layer {k + 1} ({layer.units})": layer.history for k, layer in enumerate(sdae_stack + code_stack)},
+    ylabel="reconstruction loss (cross-entropy, then squared error)",
+)
+plotting.loss_curves(out / "deep_ae_loss.png", {"deep autoencoder": deep_history}, ylabel="cross-entropy per pixel")
+if histories:
     plotting.loss_curves(
-        out / "pretraining_loss.png",
-        {f"layer {k + 1} ({layer.units})": layer.history for k, layer in enumerate(sdae_stack + code_stack)},
-        ylabel="reconstruction loss (cross-entropy, then squared error)",
+        out / "classification_error.png",
+        {
+            name.upper() if name != "scratch" else "random init": {
+                "loss": [100 * (1 - a) for a in h["accuracy"]],
+                "val_loss": [100 * (1 - a) for a in h["val_accuracy"]],
+            }
+            for name, h in histories.items()
+        },
+        ylabel="error (%), training with dropout / validation",
     )
-    plotting.loss_curves(out / "deep_ae_loss.png", {"deep autoencoder": deep_history}, ylabel="cross-entropy per pixel")
-    if histories:
-        plotting.loss_curves(
-            out / "classification_error.png",
-            {
-                name.upper() if name != "scratch" else "random init": {
-                    "loss": [100 * (1 - a) for a in h["accuracy"]],
-                    "val_loss": [100 * (1 - a) for a in h["val_accuracy"]],
-                }
-                for name, h in histories.items()
-            },
-            ylabel="error (%), training with dropout / validation",
-        )
 
-    metrics = {
-        "settings": settings,
-        "data": data.source,
-        "n_pretrain": len(x_all),
-        "n_labelled": len(x_lab) if data.labelled else 0,
-        "n_validation": len(x_val) if data.labelled else 0,
-        "n_test": len(data.x_test),
-        "validation_indices": [validating.start, len(data.x_train)] if data.labelled else None,
-        "deep_ae_sq_error_per_image": deep_error,
-        "deep_ae_pretrained_only_sq_error_per_image": pretrained_error,
-        "pca30_sq_error_per_image": pca_error,
-        "test_error_pct": test_error or None,
-        "validation_error_pct": validation_error or None,
-        "kept_epoch": kept_epoch or None,
-        "few_labels": {
-            str(n): {"sdae": r["sdae"], "scratch": r["scratch"], "indices": r["indices"].tolist()}
-            for n, r in few_labels.items()
-        }
-        or None,
-        "published": PUBLISHED,
-        "seconds": {
-            "pretraining": round(sum(layer.seconds for layer in sdae_stack + sae_stack + code_stack), 1),
-            "deep_ae_fine_tuning": round(deep_seconds, 1),
-            "total": round(time.perf_counter() - started, 1),
-        },
-        "loss_history": {
-            "pretraining_sdae": [layer.history["loss"] for layer in sdae_stack + code_stack],
-            "pretraining_sae": [layer.history["loss"] for layer in sae_stack],
-            "deep_ae": deep_history["loss"],
-            "classifiers": histories,
-        },
+metrics = {
+    "settings": settings,
+    "data": data.source,
+    "n_pretrain": len(x_all),
+    "n_labelled": len(x_lab) if data.labelled else 0,
+    "n_validation": len(x_val) if data.labelled else 0,
+    "n_test": len(data.x_test),
+    "validation_indices": [validating.start, len(data.x_train)] if data.labelled else None,
+    "deep_ae_sq_error_per_image": deep_error,
+    "deep_ae_pretrained_only_sq_error_per_image": pretrained_error,
+    "pca30_sq_error_per_image": pca_error,
+    "test_error_pct": test_error or None,
+    "validation_error_pct": validation_error or None,
+    "kept_epoch": kept_epoch or None,
+    "few_labels": {
+        str(n): {"sdae": r["sdae"], "scratch": r["scratch"], "indices": r["indices"].tolist()}
+        for n, r in few_labels.items()
     }
-    if data.labelled:
-        save_model(classifiers["sdae"], out / "model.keras")
-    save_model(deep, out / "deep_autoencoder.keras")
-    save_json(out / "metrics.json", metrics)
-    stages.finished()
-    headline = f"deep AE {deep_error:.2f} (PCA {pca_error:.2f}) squared error per image"
-    if test_error:
-        headline += "; test error " + ", ".join(f"{name.upper()} {e:.2f} %" for name, e in test_error.items())
-    finish(out, headline, started)
-    return metrics
-
-
-if __name__ == "__main__":
-    run(main)
+    or None,
+    "published": PUBLISHED,
+    "seconds": {
+        "pretraining": round(sum(layer.seconds for layer in sdae_stack + sae_stack + code_stack), 1),
+        "deep_ae_fine_tuning": round(deep_seconds, 1),
+        "total": round(time.perf_counter() - started, 1),
+    },
+    "loss_history": {
+        "pretraining_sdae": [layer.history["loss"] for layer in sdae_stack + code_stack],
+        "pretraining_sae": [layer.history["loss"] for layer in sae_stack],
+        "deep_ae": deep_history["loss"],
+        "classifiers": histories,
+    },
+}
+if data.labelled:
+    save_model(classifiers["sdae"], out / "model.keras")
+save_model(deep, out / "deep_autoencoder.keras")
+save_json(out / "metrics.json", metrics)
+stages.finished()
+headline = f"deep AE {deep_error:.2f} (PCA {pca_error:.2f}) squared error per image"
+if test_error:
+    headline += "; test error " + ", ".join(f"{name.upper()} {e:.2f} %" for name, e in test_error.items())
+finish(out, headline, started)

@@ -15,7 +15,6 @@ Run: python benchmarks/benchmark.py            (MNIST_PATH for the full data; ab
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import platform
@@ -35,6 +34,7 @@ from common.corruption import Corruption, denoising_batches  # noqa: E402
 from common.data import load_mnist  # noqa: E402
 from common.denoising import build_denoiser, compile_for  # noqa: E402
 from common.metrics import mse_per_image  # noqa: E402
+from common.script import chapter_definitions  # noqa: E402
 
 GEMM_SIZE = 4096  # square float32 matrices for the peak
 REPEATS = 5  # best of this many
@@ -42,10 +42,8 @@ TIMED_STEPS = 150  # training steps timed per model, after a warm-up
 
 
 def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """A chapter's constants and functions, without running it."""
+    return chapter_definitions(ROOT / f"{name}.py")
 
 
 def gemm_peak() -> tuple[float, float]:

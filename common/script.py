@@ -1,10 +1,20 @@
 """The frame every numbered script shares: settings, seed and output folder at the start; a
-one-line error instead of a traceback for mistakes a reader can fix; a summary at the end."""
+one-line error instead of a traceback for mistakes a reader can fix; a summary at the end.
+
+A numbered script is plain top-level code, cut into `# %%` cells at its `## Section` strings, so
+it runs as a script (`python 01_basic_autoencoder.py --epochs=3`) and opens as a notebook in
+Jupyter or VS Code. `run_chapter` runs one in-process (for the tests), and `chapter_definitions`
+gives its constants and functions without running it (for the benchmark).
+"""
 
 from __future__ import annotations
 
+import ast
+import os
+import runpy
 import sys
 import time
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,12 +28,21 @@ from common.hyperparams import apply_overrides
 _folder: list[Path] = []  # the output folder of the run in progress, for the Ctrl-C message
 
 
-def start(namespace: dict[str, Any], argv: list[str] | None) -> tuple[dict[str, Any], Path]:
+def start(namespace: dict[str, Any], argv: list[str] | None = None) -> tuple[dict[str, Any], Path]:
     """Apply command-line overrides to a script's constants, create (and check) the output folder
     before any work is done, put the run under its STRATEGY (one device by default), and seed
-    every random generator with SEED."""
+    every random generator with SEED.
+
+    `argv` defaults to the command line when the script runs as a program, and to no overrides
+    in a notebook (whose command line belongs to the notebook's kernel)."""
+    script_file = _script_file(namespace)
+    as_program = script_file is not None and Path(sys.argv[0]).resolve() == Path(script_file).resolve()
+    if argv is None:
+        argv = sys.argv[1:] if as_program else []
+    if as_program:
+        sys.excepthook = _one_line_errors
     settings = apply_overrides(namespace, argv)
-    folder = outputs.output_dir(namespace["__file__"], settings.get("OUTPUT_DIR"))
+    folder = outputs.output_dir(script_file or "notebook", settings.get("OUTPUT_DIR"))
     outputs.saved_this_run.clear()
     _folder[:] = [folder]
     where = devices.use_strategy(settings.get("STRATEGY"))
@@ -33,6 +52,14 @@ def start(namespace: dict[str, Any], argv: list[str] | None) -> tuple[dict[str, 
     return settings, folder
 
 
+def _script_file(namespace: dict[str, Any]) -> str | None:
+    """The script's file: `__file__`, or the notebook's own name where Jupyter or VS Code gives it."""
+    for name in ("__file__", "__vsc_ipynb_file__", "__session__"):
+        if namespace.get(name):
+            return str(namespace[name])
+    return None
+
+
 def finish(folder: Path, headline: str, started: float) -> None:
     """One closing line: what was saved where, the headline figure, the time."""
     files = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
@@ -40,15 +67,59 @@ def finish(folder: Path, headline: str, started: float) -> None:
 
 
 def run(main: Callable[[], Any]) -> None:
-    """Run a script's main(); a UserError becomes one line on stderr and exit status 2."""
+    """Call `main()`; a UserError becomes one line on stderr and exit status 2, Ctrl-C one line
+    saying what was kept and exit status 130."""
     try:
         main()
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except KeyboardInterrupt:
-        print(f"\n{interrupted_message()}", file=sys.stderr)
-        raise SystemExit(130) from None
+    except (UserError, KeyboardInterrupt) as e:
+        _one_line_errors(type(e), e, None, exit=_exit)
+
+
+def _exit(code: int) -> None:
+    raise SystemExit(code) from None
+
+
+def _one_line_errors(kind: type[BaseException], error: BaseException, tb: Any, exit: Callable = os._exit) -> None:
+    """The last word of a script that stopped on an exception (installed as `sys.excepthook`)."""
+    if issubclass(kind, UserError):
+        message, code = f"error: {error}", 2
+    elif issubclass(kind, KeyboardInterrupt):
+        message, code = f"\n{interrupted_message()}", 130
+    else:
+        sys.__excepthook__(kind, error, tb)
+        return
+    sys.stdout.flush()
+    print(message, file=sys.stderr)
+    sys.stderr.flush()
+    exit(code)  # os._exit at the top level of a script: its exit status, without TensorFlow's teardown
+
+
+def run_chapter(path: str | Path, argv: list[str] | None = None) -> dict[str, Any]:
+    """Run a numbered script in this process, as `python path *argv` would (but exceptions go to
+    the caller), and return its `metrics`."""
+    saved_argv = sys.argv
+    sys.argv = [str(path), *(argv or [])]
+    try:
+        namespace = runpy.run_path(str(path), run_name="__main__")
+    finally:
+        sys.argv = saved_argv
+        sys.excepthook = sys.__excepthook__
+    return namespace["metrics"]
+
+
+def chapter_definitions(path: str | Path) -> types.SimpleNamespace:
+    """A numbered script's imports, UPPER_CASE constants and functions, without running it."""
+    tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    kept = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)
+    tree.body = [
+        node
+        for node in tree.body
+        if isinstance(node, kept)
+        or (isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) and t.id.isupper() for t in node.targets))
+    ]
+    namespace: dict[str, Any] = {"__file__": str(path), "__name__": Path(path).stem}
+    exec(compile(tree, str(path), "exec"), namespace)  # noqa: S102  (the project's own scripts)
+    return types.SimpleNamespace(**namespace)
 
 
 def interrupted_message() -> str:

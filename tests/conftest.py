@@ -1,6 +1,5 @@
 """Shared helpers: the project root on sys.path, the bundled sample, and running a script."""
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -16,13 +15,29 @@ SAMPLE = ROOT / "common" / "mnist_sample.npz"
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist.npz"
 
 
-def load_script(name: str):
-    """Import a numbered script (its file name starts with a digit) as a module."""
-    path = ROOT / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name.replace("-", "_"), path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+class Chapter:
+    """A numbered script: `.main(argv)` runs it in-process and returns its metrics; its constants
+    and functions are attributes (read without running it)."""
+
+    def __init__(self, name: str):
+        self.path = ROOT / f"{name}.py"
+        self._definitions = None
+
+    def main(self, argv: list[str] | None = None) -> dict:
+        from common.script import run_chapter  # noqa: PLC0415
+
+        return run_chapter(self.path, argv)
+
+    def __getattr__(self, name: str):
+        from common.script import chapter_definitions  # noqa: PLC0415
+
+        if self._definitions is None:
+            self._definitions = chapter_definitions(self.path)
+        return getattr(self._definitions, name)
+
+
+def load_script(name: str) -> Chapter:
+    return Chapter(name)
 
 
 @pytest.fixture
