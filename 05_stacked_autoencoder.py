@@ -34,12 +34,12 @@ PRETRAIN_EPOCHS = 30  # passes over the 60,000 training images, for each layer
 PRETRAIN_BATCH_SIZE = 256  # examples per gradient step, in pretraining
 PRETRAIN_LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over each layer's training (cosine)
 # deep autoencoder
-DEEP_EPOCHS = 60  # passes over the training images, fine-tuning the unrolled autoencoder
+DEEP_EPOCHS = 100  # passes over the training images, fine-tuning the unrolled autoencoder
 DEEP_BATCH_SIZE = 256  # images per gradient step
 DEEP_LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over the fine-tuning (cosine)
 PCA_COMPONENTS = 30  # the linear baseline: PCA with this many components
 # classification
-FINETUNE_EPOCHS = 30  # at most this many passes over the labelled images, for every classifier
+FINETUNE_EPOCHS = 50  # at most this many passes over the labelled images, for every classifier
 FINETUNE_BATCH_SIZE = 128  # images per gradient step
 FINETUNE_LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over FINETUNE_EPOCHS (cosine)
 PATIENCE_EPOCHS = 10  # stop when the validation error has not improved for this many epochs

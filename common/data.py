@@ -233,7 +233,9 @@ def read_image_folder(folder: str | Path, image_size: int = 28) -> tuple[dict[st
         folder/train/..., folder/test/...      either of the above, with its own test split
 
     Without `train/` and `test/`, a random TEST_FRACTION of the images (the same ones every time)
-    is kept for testing. Returns the arrays (uint8 images, and labels if any) and the class names.
+    is kept for testing. Both splits come in a fixed random order (the same every time), so that
+    the first or last N images are a mix of every class. Returns the arrays (uint8 images, and
+    labels if any) and the class names.
     """
     folder = Path(folder)
     splits = {d.name.lower(): d for d in folder.iterdir() if d.is_dir()}
@@ -244,15 +246,24 @@ def read_image_folder(folder: str | Path, image_size: int = 28) -> tuple[dict[st
             raise DataError(f"{folder}: test/ has classes {test_names} but train/ has {names}")
         if names is not None and test_names != names:  # test/ lacks a class: number its own the same
             y_test = np.array([names.index(test_names[k]) for k in y_test], dtype=y_test.dtype)
+        train, test = (
+            np.random.default_rng(0).permutation(len(x_train)),
+            np.random.default_rng(1).permutation(len(x_test)),
+        )
     else:
         x, y, names = _images_from_directory(folder, image_size)
         if len(x) < 2:
             raise DataError(f"{folder}: holds {len(x)} image; at least 2 are needed (one to train on, one to test)")
         order = np.random.default_rng(0).permutation(len(x))
         n_test = max(1, round(TEST_FRACTION * len(x)))
-        test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
-        x_train, x_test = x[train], x[test]
-        y_train, y_test = (y[train], y[test]) if y is not None else (None, None)
+        x_train = x_test = x
+        y_train = y_test = y
+        test, train = order[:n_test], order[n_test:]
+    # in a fixed random order, not folder by folder: the first or last N images (TRAIN_LIMIT, a
+    # chapter's held-out or validation images) are then a mix of every class
+    x_train, x_test = x_train[train], x_test[test]
+    if y_train is not None:
+        y_train, y_test = y_train[train], y_test[test]
     arrays = {"x_train": x_train, "x_test": x_test}
     if y_train is not None:
         arrays.update(y_train=y_train, y_test=y_test)

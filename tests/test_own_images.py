@@ -44,6 +44,8 @@ def test_a_folder_of_28x28_grey_pngs_reads_back_exactly(tmp_path, digits):
     # the same split every time
     again, _ = read_image_folder(tmp_path / "mine")
     assert np.array_equal(again["x_test"], arrays["x_test"])
+    # not folder by folder: the first or last few (TRAIN_LIMIT, held-out images) mix the classes
+    assert len(set(arrays["y_train"][:20])) >= 6 and len(set(arrays["y_train"][-20:])) >= 6
 
 
 def test_colour_images_of_any_size_become_grey_28x28_squares(tmp_path, digits):

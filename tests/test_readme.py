@@ -7,6 +7,7 @@ from skimage import io
 
 from common.denoising import build_denoiser
 from common.outputs import save_model
+from common.script import run_chapter
 
 from conftest import ROOT, SAMPLE
 
@@ -38,3 +39,37 @@ def test_denoising_an_image_of_ones_own(tmp_path, monkeypatch):
     assert denoised.shape == (28, 28) and 0 <= denoised.min() and denoised.max() <= 1
     saved = io.imread(tmp_path / "my_digit_denoised.png")
     assert saved.shape == (28, 28) and saved.dtype == np.uint8
+
+
+def test_the_walk_through_with_a_folder_of_ones_own_images(tmp_path, monkeypatch):
+    code = readme_block('Path("my_images")')
+    (tmp_path / "common").mkdir()
+    (tmp_path / "common" / "mnist_sample.npz").symlink_to(SAMPLE)
+    monkeypatch.chdir(tmp_path)
+    exec(code, {})
+    folder = tmp_path / "my_images"
+    assert sorted(p.name for p in folder.iterdir()) == [f"digit_{d}" for d in range(10)]
+    assert len(list(folder.rglob("*.png"))) == 1200
+    assert io.imread(next(folder.rglob("*.png"))).shape == (56, 56)
+
+    first = run_chapter(ROOT / "01_basic_autoencoder.py", [f"--data={folder}", "--epochs=1", "--output_dir=out01"])
+    assert first["n_train"] == 960 and first["n_test"] == 240
+    fifth = run_chapter(
+        ROOT / "05_stacked_autoencoder.py",
+        [
+            f"--data={folder}",
+            "--validation_size=200",
+            "--few_labels=(100,)",
+            "--hidden_units=(32,16)",
+            "--code_units=4",
+            "--pca_components=4",
+            "--pretrain_epochs=1",
+            "--deep_epochs=1",
+            "--finetune_epochs=1",
+            "--few_label_probe=5",
+            "--few_label_steps=5",
+            "--output_dir=out05",
+        ],
+    )
+    assert fifth["n_labelled"] == 760 and set(fifth["few_labels"]) == {"100"}
+    assert (tmp_path / "out05" / "model.keras").exists()
