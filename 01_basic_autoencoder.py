@@ -172,7 +172,7 @@ plotting.image_rows(
     out / "reconstructions.png",
     {"original": shown, "autoencoder": reconstructions[:12], f"PCA ({CODE_DIM})": pca_reconstructions[:12]},
     n=12,
-    title=f"Test digits through a {CODE_DIM}-number code",
+    title=f"Test images through a {CODE_DIM}-number code",
 )
 plotting.loss_curves(out / "loss.png", {"autoencoder": history}, ylabel="binary cross-entropy per pixel")
 codes = encoder.predict(data.x_test, batch_size=1000, verbose=0)

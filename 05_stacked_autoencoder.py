@@ -350,7 +350,7 @@ plotting.image_rows(
         f"PCA {PCA_COMPONENTS} ({pca_error:.2f})": pca_reconstruction,
     },
     n=12,
-    title=f"Test digits through {CODE_UNITS} numbers (squared error per image)",
+    title=f"Test images through {CODE_UNITS} numbers (squared error per image)",
 )
 if few_labels:
     plotting.curves(

@@ -200,7 +200,7 @@ def run(
             best.denoiser.name: baseline_outputs[best.denoiser.name],
         },
         n=12,
-        title=f"Test digits, {corruption.describe()}",
+        title=f"Test images, {corruption.describe()}",
     )
     plotting.curves(
         out / "sweep.png",

@@ -31,7 +31,7 @@ T = TypeVar("T")
 class Stages:
     """The finished stages of one run, kept in `folder` (see `training.backup_folder`)."""
 
-    def __init__(self, folder: Path, seed: int):
+    def __init__(self, folder: Path, seed: int) -> None:
         self.folder, self.seed = Path(folder), seed
         if self.folder.is_dir() and any(self.folder.glob("*.pkl")):
             print(f"resuming: stages finished by an earlier run are loaded from {self.folder}")

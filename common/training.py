@@ -93,7 +93,7 @@ class PreviewImages(keras.callbacks.Callback):
     """Write the inputs and the model's outputs on a few fixed images to TensorBoard, every
     `every` epochs."""
 
-    def __init__(self, log_dir: Path, images: np.ndarray, every: int = 2):
+    def __init__(self, log_dir: Path, images: np.ndarray, every: int = 2) -> None:
         super().__init__()
         self.images, self.every = images[:8], every
         self.writer = tf.summary.create_file_writer(str(log_dir))
