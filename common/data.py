@@ -292,6 +292,12 @@ def read_path(path: str | Path, image_size: int = 28) -> tuple[dict[str, np.ndar
     )
 
 
+def _read_ten_classes(path: str | Path) -> dict[str, np.ndarray]:
+    """MNIST or Fashion-MNIST from an environment variable's path: an IDX folder or an .npz."""
+    path = Path(path).expanduser()
+    return read_idx_folder(path) if path.is_dir() else read_npz(path)
+
+
 def _online(timeout: float) -> bool:
     try:
         socket.create_connection(DOWNLOAD_HOST, timeout=timeout).close()
@@ -320,9 +326,8 @@ def _keras_download(timeout: float = 3.0) -> dict[str, np.ndarray] | None:
 def _fashion_mnist(timeout: float = 3.0) -> tuple[dict[str, np.ndarray], str]:
     """Fashion-MNIST from $FASHION_MNIST_PATH, Debian's package, or the Keras cache or download."""
     if os.environ.get("FASHION_MNIST_PATH"):
-        path = Path(os.environ["FASHION_MNIST_PATH"]).expanduser()
-        arrays = read_idx_folder(path) if path.is_dir() else read_npz(path)
-        return arrays, str(path)
+        path = os.environ["FASHION_MNIST_PATH"]
+        return _read_ten_classes(path), path
     for folder in (FASHION_DEBIAN, FASHION_KERAS_CACHE):
         if folder.is_dir() and _has_idx_files(folder):
             return read_idx_folder(folder), str(folder)
@@ -365,7 +370,7 @@ def load_data(
         class_names = CLASS_NAMES["mnist"]
         if os.environ.get("MNIST_PATH"):
             source = os.environ["MNIST_PATH"]
-            arrays = read_idx_folder(source) if Path(source).is_dir() else read_npz(source)
+            arrays = _read_ten_classes(source)
         else:
             arrays, source = _keras_download(), f"the Keras download ({KERAS_CACHE})"
             if arrays is None:

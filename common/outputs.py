@@ -36,8 +36,9 @@ def output_dir(script_file: str, setting: str | None = None) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path` (same suffix); rename it onto `path` on success."""
+def atomic_path(path: str | Path, record: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside `path` (same suffix); rename it onto `path` on success.
+    With `record`, the file counts among what this run saved (the Ctrl-C message lists them)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
     os.close(fd)
@@ -46,7 +47,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual mode
         os.replace(tmp, path)
-        saved_this_run.append(path)
+        if record:
+            saved_this_run.append(path)
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -14,16 +14,16 @@ resumed between stages gives the figures of an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
-import os
 import pickle
 import shutil
-import tempfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import keras
+
+from common.outputs import atomic_path
 
 T = TypeVar("T")
 
@@ -46,14 +46,8 @@ class Stages:
         keras.utils.set_random_seed(self.stage_seed(name))
         result = compute(*args, **kwargs)
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{name}.")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                pickle.dump(result, f)
-            os.replace(tmp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        with atomic_path(path, record=False) as tmp, tmp.open("wb") as f:  # a backup, not a result
+            pickle.dump(result, f)
         return result
 
     def stage_seed(self, name: str) -> int:
