@@ -295,6 +295,8 @@ def read_path(path: str | Path, image_size: int = 28) -> tuple[dict[str, np.ndar
 def _read_ten_classes(path: str | Path) -> dict[str, np.ndarray]:
     """MNIST or Fashion-MNIST from an environment variable's path: an IDX folder or an .npz."""
     path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
     return read_idx_folder(path) if path.is_dir() else read_npz(path)
 
 

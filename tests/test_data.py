@@ -196,3 +196,9 @@ def test_full_mnist_when_available():
     assert d["x_train"].shape == (60000, 28, 28) and d["x_test"].shape == (10000, 28, 28)
     assert d["y_train"][:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
     assert np.bincount(d["y_train"]).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+
+
+def test_a_mnist_path_that_does_not_exist_is_named_as_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNIST_PATH", str(tmp_path / "gone.npz"))
+    with pytest.raises(DataError, match="gone.npz: no such file or folder"):
+        load_mnist()
