@@ -108,7 +108,7 @@ def filter_grids(path: str | Path, weights: dict[str, np.ndarray], n: int = 64) 
 def curves(
     path: str | Path,
     x: Sequence[float],
-    series: dict[str, Sequence[float]],
+    series: dict[str, Sequence[float] | Sequence[Sequence[float]]],
     xlabel: str,
     ylabel: str,
     title: str = "",
@@ -116,10 +116,14 @@ def curves(
     marker_at: float | None = None,
 ) -> Path:
     """Several y-series against one x (e.g. PSNR against noise level), with an optional
-    vertical line (e.g. the level the model was trained at)."""
+    vertical line (e.g. the level the model was trained at). A y may be several numbers (the
+    runs of a repeated measurement): the line goes through their mean, and a band spans them."""
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for label, y in series.items():
-        ax.plot(x, y, marker="o", label=label)
+        runs = [np.atleast_1d(np.asarray(value, dtype=float)) for value in y]
+        (line,) = ax.plot(x, [r.mean() for r in runs], marker="o", label=label)
+        if any(len(r) > 1 for r in runs):
+            ax.fill_between(x, [r.min() for r in runs], [r.max() for r in runs], color=line.get_color(), alpha=0.2)
     if marker_at is not None:
         ax.axvline(marker_at, color="gray", linestyle=":", label="trained at")
     if logx:

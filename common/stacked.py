@@ -307,6 +307,9 @@ def settings_check(settings: dict[str, Any]) -> None:
     probe = settings["FEW_LABEL_PROBE"]
     if isinstance(probe, bool) or not isinstance(probe, int) or probe < 0:
         raise SettingError(f"FEW_LABEL_PROBE={probe!r}: a number of steps must be a whole number, 0 or more")
+    draws = settings["FEW_LABEL_DRAWS"]
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+        raise SettingError(f"FEW_LABEL_DRAWS={draws!r}: a number of draws must be a whole number, 1 or more")
     for name in ("DROPOUT", "INPUT_DROPOUT"):
         value = settings[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:

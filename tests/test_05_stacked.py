@@ -38,6 +38,7 @@ TINY = [
     "--patience_epochs=2",
     "--few_labels=(20,50)",
     "--few_label_steps=20",
+    "--few_label_draws=2",
     "--finetune_batch_size=20",
     "--dropout=0.1",
     "--input_dropout=0.1",
@@ -163,6 +164,7 @@ def test_a_nan_loss_stops_fine_tuning_with_a_training_error():
         (["--dropout=-0.1"], ["DROPOUT=-0.1", "dropout rate"]),
         ([f"--validation_size={TRAIN}"], [f"VALIDATION_SIZE={TRAIN}", "less than"]),
         (["--few_labels=(25,)"], ["25 labelled images", "multiple of 10"]),
+        (["--few_label_draws=0"], ["FEW_LABEL_DRAWS=0", "1 or more"]),
     ],
 )
 def test_bad_settings_are_refused_before_training(args, words, tmp_path):
@@ -243,13 +245,19 @@ def test_stacked_autoencoder_chapter(tmp_path, monkeypatch):
         assert 0 <= error < 70, name  # a few epochs on 1,000 labels: well above chance (90 %)
         assert 1 <= saved["kept_epoch"][name] <= 3
 
-    # few labels: balanced draws from the labelled part only, never from validation or test
+    # few labels: two different balanced draws from the labelled part only, never from validation
+    # or test; the figures are the means over the draws
     assert set(saved["few_labels"]) == {"20", "50"}
     for n, result in saved["few_labels"].items():
-        indices = np.array(result["indices"])
-        assert len(set(indices)) == int(n) and indices.max() < TRAIN - VALIDATION
-        assert np.bincount(data.y_train[indices], minlength=10).tolist() == [int(n) // 10] * 10
-        assert 0 <= result["sdae"] <= 100 and 0 <= result["scratch"] <= 100
+        assert len(result["indices"]) == 2 and result["indices"][0] != result["indices"][1]
+        for chosen in result["indices"]:
+            indices = np.array(chosen)
+            assert len(set(indices)) == int(n) and indices.max() < TRAIN - VALIDATION
+            assert np.bincount(data.y_train[indices], minlength=10).tolist() == [int(n) // 10] * 10
+        for name in ("sdae", "scratch"):
+            assert len(result[f"{name}_draws"]) == 2
+            assert all(0 <= error <= 100 for error in result[f"{name}_draws"])
+            assert result[name] == pytest.approx(np.mean(result[f"{name}_draws"]))
     assert saved["published"]["deep_ae_sq_error_per_image"] == 3.00
     assert saved["settings"]["HIDDEN_UNITS"] == [64, 32, 16]
 
