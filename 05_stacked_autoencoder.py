@@ -344,12 +344,13 @@ if data.labelled:
         published = PUBLISHED["test_error_pct"].get(key)
         print(f"  {label:<34}{test_error[key]:>7.2f}{'' if published is None else f'{published:>11.2f}'}")
     print(f"  {'DBN-3 / SVM-RBF (published only)':<34}{'':>7}{'1.24 / 1.40':>11}")
-draws = f"mean of {FEW_LABEL_DRAWS} draws" if FEW_LABEL_DRAWS > 1 else "one draw"
+averaged = f"mean of {FEW_LABEL_DRAWS} draws" if FEW_LABEL_DRAWS > 1 else "one draw"
+few_label_means = {n: {name: float(np.mean(r[name])) for name in ("sdae", "scratch")} for n, r in few_labels.items()}
 if few_labels:
-    print(f"\nTest error (%) with few labels, {draws}:")
+    print(f"\nTest error (%) with few labels, {averaged}:")
     print(f"  {'labels':>8}{'SDAE':>8}{'random init':>13}{'SDAE lower by':>15}")
-    for n, result in few_labels.items():
-        sdae_error, scratch_error = np.mean(result["sdae"]), np.mean(result["scratch"])
+    for n, mean in few_label_means.items():
+        sdae_error, scratch_error = mean["sdae"], mean["scratch"]
         print(f"  {n:>8,}{sdae_error:>8.2f}{scratch_error:>13.2f}{1 - sdae_error / scratch_error:>15.2%}")
 
 # %%
@@ -383,7 +384,7 @@ if few_labels:
             "random initialisation": [few_labels[n]["scratch"] for n in FEW_LABELS],
         },
         xlabel="labelled training images",
-        ylabel=f"test error (%), {draws}" + (", shaded from best to worst" if FEW_LABEL_DRAWS > 1 else ""),
+        ylabel=f"test error (%), {averaged}" + (", shaded from best to worst" if FEW_LABEL_DRAWS > 1 else ""),
         title="The same network, fine-tuned on few labels",
         logx=True,
     )
@@ -422,8 +423,7 @@ metrics = {
     "kept_epoch": kept_epoch or None,
     "few_labels": {
         str(n): {
-            "sdae": float(np.mean(r["sdae"])),  # mean over the draws
-            "scratch": float(np.mean(r["scratch"])),
+            **few_label_means[n],  # "sdae" and "scratch": the means over the draws
             "sdae_draws": r["sdae"],
             "scratch_draws": r["scratch"],
             "indices": [chosen.tolist() for chosen in r["indices"]],  # of each draw, in the labelled part

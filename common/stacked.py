@@ -304,12 +304,10 @@ def settings_check(settings: dict[str, Any]) -> None:
         value = settings[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
             raise SettingError(f"{name}={value!r}: a fraction of inputs set to 0 must lie in [0, 1)")
-    probe = settings["FEW_LABEL_PROBE"]
-    if isinstance(probe, bool) or not isinstance(probe, int) or probe < 0:
-        raise SettingError(f"FEW_LABEL_PROBE={probe!r}: a number of steps must be a whole number, 0 or more")
-    draws = settings["FEW_LABEL_DRAWS"]
-    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
-        raise SettingError(f"FEW_LABEL_DRAWS={draws!r}: a number of draws must be a whole number, 1 or more")
+    for name, counted, least in (("FEW_LABEL_PROBE", "steps", 0), ("FEW_LABEL_DRAWS", "draws", 1)):
+        value = settings[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise SettingError(f"{name}={value!r}: a number of {counted} must be a whole number, {least} or more")
     for name in ("DROPOUT", "INPUT_DROPOUT"):
         value = settings[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
