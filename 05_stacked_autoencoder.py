@@ -31,7 +31,8 @@ VALIDATION_SIZE = 10000  # last N training images: their labels only decide when
 # greedy layer-wise pretraining
 HIDDEN_UNITS = (1000, 500, 250)  # widths of the pretrained layers, bottom to top (shared by both networks)
 CODE_UNITS = 30  # the deep autoencoder's code: one more pretrained layer, linear, on top
-MASKING = 0.5  # fraction of each layer's inputs set to 0 by the corruption (0: plain autoencoders)
+MASKING = 0.5  # fraction of the pixels set to 0 by layer 1's corruption (0: a plain autoencoder)
+UPPER_MASKING = 0.7  # fraction of the codes set to 0 for each layer above it, the code layer too
 PRETRAIN_EPOCHS = 30  # passes over the 60,000 training images, for each layer
 PRETRAIN_BATCH_SIZE = 256  # examples per gradient step, in pretraining
 PRETRAIN_LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over each layer's training (cosine)
@@ -76,10 +77,11 @@ stack that comes out is a good starting point for the deep network, which is the
 as a whole.
 
 Vincent et al. (2010) made each layer a *denoising* autoencoder: layer k sees its input (the
-clean codes of layers 1..k-1) with a fraction MASKING of the values set to zero, a fresh draw for
-every batch, and must rebuild the clean input. The paper's best MNIST classifier used 25 %
-(`--masking=0.25`); the default here is 50 %, which gives better features to start from when
-labels are few. The stacked denoising autoencoder (SDAE) learns
+clean codes of layers 1..k-1) with a fraction of the values set to zero, a fresh draw for
+every batch, and must rebuild the clean input: MASKING of the pixels for layer 1, UPPER_MASKING
+of the codes for the layers above. The paper's best MNIST classifier used 25 % on every layer
+(`--masking=0.25 --upper_masking=0.25`); the defaults here, 50 % and 70 %, give better features
+to start from when labels are few. The stacked denoising autoencoder (SDAE) learns
 features that a plain stacked autoencoder (SAE) does not: its first-layer filters turn from
 blobs into stroke detectors.
 
@@ -96,16 +98,18 @@ The pretrained layers are then used twice:
 """
 
 
-def pretrain_stack(stages, name, x, widths, masking, seed, on_pixels=True, linear_top=False):
+def pretrain_stack(stages, name, x, widths, masking, upper_masking, seed, on_pixels=True, linear_top=False):
     """Greedy layer-wise pretraining: layer k is an autoencoder of the clean codes of layers
-    1..k-1, with its own input corrupted (masking noise) afresh for every batch. The first layer
-    rebuilds pixels when `on_pixels`; a `linear_top` layer gives a linear code. Each layer is a
-    stage of the run: once trained, a rerun after Ctrl-C loads it instead of training it again."""
+    1..k-1, with its own input corrupted (masking noise) afresh for every batch: a fraction
+    `masking` of the pixels for a first layer `on_pixels`, `upper_masking` of the codes for the
+    others. A `linear_top` layer gives a linear code. Each layer is a stage of the run: once
+    trained, a rerun after Ctrl-C loads it instead of training it again."""
     stack, codes = [], x
-    corruption = Corruption("masking", masking) if masking > 0 else None
     for k, units in enumerate(widths):
+        level = masking if on_pixels and k == 0 else upper_masking
+        corruption = Corruption("masking", level) if level > 0 else None
         top = linear_top and k == len(widths) - 1
-        print(f"\n-- layer {k + 1}: {codes.shape[1]} -> {units}{' (linear code)' if top else ''}, {describe(masking)}")
+        print(f"\n-- layer {k + 1}: {codes.shape[1]} -> {units}{' (linear code)' if top else ''}, {describe(level)}")
         layer = stages.run(
             f"{name}_layer_{k + 1}",
             stacked.pretrain_layer,
@@ -233,14 +237,15 @@ else:
 """
 ## Greedy layer-wise pretraining
 
-Two stacks of the same widths: the SDAE with masking noise on every layer's input, and the
-SAE with none. Each layer is trained on its own, then frozen, and the clean codes it gives
-the training images are the next layer's data.
+Two stacks of the same widths: the SDAE with masking noise on every layer's input (heavier on
+the codes of the layers above than on the pixels), and the SAE with none. Each layer is
+trained on its own, then frozen, and the clean codes it gives the training images are the
+next layer's data.
 """
-print(f"\n== Pretraining the SDAE, {' -> '.join(map(str, HIDDEN_UNITS))} ({describe(MASKING)}) ==")
-sdae_stack, sdae_codes = pretrain_stack(stages, "sdae", x_all, HIDDEN_UNITS, MASKING, SEED)
+print(f"\n== Pretraining the SDAE, {' -> '.join(map(str, HIDDEN_UNITS))} ==")
+sdae_stack, sdae_codes = pretrain_stack(stages, "sdae", x_all, HIDDEN_UNITS, MASKING, UPPER_MASKING, SEED)
 print(f"\n== Pretraining the SAE, {' -> '.join(map(str, HIDDEN_UNITS))} (no corruption) ==")
-sae_stack, _ = pretrain_stack(stages, "sae", x_all, HIDDEN_UNITS, 0.0, SEED)
+sae_stack, _ = pretrain_stack(stages, "sae", x_all, HIDDEN_UNITS, 0.0, 0.0, SEED)
 
 # %%
 """
@@ -252,7 +257,15 @@ fine-tuned together on reconstruction (binary cross-entropy per pixel, clean in 
 """
 print(f"\n== Pretraining the code layer, {HIDDEN_UNITS[-1]} -> {CODE_UNITS} ==")
 code_stack, _ = pretrain_stack(
-    stages, "code", sdae_codes, (CODE_UNITS,), MASKING, SEED + len(HIDDEN_UNITS), on_pixels=False, linear_top=True
+    stages,
+    "code",
+    sdae_codes,
+    (CODE_UNITS,),
+    MASKING,
+    UPPER_MASKING,
+    SEED + len(HIDDEN_UNITS),
+    on_pixels=False,
+    linear_top=True,
 )
 deep = stacked.build_deep_autoencoder(sdae_stack + code_stack)
 deep.summary(line_length=80)

@@ -300,7 +300,7 @@ def pca_reconstruction(x_fit: np.ndarray, x: np.ndarray, n_components: int) -> n
 
 def settings_check(settings: dict[str, Any]) -> None:
     """One-line errors for settings of this chapter that the override code cannot check."""
-    for name in ("MASKING",):
+    for name in ("MASKING", "UPPER_MASKING"):
         value = settings[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
             raise SettingError(f"{name}={value!r}: a fraction of inputs set to 0 must lie in [0, 1)")

@@ -161,6 +161,7 @@ def test_a_nan_loss_stops_fine_tuning_with_a_training_error():
     "args, words",
     [
         (["--masking=1.5"], ["MASKING=1.5", "[0, 1)"]),
+        (["--upper_masking=1"], ["UPPER_MASKING=1", "[0, 1)"]),
         (["--dropout=-0.1"], ["DROPOUT=-0.1", "dropout rate"]),
         ([f"--validation_size={TRAIN}"], [f"VALIDATION_SIZE={TRAIN}", "less than"]),
         (["--few_labels=(25,)"], ["25 labelled images", "multiple of 10"]),
@@ -194,16 +195,19 @@ def test_stacked_autoencoder_chapter(tmp_path, monkeypatch):
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["deep_ae_sq_error_per_image"] == pytest.approx(metrics["deep_ae_sq_error_per_image"])
 
-    # greedy pretraining: each layer on the codes of the one below, the SDAE's corrupted, the SAE's not
-    masking = Corruption("masking", saved["settings"]["MASKING"])
+    # greedy pretraining: each layer on the codes of the one below, the SDAE's corrupted (its own
+    # level for the pixels, another for the codes above), the SAE's not
+    pixels = Corruption("masking", saved["settings"]["MASKING"])
+    codes = Corruption("masking", saved["settings"]["UPPER_MASKING"])
+    assert pixels != codes
     assert streams == [
-        ((TRAIN, 784), masking),
-        ((TRAIN, 64), masking),
-        ((TRAIN, 32), masking),
+        ((TRAIN, 784), pixels),
+        ((TRAIN, 64), codes),
+        ((TRAIN, 32), codes),
         ((TRAIN, 784), None),
         ((TRAIN, 64), None),
         ((TRAIN, 32), None),
-        ((TRAIN, 16), masking),  # the code layer, on top of the SDAE
+        ((TRAIN, 16), codes),  # the code layer, on top of the SDAE
         ((TRAIN, 28, 28), None),  # the unrolled deep autoencoder, fine-tuned clean in, clean out
     ]
 
