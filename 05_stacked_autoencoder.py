@@ -98,15 +98,14 @@ The pretrained layers are then used twice:
 """
 
 
-def pretrain_stack(stages, name, x, widths, masking, upper_masking, seed, on_pixels=True, linear_top=False):
+def pretrain_stack(stages, name, x, widths, maskings, seed, on_pixels=True, linear_top=False):
     """Greedy layer-wise pretraining: layer k is an autoencoder of the clean codes of layers
-    1..k-1, with its own input corrupted (masking noise) afresh for every batch: a fraction
-    `masking` of the pixels for a first layer `on_pixels`, `upper_masking` of the codes for the
-    others. A `linear_top` layer gives a linear code. Each layer is a stage of the run: once
-    trained, a rerun after Ctrl-C loads it instead of training it again."""
+    1..k-1, with its own input corrupted afresh for every batch by masking noise at its level in
+    `maskings` (one fraction a layer; 0: none). The first layer rebuilds pixels when `on_pixels`;
+    a `linear_top` layer gives a linear code. Each layer is a stage of the run: once trained, a
+    rerun after Ctrl-C loads it instead of training it again."""
     stack, codes = [], x
-    for k, units in enumerate(widths):
-        level = masking if on_pixels and k == 0 else upper_masking
+    for k, (units, level) in enumerate(zip(widths, maskings, strict=True)):
         corruption = Corruption("masking", level) if level > 0 else None
         top = linear_top and k == len(widths) - 1
         print(f"\n-- layer {k + 1}: {codes.shape[1]} -> {units}{' (linear code)' if top else ''}, {describe(level)}")
@@ -243,9 +242,10 @@ trained on its own, then frozen, and the clean codes it gives the training image
 next layer's data.
 """
 print(f"\n== Pretraining the SDAE, {' -> '.join(map(str, HIDDEN_UNITS))} ==")
-sdae_stack, sdae_codes = pretrain_stack(stages, "sdae", x_all, HIDDEN_UNITS, MASKING, UPPER_MASKING, SEED)
+sdae_maskings = (MASKING,) + (UPPER_MASKING,) * (len(HIDDEN_UNITS) - 1)  # pixels, then codes
+sdae_stack, sdae_codes = pretrain_stack(stages, "sdae", x_all, HIDDEN_UNITS, sdae_maskings, SEED)
 print(f"\n== Pretraining the SAE, {' -> '.join(map(str, HIDDEN_UNITS))} (no corruption) ==")
-sae_stack, _ = pretrain_stack(stages, "sae", x_all, HIDDEN_UNITS, 0.0, 0.0, SEED)
+sae_stack, _ = pretrain_stack(stages, "sae", x_all, HIDDEN_UNITS, (0.0,) * len(HIDDEN_UNITS), SEED)
 
 # %%
 """
@@ -256,16 +256,9 @@ codes; then all the encoders and their decoders are unrolled into one deep autoe
 fine-tuned together on reconstruction (binary cross-entropy per pixel, clean in and out).
 """
 print(f"\n== Pretraining the code layer, {HIDDEN_UNITS[-1]} -> {CODE_UNITS} ==")
+code_seed = SEED + len(HIDDEN_UNITS)
 code_stack, _ = pretrain_stack(
-    stages,
-    "code",
-    sdae_codes,
-    (CODE_UNITS,),
-    MASKING,
-    UPPER_MASKING,
-    SEED + len(HIDDEN_UNITS),
-    on_pixels=False,
-    linear_top=True,
+    stages, "code", sdae_codes, (CODE_UNITS,), (UPPER_MASKING,), code_seed, on_pixels=False, linear_top=True
 )
 deep = stacked.build_deep_autoencoder(sdae_stack + code_stack)
 deep.summary(line_length=80)
