@@ -8,10 +8,6 @@ Run: python 01_basic_autoencoder.py            (add --epochs=2 --train_limit=500
 # %%
 import time
 
-import keras
-import numpy as np
-from keras import layers
-
 from common import plotting
 from common.data import load_data
 from common.devices import use_xla
@@ -19,6 +15,10 @@ from common.metrics import image_quality
 from common.outputs import save_json, save_model
 from common.script import finish, start
 from common.training import backup_folder, train_autoencoder
+
+import keras
+import numpy as np
+from keras import layers
 
 # --- hyperparameters: edit here, or override on the command line (--epochs=5) ---
 # data
@@ -176,11 +176,19 @@ plotting.image_rows(
 )
 plotting.loss_curves(out / "loss.png", {"autoencoder": history}, ylabel="binary cross-entropy per pixel")
 codes = encoder.predict(data.x_test, batch_size=1000, verbose=0)
+axes = ("code number 1", "code number 2")
 if CODE_DIM > 2:
     codes = codes - codes.mean(axis=0)
     codes = codes @ np.linalg.svd(codes, full_matrices=False)[2][:2].T
+    axes = ("first principal direction of the codes", "second principal direction")
 plotting.code_scatter(
-    out / "codes.png", codes, data.y_test, data.class_names, title=f"Test codes ({CODE_DIM}-D, 2-D view)"
+    out / "codes.png",
+    codes,
+    data.y_test,
+    data.class_names,
+    title=f"Test codes ({CODE_DIM}-D, 2-D view)",
+    axis_labels=axes,
+    class_label="digit" if DATASET == "mnist" and not DATA else "class",
 )
 
 metrics = {

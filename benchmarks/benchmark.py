@@ -25,16 +25,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from common.corruption import Corruption, denoising_batches  # noqa: E402
+from common.data import load_mnist  # noqa: E402
+from common.metrics import mse_per_image  # noqa: E402
+from common.script import chapter_definitions  # noqa: E402
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
-
-from common.corruption import Corruption, denoising_batches  # noqa: E402
-from common.data import load_mnist  # noqa: E402
-from common.denoising import build_denoiser, compile_for  # noqa: E402
-from common.metrics import mse_per_image  # noqa: E402
-from common.script import chapter_definitions  # noqa: E402
 
 GEMM_SIZE = 4096  # square float32 matrices for the peak
 REPEATS = 5  # best of this many
@@ -125,7 +124,10 @@ def chapter_models() -> list[tuple[str, keras.Model, int, Corruption | None]]:
         ("04_salt_pepper_denoising", Corruption("salt_and_pepper", 0.5)),
     ):
         chapter = load_script(script)
-        model = compile_for(build_denoiser(chapter.CHANNELS, chapter.CODE_UNITS, script), 2e-3, 1, 1)
+        model = chapter.build_denoiser(chapter.CHANNELS, chapter.CODE_UNITS, chapter.IMAGE_SIZE, script)
+        model.compile(
+            optimizer=keras.optimizers.Adam(chapter.LEARNING_RATE), loss="binary_crossentropy", jit_compile=True
+        )
         rows.append((f"{script}.py", model, chapter.BATCH_SIZE, corruption))
     # 05: its widest layers, a 784-1000-784 denoising autoencoder (the first pretraining stage),
     # and the deep 784-1000-500-250-30 autoencoder it unrolls into

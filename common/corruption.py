@@ -18,10 +18,10 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
+from common.errors import SettingError
+
 import numpy as np
 import tensorflow as tf
-
-from common.errors import SettingError
 
 KINDS = ("gaussian", "masking", "salt_and_pepper")
 TEST_SEED = 2010  # the corrupted test set is the same on every run, whatever the training SEED
@@ -62,16 +62,14 @@ def gaussian_noise(x: Any, std: float, seed: Any) -> Any:
     x, is_numpy = _as_tensor(x)
     if std == 0:
         return _back(x, is_numpy)  # exactly the input (no round trip through the arithmetic)
-    noise = tf.random.stateless_normal(tf.shape(x), seed=_seed(seed), stddev=std, dtype=x.dtype)
-    return _back(tf.clip_by_value(x + noise, 0.0, 1.0), is_numpy)
+    return _back(_gaussian(x, std, _seed(seed)), is_numpy)
 
 
 def masking_noise(x: Any, fraction: float, seed: Any) -> Any:
     """Set a random `fraction` of the pixels to 0 (each pixel independently)."""
     check_fraction(fraction)
     x, is_numpy = _as_tensor(x)
-    hit = tf.random.stateless_uniform(tf.shape(x), seed=_seed(seed), dtype=x.dtype) < fraction
-    return _back(tf.where(hit, tf.zeros_like(x), x), is_numpy)
+    return _back(_masking(x, fraction, _seed(seed)), is_numpy)
 
 
 def salt_and_pepper_noise(x: Any, fraction: float, seed: Any, salt_ratio: float = 0.5) -> Any:
@@ -79,9 +77,25 @@ def salt_and_pepper_noise(x: Any, fraction: float, seed: Any, salt_ratio: float 
     check_fraction(fraction)
     check_fraction(salt_ratio, "SALT_RATIO")
     x, is_numpy = _as_tensor(x)
-    u = tf.random.stateless_uniform(tf.concat([[2], tf.shape(x)], 0), seed=_seed(seed), dtype=x.dtype)
+    return _back(_salt_and_pepper(x, fraction, _seed(seed), salt_ratio), is_numpy)
+
+
+# The processes themselves, on a tensor; the level is a number, or a tensor that broadcasts
+# against the images (one level per image, for `LevelRange`).
+def _gaussian(x: tf.Tensor, std: Any, seed: tf.Tensor) -> tf.Tensor:
+    noise = tf.random.stateless_normal(tf.shape(x), seed=seed, dtype=x.dtype)
+    return tf.clip_by_value(x + noise * tf.cast(std, x.dtype), 0.0, 1.0)
+
+
+def _masking(x: tf.Tensor, fraction: Any, seed: tf.Tensor) -> tf.Tensor:
+    hit = tf.random.stateless_uniform(tf.shape(x), seed=seed, dtype=x.dtype) < tf.cast(fraction, x.dtype)
+    return tf.where(hit, tf.zeros_like(x), x)
+
+
+def _salt_and_pepper(x: tf.Tensor, fraction: Any, seed: tf.Tensor, salt_ratio: float) -> tf.Tensor:
+    u = tf.random.stateless_uniform(tf.concat([[2], tf.shape(x)], 0), seed=seed, dtype=x.dtype)
     salt = tf.cast(u[1] < salt_ratio, x.dtype)
-    return _back(tf.where(u[0] < fraction, salt, x), is_numpy)
+    return tf.where(u[0] < tf.cast(fraction, x.dtype), salt, x)
 
 
 @dataclass(frozen=True)
@@ -129,8 +143,52 @@ class Corruption:
         return {"type": self.kind, **params}
 
 
+@dataclass(frozen=True)
+class LevelRange:
+    """One corruption process at a level drawn afresh for every image, uniformly between `low` and
+    `high`: `LevelRange("salt_and_pepper", 0.0, 0.9)(images, seed)`. A model trained on it has seen
+    every level of the range, where one trained with `Corruption` has seen only one."""
+
+    kind: str
+    low: float
+    high: float
+    salt_ratio: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise SettingError(f"unknown corruption {self.kind!r}: choose one of {', '.join(KINDS)}")
+        for level in (self.low, self.high):
+            check = check_std if self.kind == "gaussian" else check_fraction
+            check(level, "TRAIN_RANGE")
+        check_fraction(self.salt_ratio, "SALT_RATIO")
+        if self.low > self.high:
+            raise SettingError(f"TRAIN_RANGE=({self.low:g}, {self.high:g}): the lowest level must come first")
+
+    def __call__(self, x: Any, seed: Any) -> Any:
+        x, is_numpy = _as_tensor(x)
+        seed = _seed(seed)
+        per_image = tf.concat([tf.shape(x)[:1], tf.ones_like(tf.shape(x)[1:])], 0)  # (N, 1, 1)
+        level_seed = tf.random.experimental.stateless_fold_in(seed, 1)
+        levels = tf.random.stateless_uniform(per_image, level_seed, minval=self.low, maxval=self.high, dtype=x.dtype)
+        if self.kind == "gaussian":
+            y = _gaussian(x, levels, seed)
+        elif self.kind == "masking":
+            y = _masking(x, levels, seed)
+        else:
+            y = _salt_and_pepper(x, levels, seed, self.salt_ratio)
+        return _back(y, is_numpy)
+
+    def describe(self) -> str:
+        what = {"gaussian": "standard deviation", "masking": "fraction masked", "salt_and_pepper": "fraction hit"}
+        name = Corruption(self.kind, self.high, self.salt_ratio).describe().split(",")[0]
+        return f"{name}, {what[self.kind]} drawn for each image from {self.low:g} to {self.high:g}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, "low": self.low, "high": self.high, "salt_ratio": self.salt_ratio}
+
+
 def denoising_batches(
-    x: np.ndarray, corruption: Corruption | None, batch_size: int, seed: int
+    x: np.ndarray, corruption: Corruption | LevelRange | None, batch_size: int, seed: int
 ) -> tuple[tf.data.Dataset, int]:
     """An endless, shuffled stream of (corrupted batch, clean batch) pairs, and the number of
     batches in one epoch (for `fit(..., steps_per_epoch=...)`).

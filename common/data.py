@@ -29,9 +29,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from common.errors import DataError, SettingError
+
+import numpy as np
 
 SAMPLE_PATH = Path(__file__).with_name("mnist_sample.npz")
 KERAS_DATASETS = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
@@ -55,6 +55,28 @@ IDX_FILES = {
     "y_test": "t10k-labels-idx1-ubyte",
 }
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
+
+
+sample_in_use = False  # set when load_data fell back to the bundled sample: a run's closing line says so
+
+
+def holdout_split(
+    x: np.ndarray, count: int | None, setting: str, fraction: float = 1 / 12, cap: int = 5000
+) -> tuple[np.ndarray, np.ndarray]:
+    """The images `x` split in two: those to train on, and the last `count` kept apart (never
+    trained on). `count=None` keeps `fraction` of them, at most `cap` and at least one; `setting`
+    names the setting that gave `count`, for the one-line error when it cannot work."""
+    n = len(x)
+    if n < 2:
+        raise DataError(f"{n} training image(s): at least 2 are needed, one to train on and one to hold out")
+    if count is None:
+        count = min(cap, max(1, round(n * fraction)))
+    elif not 0 < count < n:
+        raise SettingError(
+            f"{setting}={count}: must be at least 1 and less than the {n:,} training images; "
+            f"set it to at most {n - 1} (or to None: {min(cap, max(1, round(n * fraction))):,} here)"
+        )
+    return x[:-count], x[-count:]
 
 
 def warn(message: str) -> None:
@@ -360,6 +382,8 @@ def load_data(
     keeps only the first N training images; a limit larger than the training set gives a warning
     and the whole set.
     """
+    global sample_in_use
+    sample_in_use = False
     if dataset not in DATASETS:
         raise SettingError(f"DATASET={dataset!r}: expected one of {', '.join(DATASETS)}")
     if path:
@@ -376,6 +400,7 @@ def load_data(
         else:
             arrays, source = _keras_download(), f"the Keras download ({KERAS_CACHE})"
             if arrays is None:
+                sample_in_use = True
                 arrays = read_npz(SAMPLE_PATH)
                 source = f"the bundled sample {SAMPLE_PATH.name} (offline: set MNIST_PATH for the full set)"
                 warn(

@@ -12,9 +12,9 @@ variables live on several devices.
 
 from __future__ import annotations
 
-import tensorflow as tf
-
 from common.errors import SettingError
+
+import tensorflow as tf
 
 STRATEGIES = (None, "mirrored")
 CPU_DEVICES = 2  # logical CPU devices to mirror over when there is no GPU

@@ -63,9 +63,11 @@ def _parse_value(name: str, text: str, default: Any) -> Any:
         return value
     if isinstance(default, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    if isinstance(default, (tuple, list)) and isinstance(value, (tuple, list, int)):
-        value = (value,) if isinstance(value, int) else value
+    if isinstance(default, (tuple, list)) and isinstance(value, (tuple, list, int, float)):
+        value = (value,) if isinstance(value, (int, float)) else value
         kinds = {type(item) for item in default}
+        if float in kinds:  # a whole number is a fine float: --sweep_levels=(0,0.5) means (0.0, 0.5)
+            value = [float(item) if type(item) is int else item for item in value]
         if kinds and not all(type(item) in kinds for item in value):
             raise bad(f"a sequence of {'/'.join(sorted(k.__name__ for k in kinds))} like {default!r}")
         return type(default)(value)

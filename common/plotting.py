@@ -11,10 +11,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+from common.outputs import save_figure  # noqa: E402
+
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-
-from common.outputs import save_figure  # noqa: E402
 
 
 def image_rows(path: str | Path, rows: dict[str, np.ndarray], n: int = 10, title: str = "") -> Path:
@@ -61,9 +61,12 @@ def code_scatter(
     labels: np.ndarray | None,
     class_names: list[str] | None = None,
     title: str = "",
+    axis_labels: tuple[str, str] = ("code, first direction", "code, second direction"),
+    class_label: str = "class",
 ) -> Path:
     """A 2-D view of codes (already projected to two dimensions), coloured by class when there
-    are labels (one colour each for up to 10 classes, a colour scale beyond)."""
+    are labels (one colour each for up to 10 classes, a colour scale beyond), with the axes and
+    the colour bar named by `axis_labels` and `class_label`."""
     fig, ax = plt.subplots(figsize=(6.4, 5.6))
     if labels is None:
         ax.scatter(codes_2d[:, 0], codes_2d[:, 1], s=3, alpha=0.5, color="0.3")
@@ -73,12 +76,13 @@ def code_scatter(
         points = ax.scatter(
             codes_2d[:, 0], codes_2d[:, 1], c=labels, cmap=cmap, s=3, alpha=0.7, vmin=-0.5, vmax=classes - 0.5
         )
-        bar = fig.colorbar(points, ax=ax, ticks=range(classes) if classes <= 20 else None, label="class")
+        bar = fig.colorbar(points, ax=ax, ticks=range(classes) if classes <= 20 else None, label=class_label)
         if class_names and classes <= 20:
             bar.ax.set_yticklabels(class_names)
     ax.set_title(title)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax.set_xlabel(axis_labels[0])
+    ax.set_ylabel(axis_labels[1])
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -133,5 +137,171 @@ def curves(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def mosaic(grid: np.ndarray) -> np.ndarray:
+    """One image from a (rows, columns, height, width) array of images, a white line between them."""
+    rows, cols, height, width = np.asarray(grid).shape
+    tiles = np.ones((rows * (height + 1) - 1, cols * (width + 1) - 1), dtype=np.float32)
+    for r in range(rows):
+        for c in range(cols):
+            tiles[r * (height + 1) : r * (height + 1) + height, c * (width + 1) : c * (width + 1) + width] = grid[r, c]
+    return tiles
+
+
+def image_grids(
+    path: str | Path,
+    grids: dict[str, np.ndarray],
+    title: str = "",
+    axis_values: tuple[Sequence[float], Sequence[float]] | None = None,
+    axis_labels: tuple[str, str] = ("", ""),
+) -> Path:
+    """Panels side by side, one per entry of `grids`, each a (rows, columns, height, width) array
+    of images in [0, 1] drawn as one mosaic. With `axis_values` (one number per column, one per
+    row), the columns and rows are marked with the values they stand for, e.g. the codes the
+    images were decoded from."""
+    first = np.asarray(next(iter(grids.values())))
+    rows, cols = first.shape[:2]
+    scale = min(0.45, 12 / (cols * len(grids)))  # inches per image, the figure at most about 12 wide
+    fig, axes = plt.subplots(
+        1, len(grids), figsize=(scale * cols * len(grids) + 0.8, scale * rows + 0.9), squeeze=False
+    )
+    for ax, (label, grid) in zip(axes[0], grids.items()):
+        grid = np.asarray(grid)
+        height, width = grid.shape[2:]
+        ax.imshow(mosaic(grid), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(label, fontsize=10)
+        if axis_values is None:
+            ax.axis("off")
+            continue
+        xs, ys = axis_values
+        ax.set_xticks([c * (width + 1) + (width - 1) / 2 for c in range(grid.shape[1])])
+        ax.set_xticklabels([f"{v:.2g}" for v in xs], rotation=90, fontsize=7)
+        ax.set_yticks([r * (height + 1) + (height - 1) / 2 for r in range(grid.shape[0])])
+        ax.set_yticklabels([f"{v:.2g}" for v in ys], fontsize=7)
+        ax.set_xlabel(axis_labels[0])
+        ax.set_ylabel(axis_labels[1])
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def labelled_scatter(
+    path: str | Path,
+    points: np.ndarray,
+    labels: np.ndarray | None,
+    class_names: list[str] | None = None,
+    xlabel: str = "",
+    ylabel: str = "",
+    title: str = "",
+) -> Path:
+    """Points in two dimensions on labelled axes with their values (e.g. a 2-number code), one
+    colour per class with a legend naming the classes (up to 20 classes; a colour scale beyond),
+    one grey without labels."""
+    fig, ax = plt.subplots(figsize=(7.2, 5.8))
+    if labels is None:
+        ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.5, color="0.3")
+    else:
+        classes = len(class_names) if class_names else int(labels.max()) + 1
+        if classes <= 20:
+            colours = plt.get_cmap("tab10" if classes <= 10 else "tab20")
+            for c in range(classes):
+                chosen = labels == c
+                name = class_names[c] if class_names else str(c)
+                ax.scatter(points[chosen, 0], points[chosen, 1], s=3, alpha=0.6, color=colours(c), label=name)
+            ax.legend(title="class", markerscale=4, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+        else:
+            shown = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="viridis", s=3, alpha=0.6)
+            fig.colorbar(shown, ax=ax, label="class")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def bars(
+    path: str | Path,
+    categories: Sequence[str],
+    series: dict[str, Sequence[float]],
+    ylabel: str,
+    title: str = "",
+    ylim: tuple[float, float] | None = None,
+) -> Path:
+    """Grouped bars: one group per category (e.g. a class), one bar of each series in every
+    group, the series told apart by colour. A missing value (None or NaN) leaves a gap."""
+    fig, ax = plt.subplots(figsize=(max(6.4, 0.25 * len(categories) * (len(series) + 1)), 4.4))
+    width = 0.8 / max(1, len(series))
+    positions = np.arange(len(categories))
+    for i, (label, values) in enumerate(series.items()):
+        heights = np.array([np.nan if v is None else v for v in values], dtype=float)
+        ax.bar(positions + (i - (len(series) - 1) / 2) * width, heights, width, label=label)
+    ax.set_xticks(positions)
+    ax.set_xticklabels(categories)
+    ax.set_ylabel(ylabel)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def roc_curves(path: str | Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "") -> Path:
+    """ROC curves: the fraction of anomalies caught (true positive rate) against the fraction of
+    normal examples flagged (false positive rate), one line per entry of `curves` (its label,
+    e.g. "0 (AUC 0.998)"), over the diagonal of a score that knows nothing."""
+    fig, ax = plt.subplots(figsize=(5.6, 5.2))
+    colours = plt.get_cmap("tab10" if len(curves) <= 10 else "viridis")
+    for i, (label, (fpr, tpr)) in enumerate(curves.items()):
+        colour = colours(i) if len(curves) <= 10 else colours(i / max(1, len(curves) - 1))
+        ax.plot(fpr, tpr, color=colour, label=label, linewidth=1.3)
+    ax.plot([0, 1], [0, 1], ":", color="gray", label="chance")
+    ax.set_xlabel("normal images flagged (false positive rate)")
+    ax.set_ylabel("anomalies caught (true positive rate)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def score_histograms(
+    path: str | Path,
+    panels: dict[str, dict[str, np.ndarray]],
+    thresholds: dict[str, float] | None = None,
+    xlabel: str = "score",
+) -> Path:
+    """One panel per entry of `panels`: a histogram of each group of scores in it (e.g. "normal"
+    and "anomalous"), each scaled to its own total so that groups of different sizes compare,
+    on shared bins (logarithmic when the scores are positive and spread over more than a factor
+    of 10), with a dashed vertical line at
+    the panel's threshold when `thresholds` gives one."""
+    thresholds = thresholds or {}
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False)
+    for ax, (title, groups) in zip(axes[0], panels.items()):
+        values = np.concatenate([np.ravel(g) for g in groups.values()])
+        low, high = float(values.min()), float(values.max())
+        logarithmic = low > 0 and high > 10 * low  # scores spread over more than a factor of 10
+        bins = np.geomspace(low, high, 50) if logarithmic else np.linspace(low, high if high > low else low + 1, 50)
+        for i, (label, scores) in enumerate(groups.items()):
+            scores = np.ravel(scores)
+            share = np.full(len(scores), 1 / max(1, len(scores)))  # each bar: the fraction of the group in its bin
+            ax.hist(scores, bins=bins, weights=share, alpha=0.55, color=f"C{i}", label=f"{label} ({len(scores):,})")
+        if title in thresholds:
+            ax.axvline(thresholds[title], color="black", linestyle="--", label="threshold")
+        if logarithmic:
+            ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_yticks([])
+        ax.set_title(title)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path)

@@ -19,11 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import keras
-
-from common import devices, outputs
+from common import data, devices, outputs
 from common.errors import UserError
 from common.hyperparams import apply_overrides
+
+import keras
 
 _folder: list[Path] = []  # the output folder of the run in progress, for the Ctrl-C message
 
@@ -62,8 +62,19 @@ def _script_file(namespace: dict[str, Any]) -> str | None:
 
 def finish(folder: Path, headline: str, started: float) -> None:
     """One closing line: what was saved where, the headline figure, the time."""
-    files = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    print(f"done in {time.perf_counter() - started:.0f} s: {headline}; saved {len(files)} files to {folder}")
+    files = [
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and not any(part.startswith(".") or part == "tensorboard" for part in p.relative_to(folder).parts)
+    ]
+    line = f"done in {time.perf_counter() - started:.0f} s: {headline}; saved {len(files)} files to {folder}"
+    if data.sample_in_use:
+        line += (
+            "; these figures come from the bundled sample of 5,000 training images, not the full MNIST "
+            "(set MNIST_PATH, see the README)"
+        )
+    print(line)
 
 
 def run(main: Callable[[], Any]) -> None:

@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common.corruption import Corruption, LevelRange, denoising_batches
+from common.errors import TrainingError
+
 import keras
 import numpy as np
 import tensorflow as tf
-
-from common.corruption import Corruption, denoising_batches
-from common.errors import TrainingError
 
 
 def progress_verbosity() -> int:
@@ -29,7 +29,7 @@ def progress_verbosity() -> int:
 def train_autoencoder(
     model: keras.Model,
     x_train: np.ndarray,
-    corruption: Corruption | None,
+    corruption: Corruption | LevelRange | None,
     *,
     epochs: int,
     batch_size: int,

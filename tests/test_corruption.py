@@ -1,3 +1,13 @@
+from common.corruption import (
+    Corruption,
+    LevelRange,
+    denoising_batches,
+    gaussian_noise,
+    masking_noise,
+    salt_and_pepper_noise,
+)
+from common.errors import SettingError
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -5,15 +15,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from skimage.util import random_noise
-
-from common.corruption import (
-    Corruption,
-    denoising_batches,
-    gaussian_noise,
-    masking_noise,
-    salt_and_pepper_noise,
-)
-from common.errors import SettingError
 
 GREY = np.full((200, 200), 0.5, np.float32)  # a flat image: every change is visible
 
@@ -146,3 +147,34 @@ def test_invalid_fractions_raise(level, kind):
 def test_invalid_std_raises(level):
     with pytest.raises(SettingError):
         Corruption("gaussian", level)
+
+
+@pytest.mark.parametrize("kind", ["masking", "salt_and_pepper"])
+def test_a_level_range_hits_each_image_at_its_own_level_drawn_uniformly(kind):
+    x = np.full((4000, 28, 28), 0.5, np.float32)  # every hit pixel changes value
+    y = LevelRange(kind, 0.1, 0.7)(x, 5)
+    hit = (y != 0.5).mean(axis=(1, 2))  # each image's fraction of pixels hit: its level, within sampling noise
+    assert 0.1 - 0.05 < hit.min() and hit.max() < 0.7 + 0.05
+    assert np.histogram(hit, bins=6, range=(0.1, 0.7))[0].min() > 4000 / 6 * 0.8  # about uniform
+    assert np.array_equal(y, LevelRange(kind, 0.1, 0.7)(x, 5))  # the same seed, the same draw
+    assert not np.array_equal(y, LevelRange(kind, 0.1, 0.7)(x, 6))
+
+
+def test_a_level_range_of_one_level_is_that_corruption():
+    x = np.random.default_rng(0).random((50, 28, 28)).astype(np.float32)
+    for kind, level in (("masking", 0.3), ("salt_and_pepper", 0.4), ("gaussian", 0.2)):
+        np.testing.assert_allclose(LevelRange(kind, level, level)(x, 9), Corruption(kind, level)(x, 9), atol=1e-6)
+
+
+def test_a_gaussian_level_range_scales_the_noise_per_image():
+    x = np.full((300, 28, 28), 0.5, np.float32)
+    std = (LevelRange("gaussian", 0.0, 0.1)(x, 1) - x).std(axis=(1, 2))  # little clipping at 0.1
+    assert std.min() < 0.02 and 0.08 < std.max() < 0.11
+
+
+@pytest.mark.parametrize(
+    "low, high, words", [(0.5, 0.2, "lowest level must come first"), (0.0, 1.5, "TRAIN_RANGE=1.5")]
+)
+def test_a_bad_level_range_names_the_setting(low, high, words):
+    with pytest.raises(SettingError, match=words):
+        LevelRange("salt_and_pepper", low, high)

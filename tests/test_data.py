@@ -1,11 +1,11 @@
 import gzip
 
+from common import data as data_module
+from common.data import holdout_split, load_mnist, read_idx_folder, read_npz, read_path
+from common.errors import DataError, SettingError
+
 import numpy as np
 import pytest
-
-from common import data as data_module
-from common.data import load_mnist, read_idx_folder, read_npz, read_path
-from common.errors import DataError
 
 from conftest import SAMPLE, SHARED_MNIST
 
@@ -69,6 +69,14 @@ def test_offline_without_a_path_falls_back_to_the_sample_with_one_warning(tmp_pa
     assert len(d.x_train) == 5000 and len(d.x_test) == 1000
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("warning:") and "MNIST_PATH" in err[0]
+    # and the run's closing line says where its figures come from
+    from common.script import finish
+
+    finish(tmp_path, "a figure", 0.0)
+    assert "bundled sample of 5,000 training images, not the full MNIST" in capsys.readouterr().out
+    load_mnist(SAMPLE)  # an explicit path is what the reader chose: no such note
+    finish(tmp_path, "a figure", 0.0)
+    assert "bundled sample" not in capsys.readouterr().out
 
 
 def test_bundled_sample_is_balanced_real_mnist(sample_arrays):
@@ -202,3 +210,19 @@ def test_a_mnist_path_that_does_not_exist_is_named_as_missing(tmp_path, monkeypa
     monkeypatch.setenv("MNIST_PATH", str(tmp_path / "gone.npz"))
     with pytest.raises(DataError, match="gone.npz: no such file or folder"):
         load_mnist()
+
+
+@pytest.mark.parametrize("n, expected", [(60000, 5000), (5000, 417), (240, 20), (11, 1), (2, 1)])
+def test_the_held_out_part_follows_the_number_of_images(n, expected):
+    x = np.arange(n)
+    fit, held = holdout_split(x, None, "HOLDOUT")
+    assert len(held) == expected and np.array_equal(np.concatenate([fit, held]), x)  # the last ones
+
+
+def test_a_held_out_size_that_cannot_work_says_what_to_set():
+    with pytest.raises(
+        SettingError,
+        match=r"HOLDOUT=300: must be at least 1 and less than the 240 training images; set it to at most 239",
+    ):
+        holdout_split(np.arange(240), 300, "HOLDOUT")
+    assert len(holdout_split(np.arange(240), 100, "HOLDOUT")[1]) == 100

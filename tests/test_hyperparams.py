@@ -1,7 +1,7 @@
-import pytest
-
 from common.errors import SettingError
 from common.hyperparams import apply_overrides, help_text
+
+import pytest
 
 
 @pytest.fixture
@@ -96,3 +96,13 @@ def test_help_lists_every_name_with_default_and_comment(namespace, capsys):
     for line in ("--epochs", "10", "passes over the data", "--train_limit", "None", "--hidden_units"):
         assert line in out
     assert help_text(namespace).count("\n  --") == 7
+
+
+def test_whole_numbers_are_fine_in_a_sequence_of_floats(namespace):
+    namespace["LEVELS"] = (0.1, 0.5)
+    assert apply_overrides(namespace, ["--levels=(0,1)"])["LEVELS"] == (0.0, 1.0)
+    assert apply_overrides(namespace, ["--levels=0.3"])["LEVELS"] == (0.3,)
+    with pytest.raises(SettingError, match="sequence of float"):
+        apply_overrides(namespace, ["--levels=('a',1)"])
+    with pytest.raises(SettingError, match="sequence of int"):
+        apply_overrides(namespace, ["--hidden_units=(64,0.5)"])

@@ -3,14 +3,14 @@ through the same loader as MNIST, and the chapters run on them."""
 
 import json
 
+from common import data as data_module
+from common.data import load_data, read_image_folder
+from common.errors import DataError, SettingError
+
 import numpy as np
 import pytest
 import tensorflow as tf
 from skimage import io
-
-from common import data as data_module
-from common.data import load_data, read_image_folder
-from common.errors import DataError, SettingError
 
 from conftest import SAMPLE, load_script
 

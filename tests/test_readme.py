@@ -2,14 +2,13 @@
 
 import re
 
-import numpy as np
-from skimage import io
-
-from common.denoising import build_denoiser
 from common.outputs import save_model
 from common.script import run_chapter
 
-from conftest import ROOT, SAMPLE
+import numpy as np
+from skimage import io
+
+from conftest import ROOT, SAMPLE, load_script
 
 
 def readme_block(containing: str) -> str:
@@ -23,7 +22,8 @@ def test_denoising_an_image_of_ones_own(tmp_path, monkeypatch):
     code = readme_block("my_digit.png")
     model_path = tmp_path / "outputs" / "03_masking_denoising" / "model.keras"
     model_path.parent.mkdir(parents=True)
-    save_model(build_denoiser(8, 16, "denoiser"), model_path)
+    chapter = load_script("03_masking_denoising")
+    save_model(chapter.build_denoiser(8, 16, 28, "denoiser"), model_path)
     with np.load(SAMPLE) as f:
         digit = f["x_test"][0]
     # a photo-like version: 84x84, colour, dark ink on white paper

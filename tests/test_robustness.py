@@ -2,15 +2,15 @@
 
 import json
 
-import keras
-import numpy as np
-import pytest
-
 from common import outputs, script
 from common.corruption import Corruption
 from common.errors import OutputError, TrainingError
 from common.outputs import atomic_path, save_json
 from common.training import backup_folder, check_finite, train_autoencoder
+
+import keras
+import numpy as np
+import pytest
 
 from conftest import SAMPLE, load_script
 

@@ -1,12 +1,12 @@
 """The classical denoisers against scikit-image and SciPy called directly, and their tuning."""
 
+from common import classical_denoisers as baselines
+from common.metrics import psnr_per_image
+
 import numpy as np
 import pytest
 from scipy import ndimage
 from skimage.restoration import denoise_nl_means, denoise_tv_chambolle
-
-from common import baselines
-from common.metrics import psnr_per_image
 
 
 @pytest.fixture

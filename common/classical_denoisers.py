@@ -5,9 +5,9 @@
 - total-variation denoising (scikit-image, Chambolle), weight;
 - non-local means (scikit-image), filtering strength h.
 
-`tune_and_apply` picks each denoiser's parameter on held-out corrupted images (never the test
-set), by mean PSNR against their clean versions, then applies it with that parameter to the
-test images.
+`tune` picks a denoiser's parameter on held-out corrupted images (never the test set), by mean
+PSNR against their clean versions; the `Tuned` denoiser it returns applies that parameter to
+other images. `tune_all` does it for all four.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from common.metrics import psnr_per_image
+
 import numpy as np
 from scipy import ndimage
 from skimage.restoration import denoise_nl_means, denoise_tv_chambolle
-
-from common.metrics import psnr_per_image
 
 
 def median(images: np.ndarray, size: float) -> np.ndarray:
