@@ -7,19 +7,26 @@ Run: python 05_stacked_autoencoder.py            (first look in under 2 minutes:
 """
 
 # %%
+import math
 import time
+from typing import NamedTuple
 
-import numpy as np
-
-from common import plotting, stacked
+from common import plotting
 from common.corruption import Corruption
-from common.data import load_data
+from common.data import holdout_split, load_data
 from common.devices import use_xla
 from common.errors import SettingError
+from common.labels import balanced_subset, balanced_subset_problem
+from common.metrics import mse_per_image
 from common.outputs import save_json, save_model
 from common.script import finish, start
 from common.stages import Stages
-from common.training import backup_folder, train_autoencoder
+from common.training import backup_folder, check_finite, progress_verbosity, train_autoencoder
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
 
 # --- hyperparameters: edit here, or override on the command line (--deep_epochs=10) ---
 # data
@@ -27,13 +34,15 @@ DATASET = "mnist"  # "mnist" or "fashion_mnist" (ignored when DATA is set)
 DATA = None  # an .npz, a folder of MNIST IDX files, or a folder of your own images (see the README)
 IMAGE_SIZE = 28  # images are made grey squares of IMAGE_SIZE x IMAGE_SIZE pixels
 TRAIN_LIMIT = None  # use only the first N training images (None: all 60,000)
-VALIDATION_SIZE = 10000  # last N training images: their labels only decide when fine-tuning stops
+VALIDATION_SIZE = (
+    None  # last N training images, whose labels only decide when fine-tuning stops (None: a sixth, at most 10,000)
+)
 # greedy layer-wise pretraining
 HIDDEN_UNITS = (1000, 500, 250)  # widths of the pretrained layers, bottom to top (shared by both networks)
 CODE_UNITS = 30  # the deep autoencoder's code: one more pretrained layer, linear, on top
 MASKING = 0.5  # fraction of the pixels set to 0 by layer 1's corruption (0: a plain autoencoder)
 UPPER_MASKING = 0.7  # fraction of the codes set to 0 for each layer above it, the code layer too
-PRETRAIN_EPOCHS = 30  # passes over the 60,000 training images, for each layer
+PRETRAIN_EPOCHS = 30  # passes over the training images, for each layer
 PRETRAIN_BATCH_SIZE = 256  # examples per gradient step, in pretraining
 PRETRAIN_LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over each layer's training (cosine)
 # deep autoencoder
@@ -49,7 +58,11 @@ PATIENCE_EPOCHS = 10  # stop when the validation error has not improved for this
 DROPOUT = 0.5  # dropout after every hidden layer, while fine-tuning
 INPUT_DROPOUT = 0.2  # dropout on the input pixels, while fine-tuning
 # few labels
-FEW_LABELS = (100, 1000, 10000)  # numbers of labelled images (balanced over the digits) to fine-tune with
+FEW_LABELS = (
+    100,
+    1000,
+    10000,
+)  # numbers of labelled images (as many of each class) to fine-tune with; sizes the labels cannot give are skipped
 FEW_LABEL_DRAWS = 3  # independent draws of those images (and of the random weights) at each N; errors are averaged
 FEW_LABEL_PROBE = 500  # first, gradient steps that train only the softmax layer, on the frozen hidden layers
 FEW_LABEL_STEPS = 2000  # then, steps that train every layer (no validation set with few labels: a fixed budget)
@@ -98,12 +111,158 @@ The pretrained layers are then used twice:
 """
 
 
+# %%
+"""
+## Setup
+
+Apply the command line's overrides to the constants above (`--help` lists them), check the
+settings they cannot check alone, create and check the output folder, and seed every random
+generator with SEED.
+
+Each training below runs as a *stage*: `stages.run(name, train, *args)` seeds the random
+generators from SEED and the stage's name, calls `train(*args)` and keeps what it returns in the
+output folder. Stopped with Ctrl-C, the same command run again loads the finished stages instead
+of training them again, and gives the figures of a run that was never stopped.
+"""
+started = time.perf_counter()
+settings, out = start(globals())
+for name, what in (
+    ("MASKING", "a fraction of inputs set to 0"),
+    ("UPPER_MASKING", "a fraction of inputs set to 0"),
+    ("DROPOUT", "a dropout rate"),
+    ("INPUT_DROPOUT", "a dropout rate"),
+):
+    value = settings[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise SettingError(f"{name}={value!r}: {what} must lie in [0, 1)")
+for name, counted, least in (("FEW_LABEL_PROBE", "steps", 0), ("FEW_LABEL_DRAWS", "draws", 1)):
+    value = settings[name]
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise SettingError(f"{name}={value!r}: a number of {counted} must be a whole number, {least} or more")
+if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in FEW_LABELS):
+    raise SettingError(f"FEW_LABELS={FEW_LABELS!r}: numbers of labelled images must be whole numbers, 1 or more")
+stages = Stages(backup_folder(out, settings, "stages"), SEED)  # Ctrl-C, then rerun: resumes here
+
+# %%
+"""
+## Prepare the data
+
+Who sees what:
+
+- pretraining, the deep autoencoder and PCA: all the training images, without labels;
+- classification: the labels of the training images except the last VALIDATION_SIZE (by
+  default a sixth of them, at most 10,000: on MNIST, the last 10,000 of 60,000); those last
+  ones are labelled validation images, used only to decide when fine-tuning stops;
+- few labels: N labelled images (N/10 of each digit) drawn from the same labelled part,
+  FEW_LABEL_DRAWS times over, for each N in FEW_LABELS that these labels can give;
+- the test images: only to report the figures at the end.
+
+Images without labels (a folder of your own) still go through pretraining and the deep
+autoencoder; the classification sections are skipped.
+"""
+data = load_data(DATA, DATASET, TRAIN_LIMIT, IMAGE_SIZE)
+print(f"data: {data.describe()}")
+x_all = data.x_train.reshape(len(data.x_train), -1)
+classes, few_label_draws = 0, {}
+if data.labelled:
+    classes = len(data.class_names)
+    x_lab, x_val = holdout_split(data.x_train, VALIDATION_SIZE, "VALIDATION_SIZE", fraction=1 / 6, cap=10_000)
+    y_lab, y_val = data.y_train[: len(x_lab)], data.y_train[len(x_lab) :]
+    for n in FEW_LABELS:
+        problem = balanced_subset_problem(y_lab, n, classes)
+        if problem:
+            print(f"few labels: {n:,} skipped, {problem} (FEW_LABELS sets the sizes)")
+            continue
+        few_label_draws[n] = [balanced_subset(y_lab, n, SEED + draw, classes) for draw in range(FEW_LABEL_DRAWS)]
+    if FEW_LABELS and not few_label_draws:
+        print("few labels: no size in FEW_LABELS can be drawn from these labels, so that section is skipped")
+    print(f"labelled for fine-tuning: {len(x_lab):,}; validation: {len(x_val):,}; test: {len(data.x_test):,}")
+else:
+    print(f"{data.source} has no labels: pretraining and the deep autoencoder only, no classification")
+
+# %%
+"""
+## Greedy layer-wise pretraining
+
+One layer is a one-hidden-layer autoencoder `x -> h -> x` of whatever it is given: the pixels
+for layer 1, the codes of the layers below for the others. Its encoder is a ReLU layer (linear
+for the code layer at the top of the deep autoencoder). On pixels its decoder is a sigmoid
+trained with binary cross-entropy; on the ReLU codes of a layer below it is a ReLU trained with
+squared error. A *denoising* layer sees its input through masking noise, a fresh draw for every
+batch (`train_autoencoder` draws it), and must rebuild the clean input. Every layer is trained
+with Adam, its step size decayed to zero over PRETRAIN_EPOCHS (cosine).
+
+Two stacks of the same widths: the SDAE with masking noise on every layer's input (heavier on
+the codes of the layers above than on the pixels), and the SAE with none. Each layer is
+trained on its own, then frozen, and the clean codes it gives the training images are the
+next layer's data.
+"""
+
+
+class PretrainedLayer(NamedTuple):
+    """One trained layer of a stack: its encoder and the decoder that undid it."""
+
+    encoder: list[np.ndarray]  # [kernel (inputs, units), bias (units,)]
+    decoder: list[np.ndarray]  # [kernel (units, inputs), bias (inputs,)]
+    activation: str  # of the encoder: "relu", or "linear" for a code layer
+    decoder_activation: str  # "sigmoid" when it rebuilds pixels, "relu" when it rebuilds ReLU codes
+    history: dict[str, list[float]]
+    seconds: float
+
+    @property
+    def units(self) -> int:
+        return self.encoder[0].shape[1]
+
+
+def adam_cosine(learning_rate, total_steps):
+    """Adam with its step size decayed to zero over `total_steps` (cosine)."""
+    return keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, max(1, total_steps)))
+
+
+def pretrain_layer(x, units, corruption, *, pixels, linear_code=False, epochs, batch_size, learning_rate, seed):
+    """Train one layer as an autoencoder of the (N, inputs) array `x`, with `corruption` applied
+    to its input, afresh for every batch (None: a plain autoencoder)."""
+    activation = "linear" if linear_code else "relu"
+    decoder_activation = "sigmoid" if pixels else "relu"
+    inputs = keras.Input(shape=(x.shape[1],))
+    h = layers.Dense(units, activation=activation, name="encoder")(inputs)
+    outputs = layers.Dense(x.shape[1], activation=decoder_activation, name="decoder")(h)
+    model = keras.Model(inputs, outputs, name=f"layer_{x.shape[1]}_{units}")
+    model.compile(
+        optimizer=adam_cosine(learning_rate, epochs * math.ceil(len(x) / batch_size)),
+        loss="binary_crossentropy" if pixels else "mse",
+        jit_compile=use_xla(),
+    )
+    history, seconds = train_autoencoder(model, x, corruption, epochs=epochs, batch_size=batch_size, seed=seed)
+    return PretrainedLayer(
+        encoder=model.get_layer("encoder").get_weights(),
+        decoder=model.get_layer("decoder").get_weights(),
+        activation=activation,
+        decoder_activation=decoder_activation,
+        history=history,
+        seconds=seconds,
+    )
+
+
+def encode(stack, x, batch_size=2000):
+    """The (clean) codes of `x` (N, inputs) at the top of `stack`, as float32."""
+    out = []
+    for first in range(0, len(x), batch_size):
+        h = tf.convert_to_tensor(x[first : first + batch_size])
+        for layer in stack:
+            kernel, bias = layer.encoder
+            h = tf.matmul(h, kernel) + bias
+            if layer.activation == "relu":
+                h = tf.nn.relu(h)
+        out.append(h.numpy())
+    return np.concatenate(out).astype(np.float32)
+
+
 def pretrain_stack(stages, name, x, widths, maskings, seed, on_pixels=True, linear_top=False):
     """Greedy layer-wise pretraining: layer k is an autoencoder of the clean codes of layers
-    1..k-1, with its own input corrupted afresh for every batch by masking noise at its level in
-    `maskings` (one fraction a layer; 0: none). The first layer rebuilds pixels when `on_pixels`;
-    a `linear_top` layer gives a linear code. Each layer is a stage of the run: once trained, a
-    rerun after Ctrl-C loads it instead of training it again."""
+    1..k-1, with its own input masked at its level in `maskings` (one fraction a layer; 0: none).
+    The first layer rebuilds pixels when `on_pixels`; a `linear_top` layer gives a linear code.
+    Each layer is a stage of the run."""
     stack, codes = [], x
     for k, (units, level) in enumerate(zip(widths, maskings, strict=True)):
         corruption = Corruption("masking", level) if level > 0 else None
@@ -111,7 +270,7 @@ def pretrain_stack(stages, name, x, widths, maskings, seed, on_pixels=True, line
         print(f"\n-- layer {k + 1}: {codes.shape[1]} -> {units}{' (linear code)' if top else ''}, {describe(level)}")
         layer = stages.run(
             f"{name}_layer_{k + 1}",
-            stacked.pretrain_layer,
+            pretrain_layer,
             codes,
             units,
             corruption,
@@ -123,7 +282,7 @@ def pretrain_stack(stages, name, x, widths, maskings, seed, on_pixels=True, line
             seed=seed + k,
         )
         stack.append(layer)
-        codes = stacked.encode([layer], codes)  # the clean codes feed the next layer
+        codes = encode([layer], codes)  # the clean codes feed the next layer
     return stack, codes
 
 
@@ -131,116 +290,6 @@ def describe(masking):
     return f"masking {masking:.0%}" if masking > 0 else "no corruption"
 
 
-def fine_tune_deep(deep, x, resume_dir):
-    """Fine-tune the unrolled autoencoder on reconstruction (backed up after every epoch)."""
-    steps = -(-len(x) // DEEP_BATCH_SIZE)
-    deep.compile(
-        optimizer=stacked.adam_cosine(DEEP_LEARNING_RATE, DEEP_EPOCHS * steps),
-        loss="binary_crossentropy",
-        jit_compile=use_xla(),
-    )
-    history, seconds = train_autoencoder(
-        deep, x, None, epochs=DEEP_EPOCHS, batch_size=DEEP_BATCH_SIZE, seed=SEED, resume_dir=resume_dir
-    )
-    return {"weights": deep.get_weights(), "history": history, "seconds": seconds}
-
-
-def classifier(name, stack, classes):
-    """Image -> HIDDEN_UNITS -> class scores, its hidden layers started from `stack` (or random)."""
-    return stacked.build_classifier(
-        HIDDEN_UNITS, stack, dropout=DROPOUT, input_dropout=INPUT_DROPOUT, name=name, size=IMAGE_SIZE, classes=classes
-    )
-
-
-def fine_tune_all_labels(name, stack, train, validation, classes):
-    """Fine-tune on every labelled image, stopping early on the validation error."""
-    model = classifier(f"{name}_classifier", stack, classes)
-    history, _, kept_epoch = stacked.fine_tune_classifier(
-        model,
-        train,
-        validation,
-        epochs=FINETUNE_EPOCHS,
-        batch_size=FINETUNE_BATCH_SIZE,
-        learning_rate=FINETUNE_LEARNING_RATE,
-        patience=PATIENCE_EPOCHS,
-    )
-    return {"weights": model.get_weights(), "history": history, "kept_epoch": kept_epoch}
-
-
-def fine_tune_few_labels(name, stack, train, test, classes, seed):
-    """Fine-tune on a few labelled images for a fixed number of steps; the test error (%)."""
-    model = classifier(name, stack, classes)
-    stacked.fine_tune_fixed(
-        model,
-        train,
-        steps=FEW_LABEL_STEPS,
-        batch_size=FINETUNE_BATCH_SIZE,
-        learning_rate=FINETUNE_LEARNING_RATE,
-        seed=seed,
-        probe_steps=FEW_LABEL_PROBE,
-    )
-    return stacked.test_error_pct(model, *test)
-
-
-# %%
-"""
-## Setup
-
-Apply the command line's overrides to the constants above (`--help` lists them), create and
-check the output folder, and seed every random generator with SEED.
-"""
-started = time.perf_counter()
-settings, out = start(globals())
-stacked.settings_check(settings)
-stages = Stages(backup_folder(out, settings, "stages"), SEED)  # Ctrl-C, then rerun: resumes here
-
-# %%
-"""
-## Prepare the data
-
-Who sees what:
-
-- pretraining, the deep autoencoder and PCA: all the training images, without labels;
-- classification: the labels of the training images except the last VALIDATION_SIZE;
-  those last ones are labelled validation images, used only to decide when fine-tuning stops;
-- few labels: N labelled images (N/10 of each digit) drawn from the same labelled part,
-  FEW_LABEL_DRAWS times over;
-- the test images: only to report the figures at the end.
-
-Images without labels (a folder of your own) still go through pretraining and the deep
-autoencoder; the classification sections are skipped.
-"""
-data = load_data(DATA, DATASET, TRAIN_LIMIT, IMAGE_SIZE)
-print(f"data: {data.describe()}")
-x_all = data.x_train.reshape(len(data.x_train), -1)
-classes, few_label_draws = 0, {}
-if data.labelled:
-    if not VALIDATION_SIZE < len(data.x_train):
-        raise SettingError(
-            f"VALIDATION_SIZE={VALIDATION_SIZE}: must be less than the {len(data.x_train)} training images"
-        )
-    classes = len(data.class_names)
-    labelled = slice(0, len(data.x_train) - VALIDATION_SIZE)
-    validating = slice(len(data.x_train) - VALIDATION_SIZE, None)
-    x_lab, y_lab = data.x_train[labelled], data.y_train[labelled]
-    x_val, y_val = data.x_train[validating], data.y_train[validating]
-    few_label_draws = {
-        n: [stacked.balanced_subset(y_lab, n, SEED + draw, classes) for draw in range(FEW_LABEL_DRAWS)]
-        for n in FEW_LABELS
-    }
-    print(f"labelled for fine-tuning: {len(x_lab):,}; validation: {len(x_val):,}; test: {len(data.x_test):,}")
-else:
-    print(f"{data.source} has no labels: pretraining and the deep autoencoder only, no classification")
-
-# %%
-"""
-## Greedy layer-wise pretraining
-
-Two stacks of the same widths: the SDAE with masking noise on every layer's input (heavier on
-the codes of the layers above than on the pixels), and the SAE with none. Each layer is
-trained on its own, then frozen, and the clean codes it gives the training images are the
-next layer's data.
-"""
 print(f"\n== Pretraining the SDAE, {' -> '.join(map(str, HIDDEN_UNITS))} ==")
 sdae_maskings = (MASKING,) + (UPPER_MASKING,) * (len(HIDDEN_UNITS) - 1)  # pixels, then codes
 sdae_stack, sdae_codes = pretrain_stack(stages, "sdae", x_all, HIDDEN_UNITS, sdae_maskings, SEED)
@@ -252,15 +301,56 @@ sae_stack, _ = pretrain_stack(stages, "sae", x_all, HIDDEN_UNITS, (0.0,) * len(H
 ## The deep autoencoder
 
 One more denoising autoencoder, with a linear code of CODE_UNITS numbers, on top of the SDAE's
-codes; then all the encoders and their decoders are unrolled into one deep autoencoder and
-fine-tuned together on reconstruction (binary cross-entropy per pixel, clean in and out).
+codes; then all the encoders and their decoders are unrolled into one deep autoencoder,
+784 -> 1000 -> 500 -> 250 -> [30] -> 250 -> 500 -> 1000 -> 784, every layer starting from the
+weights it had at the end of its own pretraining, and fine-tuned as a whole on reconstruction:
+binary cross-entropy per pixel, clean in and clean out, Adam with a cosine-decayed step size,
+backed up after every epoch.
 """
+
+
+def build_deep_autoencoder(stack, name="deep_autoencoder"):
+    """Unroll a pretrained stack: its encoders bottom to top, then its decoders top to bottom.
+    The image comes back in [0, 1] (sigmoid)."""
+    size = math.isqrt(stack[0].encoder[0].shape[0])  # square images: 784 pixels are 28 x 28
+    image = keras.Input(shape=(size, size), name="image")
+    h = layers.Flatten()(image)
+    pretrained = {}
+    for k, layer in enumerate(stack):
+        layer_name = "code" if k == len(stack) - 1 else f"encoder_{k + 1}"
+        h = layers.Dense(layer.units, activation=layer.activation, name=layer_name)(h)
+        pretrained[layer_name] = layer.encoder
+    for k in reversed(range(len(stack))):
+        layer = stack[k]
+        h = layers.Dense(layer.decoder[0].shape[1], activation=layer.decoder_activation, name=f"decoder_{k + 1}")(h)
+        pretrained[f"decoder_{k + 1}"] = layer.decoder
+    reconstruction = layers.Reshape((size, size), name="reconstruction")(h)
+    model = keras.Model(image, reconstruction, name=name)
+    for layer_name, weights in pretrained.items():
+        model.get_layer(layer_name).set_weights(weights)
+    return model
+
+
+def fine_tune_deep(deep, x, resume_dir):
+    """Fine-tune the unrolled autoencoder on reconstruction (backed up after every epoch)."""
+    steps = -(-len(x) // DEEP_BATCH_SIZE)
+    deep.compile(
+        optimizer=adam_cosine(DEEP_LEARNING_RATE, DEEP_EPOCHS * steps),
+        loss="binary_crossentropy",
+        jit_compile=use_xla(),
+    )
+    history, seconds = train_autoencoder(
+        deep, x, None, epochs=DEEP_EPOCHS, batch_size=DEEP_BATCH_SIZE, seed=SEED, resume_dir=resume_dir
+    )
+    return {"weights": deep.get_weights(), "history": history, "seconds": seconds}
+
+
 print(f"\n== Pretraining the code layer, {HIDDEN_UNITS[-1]} -> {CODE_UNITS} ==")
 code_seed = SEED + len(HIDDEN_UNITS)
 code_stack, _ = pretrain_stack(
     stages, "code", sdae_codes, (CODE_UNITS,), (UPPER_MASKING,), code_seed, on_pixels=False, linear_top=True
 )
-deep = stacked.build_deep_autoencoder(sdae_stack + code_stack)
+deep = build_deep_autoencoder(sdae_stack + code_stack)
 deep.summary(line_length=80)
 pretrained_reconstruction = deep.predict(data.x_test, batch_size=2000, verbose=0)
 print(f"\n== Fine-tuning the deep autoencoder for {DEEP_EPOCHS} epochs ==")
@@ -273,14 +363,33 @@ deep_history, deep_seconds = fine_tuned["history"], fine_tuned["seconds"]
 ## Evaluate the deep autoencoder against PCA
 
 The figure of merit of Hinton & Salakhutdinov: squared error summed over the 784 pixels,
-averaged over the test images. PCA is fitted on the same training images.
+averaged over the test images. PCA is fitted on the same training images, and its
+reconstruction is the plain linear projection around the mean (not clipped).
 """
+
+
+def squared_error_per_image(reference, estimate):
+    """Squared error summed over the pixels, averaged over the images."""
+    pixels = int(np.prod(np.shape(reference)[1:]))
+    return float(pixels * mse_per_image(reference, estimate).mean())
+
+
+def pca_reconstruct(x_fit, x, n_components):
+    """Reconstruct `x` from its projection on the top `n_components` principal directions of `x_fit`."""
+    fit = x_fit.reshape(len(x_fit), -1).astype(np.float64)
+    mean = fit.mean(axis=0)
+    _, eigenvectors = np.linalg.eigh(np.cov(fit - mean, rowvar=False))  # ascending eigenvalues
+    components = eigenvectors[:, ::-1][:, :n_components]
+    flat = x.reshape(len(x), -1) - mean
+    return (flat @ components @ components.T + mean).reshape(x.shape).astype(np.float32)
+
+
 reconstruction = deep.predict(data.x_test, batch_size=2000, verbose=0)
-pca_reconstruction = stacked.pca_reconstruction(data.x_train, data.x_test, PCA_COMPONENTS)
-deep_error = stacked.squared_error_per_image(data.x_test, reconstruction)
-pretrained_error = stacked.squared_error_per_image(data.x_test, pretrained_reconstruction)
-pca_error = stacked.squared_error_per_image(data.x_test, pca_reconstruction)
-print(f"\nSquared error per test image (sum over 784 pixels, mean over {len(data.x_test):,} images):")
+pca_reconstruction = pca_reconstruct(data.x_train, data.x_test, PCA_COMPONENTS)
+deep_error = squared_error_per_image(data.x_test, reconstruction)
+pretrained_error = squared_error_per_image(data.x_test, pretrained_reconstruction)
+pca_error = squared_error_per_image(data.x_test, pca_reconstruction)
+print(f"\nSquared error per test image (sum over {data.x_test[0].size} pixels, mean over {len(data.x_test):,} images):")
 print(f"  deep autoencoder, pretrained only      {pretrained_error:7.2f}")
 print(f"  deep autoencoder, fine-tuned           {deep_error:7.2f}   (published: 3.00)")
 print(f"  PCA, {PCA_COMPONENTS} components                   {pca_error:7.2f}   (published: 13.87)")
@@ -290,10 +399,90 @@ print(f"  PCA, {PCA_COMPONENTS} components                   {pca_error:7.2f}   
 ## Classification with all labels
 
 Three copies of one network, image -> HIDDEN_UNITS (ReLU) -> 10 softmax scores, differing
-only in where their hidden layers start: the SDAE's pretrained weights, the SAE's, or random.
-All three get the same fine-tuning: the same epochs, step sizes, dropout, and the same
-early stopping, which keeps the weights of the epoch with the lowest validation error.
+only in where their hidden layers start: the SDAE's pretrained weights, the SAE's, or random
+(Keras' default, Glorot uniform). All three get the same fine-tuning: cross-entropy on the
+labels, Adam with a cosine-decayed step size, dropout on the pixels and after every hidden
+layer, at most FINETUNE_EPOCHS epochs, and early stopping, which keeps the weights of the
+epoch with the lowest validation error.
 """
+
+
+def build_classifier(widths, stack, *, dropout, input_dropout, name, size=28, classes=10):
+    """A size x size image -> ReLU layers of `widths` -> softmax scores for `classes` classes,
+    the hidden layers started from `stack`'s pretrained encoders (None: random weights)."""
+    if stack is not None and [layer.units for layer in stack] != list(widths):
+        raise SettingError(f"pretrained widths {[layer.units for layer in stack]} do not match {list(widths)}")
+    image = keras.Input(shape=(size, size), name="image")
+    h = layers.Flatten()(image)
+    h = layers.Dropout(input_dropout, name="input_dropout")(h)
+    for k, units in enumerate(widths):
+        h = layers.Dense(units, activation="relu", name=f"hidden_{k + 1}")(h)
+        h = layers.Dropout(dropout, name=f"dropout_{k + 1}")(h)
+    scores = layers.Dense(classes, activation="softmax", name="class_scores")(h)
+    model = keras.Model(image, scores, name=name)
+    for k, layer in enumerate(stack or []):
+        model.get_layer(f"hidden_{k + 1}").set_weights(layer.encoder)
+    return model
+
+
+def classifier(name, stack, classes):
+    """The chapter's classifier: image -> HIDDEN_UNITS -> class scores, started from `stack` (or random)."""
+    return build_classifier(
+        HIDDEN_UNITS, stack, dropout=DROPOUT, input_dropout=INPUT_DROPOUT, name=name, size=IMAGE_SIZE, classes=classes
+    )
+
+
+def fine_tune_classifier(model, train, validation, *, epochs, batch_size, learning_rate, patience):
+    """Train on the labels of `train` for at most `epochs`, watching the error on `validation`:
+    stop when it has not improved for `patience` epochs, and keep the weights of the best
+    epoch. Returns the history, the seconds taken and the (1-based) epoch kept."""
+    x, y = train
+    model.compile(
+        optimizer=adam_cosine(learning_rate, epochs * math.ceil(len(x) / batch_size)),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=False,  # XLA on the CPU draws dropout masks slowly
+    )
+    stopping = keras.callbacks.EarlyStopping(
+        monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=True
+    )
+    began = time.perf_counter()
+    history = model.fit(
+        x,
+        y,
+        epochs=epochs,
+        batch_size=batch_size,
+        validation_data=validation,
+        validation_batch_size=2000,
+        callbacks=[keras.callbacks.TerminateOnNaN(), stopping],
+        shuffle=True,
+        verbose=progress_verbosity(),
+    ).history
+    check_finite(history)
+    return history, time.perf_counter() - began, stopping.best_epoch + 1
+
+
+def fine_tune_all_labels(name, stack, train, validation, classes):
+    """Fine-tune the chapter's classifier on every labelled image, stopping early on the validation error."""
+    model = classifier(f"{name}_classifier", stack, classes)
+    history, _, kept_epoch = fine_tune_classifier(
+        model,
+        train,
+        validation,
+        epochs=FINETUNE_EPOCHS,
+        batch_size=FINETUNE_BATCH_SIZE,
+        learning_rate=FINETUNE_LEARNING_RATE,
+        patience=PATIENCE_EPOCHS,
+    )
+    return {"weights": model.get_weights(), "history": history, "kept_epoch": kept_epoch}
+
+
+def test_error_pct(model, x, y):
+    """Percentage of `x` whose highest class score is not the label."""
+    scores = model.predict(x, batch_size=2000, verbose=0)
+    return float(100 * np.mean(scores.argmax(axis=1) != y))
+
+
 starts = {"sdae": sdae_stack, "sae": sae_stack, "scratch": None} if data.labelled else {}
 classifiers, histories, test_error, validation_error, kept_epoch = {}, {}, {}, {}, {}
 for name, stack in starts.items():
@@ -304,8 +493,8 @@ for name, stack in starts.items():
     model = classifier(f"{name}_classifier", stack, classes)
     model.set_weights(result["weights"])
     classifiers[name], histories[name], kept_epoch[name] = model, result["history"], result["kept_epoch"]
-    validation_error[name] = stacked.test_error_pct(model, x_val, y_val)
-    test_error[name] = stacked.test_error_pct(model, data.x_test, data.y_test)
+    validation_error[name] = test_error_pct(model, x_val, y_val)
+    test_error[name] = test_error_pct(model, data.x_test, data.y_test)
     print(f"{name}: kept epoch {kept_epoch[name]}, validation error {validation_error[name]:.2f} %")
 
 # %%
@@ -314,18 +503,76 @@ for name, stack in starts.items():
 
 Pretraining used all the training images, without labels; now fine-tuning gets only N
 labelled images, N/10 of each digit. With so few, there is no validation set to spare:
-every network gets the same fixed budget of steps, in two phases. First FEW_LABEL_PROBE
-steps train only the softmax layer on top of the frozen hidden layers; then FEW_LABEL_STEPS
-steps train every layer. A freshly initialised softmax layer sends large, random gradients
-down; letting it settle first keeps them from wrecking pretrained features that a thousand
-labels could never learn again (Kumar et al., 2022). The network from random weights gets
-exactly the same two phases.
+every network gets the same fixed budget of steps, in two phases, each with cross-entropy on
+the labels and Adam, its step size decayed to zero over the phase. First FEW_LABEL_PROBE
+steps train only the softmax layer on top of the frozen hidden layers (a *linear probe*);
+then FEW_LABEL_STEPS steps train every layer. A freshly initialised softmax layer sends
+large, random gradients down; letting it settle first keeps them from wrecking pretrained
+features that a thousand labels could never learn again (Kumar et al., 2022: LP-FT). The
+network from random weights gets exactly the same two phases.
 
 Which N images are drawn, and where the random network starts, move a test error by
 several tenths of a point at N = 1,000: as much as a real difference between recipes. So
 each N is drawn FEW_LABEL_DRAWS times, both networks are fine-tuned on every draw, and the
 figures reported are the averages over the draws.
 """
+
+
+def fine_tune_fixed(model, train, *, steps, batch_size, learning_rate, seed, probe_steps=0):
+    """Train on the labels of `train` for `probe_steps` steps of the softmax layer alone, then
+    `steps` steps of every layer, batches drawn from a reshuffled, repeated pass over the images.
+    Returns the history (loss per block of steps) and the seconds taken."""
+    x, y = train
+    batch_size = min(batch_size, len(x))
+    hidden = [layer for layer in model.layers if layer.name.startswith("hidden_")]
+    began, history = time.perf_counter(), {"loss": []}
+    for phase, (phase_steps, train_hidden) in enumerate(((probe_steps, False), (steps, True))):
+        if phase_steps == 0:
+            continue
+        batches = (  # a new stream for each phase: only a stream's first pass is the same in every run
+            tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32)))
+            .shuffle(len(x), seed=seed + phase, reshuffle_each_iteration=True)
+            .repeat()
+            .batch(batch_size, drop_remainder=True)
+            .prefetch(tf.data.AUTOTUNE)
+        )
+        for layer in hidden:
+            layer.trainable = train_hidden
+        model.compile(
+            optimizer=adam_cosine(learning_rate, phase_steps),
+            loss="sparse_categorical_crossentropy",
+            jit_compile=False,  # XLA on the CPU draws dropout masks slowly
+        )
+        blocks = min(phase_steps, 20)  # the loss is logged 20 times a phase
+        logged = model.fit(
+            batches,
+            epochs=blocks,
+            steps_per_epoch=phase_steps // blocks,
+            callbacks=[keras.callbacks.TerminateOnNaN()],
+            shuffle=False,  # the batches are already shuffled
+            verbose=0,
+        ).history
+        check_finite(logged)
+        history["loss"] += logged["loss"]
+    return history, time.perf_counter() - began
+
+
+def fine_tune_few_labels(name, stack, train, test, classes, seed):
+    """Fine-tune the chapter's classifier on a few labelled images for a fixed number of steps;
+    its test error (%)."""
+    model = classifier(name, stack, classes)
+    fine_tune_fixed(
+        model,
+        train,
+        steps=FEW_LABEL_STEPS,
+        batch_size=FINETUNE_BATCH_SIZE,
+        learning_rate=FINETUNE_LEARNING_RATE,
+        seed=seed,
+        probe_steps=FEW_LABEL_PROBE,
+    )
+    return test_error_pct(model, *test)
+
+
 few_labels, test = {}, (data.x_test, data.y_test)
 for n, draws in few_label_draws.items():
     few_labels[n] = {"indices": draws, "sdae": [], "scratch": []}
@@ -384,10 +631,10 @@ plotting.image_rows(
 if few_labels:
     plotting.curves(
         out / "few_labels.png",
-        list(FEW_LABELS),
+        list(few_labels),
         {
-            "SDAE pretraining": [few_labels[n]["sdae"] for n in FEW_LABELS],
-            "random initialisation": [few_labels[n]["scratch"] for n in FEW_LABELS],
+            "SDAE pretraining": [r["sdae"] for r in few_labels.values()],
+            "random initialisation": [r["scratch"] for r in few_labels.values()],
         },
         xlabel="labelled training images",
         ylabel=f"test error (%), {averaged}" + (", shaded from best to worst" if FEW_LABEL_DRAWS > 1 else ""),
@@ -420,7 +667,7 @@ metrics = {
     "n_labelled": len(x_lab) if data.labelled else 0,
     "n_validation": len(x_val) if data.labelled else 0,
     "n_test": len(data.x_test),
-    "validation_indices": [validating.start, len(data.x_train)] if data.labelled else None,
+    "validation_indices": [len(x_lab), len(data.x_train)] if data.labelled else None,
     "deep_ae_sq_error_per_image": deep_error,
     "deep_ae_pretrained_only_sq_error_per_image": pretrained_error,
     "pca30_sq_error_per_image": pca_error,

@@ -9,6 +9,7 @@
 - `outputs`: the output folder, and files written so they are never half-written
 - `training`: fitting an autoencoder, with a clear stop on a NaN loss, and resuming after Ctrl-C
 - `stages`: resuming a run made of many trainings, training by training
+- `labels`: drawing a few labelled images, as many of each class
 - `devices`: one device, or several under a distribution strategy
 - `script`: the start and end every script shares
 

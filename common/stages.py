@@ -1,10 +1,10 @@
-"""Resuming a long run stage by stage (chapter 05).
+"""Resuming a run made of many trainings, stage by stage.
 
-A run made of many trainings (05 pretrains seven layers, fine-tunes a deep autoencoder and
-nine classifiers) keeps what each finished stage produced (weights, histories, figures) in a
-backup folder inside its output folder. Run the same command again after Ctrl-C and the finished
-stages are loaded instead of trained again; the folder is removed once the run has saved its
-results.
+A run made of many trainings (chapter 05's, at its default settings, makes 29: seven pretrained
+layers, a deep autoencoder, three classifiers on all the labels and eighteen on few) keeps what
+each finished stage produced (weights, histories, figures) in a backup folder inside its output
+folder. Run the same command again after Ctrl-C and the finished stages are loaded instead of
+trained again; the folder is removed once the run has saved its results.
 
 Every stage seeds the random generators from SEED and its own name before it starts, so a stage
 starts from the same random state whether the stages before it were trained now or loaded: a run
@@ -21,9 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import keras
-
 from common.outputs import atomic_path
+
+import keras
 
 T = TypeVar("T")
 

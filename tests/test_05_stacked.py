@@ -1,17 +1,22 @@
-"""Chapter 05, stacked (denoising) autoencoders: its mechanics against NumPy references, and the
-script end to end on the bundled sample with tiny settings."""
+"""Chapter 05, stacked (denoising) autoencoders: the chapter's models and measures against NumPy
+references, the script end to end on the bundled sample with tiny settings, its settings following
+the number of images, and a run resumed after Ctrl-C."""
 
 import json
+
+from common import training
+from common.corruption import Corruption
+from common.errors import SettingError, TrainingError
+from common.labels import balanced_subset, balanced_subset_problem
+from common.stages import Stages
 
 import keras
 import numpy as np
 import pytest
 
-from common import stacked, training
-from common.corruption import Corruption
-from common.errors import SettingError, TrainingError
-
 from conftest import SAMPLE, load_script
+
+chapter = load_script("05_stacked_autoencoder")  # its functions, read without running it
 
 PNG = b"\x89PNG\r\n\x1a\n"
 FIGURES = [
@@ -47,15 +52,27 @@ TINY = [
 
 def test_balanced_subset_takes_as_many_of_each_digit():
     labels = np.repeat(np.arange(10), 30)[np.random.default_rng(1).permutation(300)]
-    chosen = stacked.balanced_subset(labels, 50, seed=3)
+    chosen = balanced_subset(labels, 50, seed=3)
     assert len(chosen) == len(set(chosen)) == 50
     assert np.bincount(labels[chosen], minlength=10).tolist() == [5] * 10
-    assert np.array_equal(chosen, stacked.balanced_subset(labels, 50, seed=3))  # the same draw for the same seed
-    assert not np.array_equal(chosen, stacked.balanced_subset(labels, 50, seed=4))
+    assert np.array_equal(chosen, balanced_subset(labels, 50, seed=3))  # the same draw for the same seed
+    assert not np.array_equal(chosen, balanced_subset(labels, 50, seed=4))
     with pytest.raises(SettingError, match="multiple of 10"):
-        stacked.balanced_subset(labels, 55, seed=0)
-    with pytest.raises(SettingError, match="only 30"):
-        stacked.balanced_subset(labels, 400, seed=0)
+        balanced_subset(labels, 55, seed=0)
+    with pytest.raises(SettingError, match="more than the 300"):
+        balanced_subset(labels, 400, seed=0)
+
+
+def test_a_balanced_subset_that_cannot_be_drawn_says_why():
+    labels = np.repeat(np.arange(10), 30)
+    labels[:25] = 1  # class 0 keeps 5 examples
+    assert balanced_subset_problem(labels, 50) is None
+    assert "multiple of 10" in balanced_subset_problem(labels, 25)
+    assert "more than the 300 labelled images" in balanced_subset_problem(labels, 1000)
+    assert balanced_subset_problem(labels, 100) == "10 of each class are needed, and class 0 has only 5"
+    assert "multiple of 3" in balanced_subset_problem(labels % 3, 100, classes=3)
+    with pytest.raises(SettingError, match="class 0 has only 5"):
+        balanced_subset(labels, 100, seed=0)
 
 
 def test_pca_reconstruction_matches_numpy_svd(sample_arrays):
@@ -65,23 +82,23 @@ def test_pca_reconstruction_matches_numpy_svd(sample_arrays):
     centred = flat - flat.mean(axis=0)
     _, singular, vt = np.linalg.svd(centred, full_matrices=False)
     reference = centred @ vt[:k].T @ vt[:k] + flat.mean(axis=0)
-    ours = stacked.pca_reconstruction(x, x, k)
+    ours = chapter.pca_reconstruct(x, x, k)
     assert ours.shape == x.shape
     assert np.allclose(ours.reshape(len(x), -1), reference, atol=1e-4)
     # the squared error left over is the variance of the discarded directions
-    assert stacked.squared_error_per_image(x, ours) == pytest.approx(np.sum(singular[k:] ** 2) / len(x), rel=1e-3)
+    assert chapter.squared_error_per_image(x, ours) == pytest.approx(np.sum(singular[k:] ** 2) / len(x), rel=1e-3)
 
 
 def test_squared_error_is_summed_over_pixels_and_averaged_over_images():
     a = np.zeros((4, 28, 28), np.float32)
     b = a.copy()
     b[0, :10, 0] = 1  # 10 pixels off by 1 in one image of four
-    assert stacked.squared_error_per_image(a, b) == pytest.approx(10 / 4)
+    assert chapter.squared_error_per_image(a, b) == pytest.approx(10 / 4)
 
 
 def tiny_stack(rng):
     def layer(n_in, n_out, activation, decoder_activation):
-        return stacked.PretrainedLayer(
+        return chapter.PretrainedLayer(
             encoder=[
                 rng.normal(0, 0.1, (n_in, n_out)).astype(np.float32),
                 rng.normal(0, 0.1, n_out).astype(np.float32),
@@ -108,22 +125,36 @@ def test_unrolled_autoencoder_runs_encoders_up_and_decoders_down():
     h = relu(code @ stack[2].decoder[0] + stack[2].decoder[1])
     h = relu(h @ stack[1].decoder[0] + stack[1].decoder[1])
     out = 1 / (1 + np.exp(-(h @ stack[0].decoder[0] + stack[0].decoder[1])))
-    model = stacked.build_deep_autoencoder(stack)
+    model = chapter.build_deep_autoencoder(stack)
     assert model.output_shape == (None, 28, 28)
     assert np.allclose(model.predict(x, verbose=0).reshape(5, -1), out, atol=1e-5)
-    assert np.allclose(stacked.encode(stack, x.reshape(5, -1)), code, atol=1e-5)
+    assert np.allclose(chapter.encode(stack, x.reshape(5, -1)), code, atol=1e-5)
+
+
+def test_one_pretrained_layer_learns_to_rebuild_its_input():
+    x = np.random.default_rng(0).random((64, 12)).astype(np.float32)
+    layer = chapter.pretrain_layer(
+        x, 6, Corruption("masking", 0.25), pixels=True, epochs=3, batch_size=16, learning_rate=1e-2, seed=0
+    )
+    assert layer.units == 6 and layer.activation == "relu" and layer.decoder_activation == "sigmoid"
+    assert [w.shape for w in layer.encoder + layer.decoder] == [(12, 6), (6,), (6, 12), (12,)]
+    assert len(layer.history["loss"]) == 3 and layer.history["loss"][-1] < layer.history["loss"][0]
+    code = chapter.pretrain_layer(
+        x, 2, None, pixels=False, linear_code=True, epochs=1, batch_size=16, learning_rate=1e-3, seed=0
+    )
+    assert code.activation == "linear" and code.decoder_activation == "relu"
 
 
 def test_classifier_starts_from_the_pretrained_encoders_or_from_random_weights():
     stack = tiny_stack(np.random.default_rng(0))[:2]
-    pretrained = stacked.build_classifier((20, 8), stack, dropout=0.5, input_dropout=0.2, name="p")
-    fresh = stacked.build_classifier((20, 8), None, dropout=0.5, input_dropout=0.2, name="f")
+    pretrained = chapter.build_classifier((20, 8), stack, dropout=0.5, input_dropout=0.2, name="p")
+    fresh = chapter.build_classifier((20, 8), None, dropout=0.5, input_dropout=0.2, name="f")
     assert pretrained.output_shape == fresh.output_shape == (None, 10)
     for k, layer in enumerate(stack):
         assert np.array_equal(pretrained.get_layer(f"hidden_{k + 1}").get_weights()[0], layer.encoder[0])
         assert not np.array_equal(fresh.get_layer(f"hidden_{k + 1}").get_weights()[0], layer.encoder[0])
     with pytest.raises(SettingError, match="do not match"):
-        stacked.build_classifier((20, 9), stack, dropout=0.0, input_dropout=0.0, name="bad")
+        chapter.build_classifier((20, 9), stack, dropout=0.0, input_dropout=0.0, name="bad")
 
 
 def test_the_linear_probe_trains_the_softmax_layer_alone_then_every_layer():
@@ -134,27 +165,27 @@ def test_the_linear_probe_trains_the_softmax_layer_alone_then_every_layer():
     def hidden_and_top(model):
         return [model.get_layer(n).get_weights()[0].copy() for n in ("hidden_1", "hidden_2", "class_scores")]
 
-    probed = stacked.build_classifier((20, 8), stack, dropout=0.0, input_dropout=0.0, name="probe")
+    probed = chapter.build_classifier((20, 8), stack, dropout=0.0, input_dropout=0.0, name="probe")
     before = hidden_and_top(probed)
-    history, _ = stacked.fine_tune_fixed(
+    history, _ = chapter.fine_tune_fixed(
         probed, (x, y), steps=0, batch_size=10, learning_rate=1e-2, seed=0, probe_steps=10
     )
     after = hidden_and_top(probed)
     assert np.array_equal(after[0], before[0]) and np.array_equal(after[1], before[1])  # frozen
     assert not np.array_equal(after[2], before[2])  # the softmax layer learned
     assert len(history["loss"]) == 10
-    stacked.fine_tune_fixed(probed, (x, y), steps=10, batch_size=10, learning_rate=1e-2, seed=0, probe_steps=0)
+    chapter.fine_tune_fixed(probed, (x, y), steps=10, batch_size=10, learning_rate=1e-2, seed=0, probe_steps=0)
     assert not np.array_equal(hidden_and_top(probed)[0], before[0])  # then every layer trains
 
 
 def test_a_nan_loss_stops_fine_tuning_with_a_training_error():
-    model = stacked.build_classifier((8,), None, dropout=0.0, input_dropout=0.0, name="nan")
+    model = chapter.build_classifier((8,), None, dropout=0.0, input_dropout=0.0, name="nan")
     model.get_layer("class_scores").set_weights([np.full((8, 10), np.nan, np.float32), np.zeros(10, np.float32)])
     x, y = np.random.default_rng(0).random((20, 28, 28)).astype(np.float32), np.arange(20) % 10
     with pytest.raises(TrainingError, match="nan"):
-        stacked.fine_tune_fixed(model, (x, y), steps=4, batch_size=10, learning_rate=1e-3, seed=0)
+        chapter.fine_tune_fixed(model, (x, y), steps=4, batch_size=10, learning_rate=1e-3, seed=0)
     with pytest.raises(TrainingError, match="nan"):
-        stacked.fine_tune_classifier(model, (x, y), (x, y), epochs=2, batch_size=10, learning_rate=1e-3, patience=1)
+        chapter.fine_tune_classifier(model, (x, y), (x, y), epochs=2, batch_size=10, learning_rate=1e-3, patience=1)
 
 
 @pytest.mark.parametrize(
@@ -163,17 +194,48 @@ def test_a_nan_loss_stops_fine_tuning_with_a_training_error():
         (["--masking=1.5"], ["MASKING=1.5", "[0, 1)"]),
         (["--upper_masking=1"], ["UPPER_MASKING=1", "[0, 1)"]),
         (["--dropout=-0.1"], ["DROPOUT=-0.1", "dropout rate"]),
-        ([f"--validation_size={TRAIN}"], [f"VALIDATION_SIZE={TRAIN}", "less than"]),
-        (["--few_labels=(25,)"], ["25 labelled images", "multiple of 10"]),
+        ([f"--validation_size={TRAIN}"], [f"VALIDATION_SIZE={TRAIN}", "less than", f"at most {TRAIN - 1}", "None"]),
+        (["--few_labels=(0,)"], ["FEW_LABELS=(0,)", "1 or more"]),
         (["--few_label_draws=0"], ["FEW_LABEL_DRAWS=0", "1 or more"]),
     ],
 )
 def test_bad_settings_are_refused_before_training(args, words, tmp_path):
-    script = load_script("05_stacked_autoencoder")
     with pytest.raises(SettingError) as error:
-        script.main([*TINY, *args, f"--output_dir={tmp_path}"])
+        load_script("05_stacked_autoencoder").main([*TINY, *args, f"--output_dir={tmp_path}"])
     for word in words:
         assert word in str(error.value)
+
+
+def test_the_validation_set_and_the_few_label_sizes_follow_the_number_of_images(tmp_path, capsys):
+    # VALIDATION_SIZE and FEW_LABELS at their defaults (None; 100, 1,000 and 10,000), on 600 images
+    metrics = load_script("05_stacked_autoencoder").main(
+        [
+            f"--data={SAMPLE}",
+            "--train_limit=600",
+            "--hidden_units=(16,8)",
+            "--code_units=4",
+            "--pca_components=4",
+            "--pretrain_epochs=1",
+            "--deep_epochs=1",
+            "--finetune_epochs=1",
+            "--few_label_draws=1",
+            "--few_label_probe=5",
+            "--few_label_steps=5",
+            f"--output_dir={tmp_path}",
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert metrics["settings"]["VALIDATION_SIZE"] is None and tuple(metrics["settings"]["FEW_LABELS"]) == (
+        100,
+        1000,
+        10000,
+    )
+    assert metrics["n_validation"] == 100 and metrics["n_labelled"] == 500  # a sixth of 600
+    assert metrics["validation_indices"] == [500, 600]
+    assert set(metrics["few_labels"]) == {"100"}  # the sizes the 500 labelled images can give
+    assert "few labels: 1,000 skipped, more than the 500 labelled images" in printed
+    assert "few labels: 10,000 skipped, more than the 500 labelled images" in printed
+    assert (tmp_path / "few_labels.png").exists()
 
 
 def test_stacked_autoencoder_chapter(tmp_path, monkeypatch):
@@ -227,11 +289,11 @@ def test_stacked_autoencoder_chapter(tmp_path, monkeypatch):
     assert deep.get_layer("code").units == 6
     reconstruction = deep.predict(x_test, batch_size=500, verbose=0)
     assert reconstruction.min() >= 0 and reconstruction.max() <= 1
-    assert stacked.squared_error_per_image(x_test, reconstruction) == pytest.approx(
+    assert chapter.squared_error_per_image(x_test, reconstruction) == pytest.approx(
         saved["deep_ae_sq_error_per_image"], rel=1e-4
     )
-    blank = stacked.squared_error_per_image(x_test, np.zeros_like(x_test))  # predicting empty images
-    mean_image = stacked.squared_error_per_image(x_test, np.broadcast_to(data.x_train.mean(axis=0), x_test.shape))
+    blank = chapter.squared_error_per_image(x_test, np.zeros_like(x_test))  # predicting empty images
+    mean_image = chapter.squared_error_per_image(x_test, np.broadcast_to(data.x_train.mean(axis=0), x_test.shape))
     assert 0 < saved["deep_ae_sq_error_per_image"] < blank
     assert 0 < saved["pca30_sq_error_per_image"] < 0.7 * mean_image  # 6 components already explain much
 
@@ -270,16 +332,15 @@ def test_stacked_chapter_resumes_after_ctrl_c_with_the_figures_of_an_uninterrupt
     uninterrupted = load_script("05_stacked_autoencoder").main([*TINY, f"--output_dir={tmp_path / 'whole'}"])
 
     out = tmp_path / "resumed"
-    real_fine_tune, real_pretrain = stacked.fine_tune_classifier, stacked.pretrain_layer
-    classifiers = []
+    real_run = Stages.run
+    computed = []
 
-    def ctrl_c_at_the_second_classifier(*args, **kwargs):
-        classifiers.append(1)
-        if len(classifiers) == 2:
+    def ctrl_c_at_the_second_classifier(stages, name, *args, **kwargs):
+        if name == "sae_classifier":
             raise KeyboardInterrupt
-        return real_fine_tune(*args, **kwargs)
+        return real_run(stages, name, *args, **kwargs)
 
-    monkeypatch.setattr(stacked, "fine_tune_classifier", ctrl_c_at_the_second_classifier)
+    monkeypatch.setattr(Stages, "run", ctrl_c_at_the_second_classifier)
     with pytest.raises(KeyboardInterrupt):
         load_script("05_stacked_autoencoder").main([*TINY, f"--output_dir={out}"])
     assert (out / ".resume").is_dir() and not (out / "metrics.json").exists()
@@ -287,11 +348,22 @@ def test_stacked_chapter_resumes_after_ctrl_c_with_the_figures_of_an_uninterrupt
 
     assert "resume" in interrupted_message()
 
-    pretrained = []
-    monkeypatch.setattr(stacked, "fine_tune_classifier", real_fine_tune)
-    monkeypatch.setattr(stacked, "pretrain_layer", lambda *a, **k: pretrained.append(1) or real_pretrain(*a, **k))
+    def record_what_is_trained(stages, name, compute, *args, **kwargs):
+        if not (stages.folder / f"{name}.pkl").exists():
+            computed.append(name)
+        return real_run(stages, name, compute, *args, **kwargs)
+
+    autoencoder_trainings = []
+    real_batches = training.denoising_batches
+    monkeypatch.setattr(Stages, "run", record_what_is_trained)
+    monkeypatch.setattr(
+        training, "denoising_batches", lambda *a, **k: autoencoder_trainings.append(1) or real_batches(*a, **k)
+    )
     resumed = load_script("05_stacked_autoencoder").main([*TINY, f"--output_dir={out}"])
-    assert pretrained == []  # the seven pretrained layers were loaded, not trained again
+    # the seven pretrained layers, the deep autoencoder and the SDAE classifier were loaded, not trained again
+    assert autoencoder_trainings == []
+    few = [f"{name}_{n}_labels_draw_{d}" for n in (20, 50) for d in (1, 2) for name in ("sdae", "scratch")]
+    assert computed == ["sae_classifier", "scratch_classifier", *few]
     assert not (out / ".resume").exists()  # the backup is removed once the results are saved
     # the same figures as the uninterrupted run, to the printed precision
     assert resumed["deep_ae_sq_error_per_image"] == pytest.approx(uninterrupted["deep_ae_sq_error_per_image"], abs=5e-3)
