@@ -1,4 +1,5 @@
-"""Image-quality figures over a whole test set: per-image MSE, PSNR and SSIM, averaged.
+"""Image-quality figures over a whole test set: per-image MSE, PSNR and SSIM, averaged; and the
+ROC curve and its area (AUC) for anomaly scores.
 
 Images are float arrays in [0, 1] of shape (N, 28, 28) (or (N, 784), reshaped). PSNR uses a data
 range of 1.0 and is computed per image, then averaged over the images, as is SSIM, which is
@@ -8,6 +9,7 @@ scikit-image's `structural_similarity` with its defaults (7x7 window).
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import rankdata
 from skimage.metrics import structural_similarity
 
 PSNR_CAP_DB = 100.0  # a perfect reconstruction has infinite PSNR; it counts as this many dB
@@ -48,3 +50,33 @@ def image_quality(reference: np.ndarray, estimate: np.ndarray) -> dict[str, floa
         "psnr_db": float(psnr_per_image(reference, estimate).mean()),
         "ssim": float(ssim_per_image(reference, estimate).mean()),
     }
+
+
+def roc_auc(normal_scores: np.ndarray, anomaly_scores: np.ndarray) -> float:
+    """Area under the ROC curve of a score that should be higher for anomalies: the probability
+    that a random anomaly scores higher than a random normal example, ties counting one half.
+    This is the Mann-Whitney U statistic of the anomalies divided by the number of pairs."""
+    normal = np.asarray(normal_scores, dtype=np.float64).ravel()
+    anomalies = np.asarray(anomaly_scores, dtype=np.float64).ravel()
+    if len(normal) == 0 or len(anomalies) == 0:
+        raise ValueError("roc_auc needs at least one normal and one anomalous score")
+    ranks = rankdata(np.concatenate([anomalies, normal]))  # tied scores share their mean rank
+    u = ranks[: len(anomalies)].sum() - len(anomalies) * (len(anomalies) + 1) / 2
+    return float(u / (len(anomalies) * len(normal)))
+
+
+def roc_curve(normal_scores: np.ndarray, anomaly_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ROC curve of a score that should be higher for anomalies: for each distinct score t
+    (from the highest down), the fraction of normal examples flagged (score >= t, the false
+    positive rate) and of anomalies caught (the true positive rate). Returns (false positive
+    rates, true positive rates, thresholds), starting at (0, 0) with an infinite threshold and
+    ending at (1, 1); the trapezoids under it add up to `roc_auc`."""
+    normal = np.asarray(normal_scores, dtype=np.float64).ravel()
+    anomalies = np.asarray(anomaly_scores, dtype=np.float64).ravel()
+    thresholds = np.unique(np.concatenate([normal, anomalies]))[::-1]
+    normal_sorted, anomalies_sorted = np.sort(normal), np.sort(anomalies)
+    flagged = len(normal) - np.searchsorted(normal_sorted, thresholds, side="left")
+    caught = len(anomalies) - np.searchsorted(anomalies_sorted, thresholds, side="left")
+    fpr = np.concatenate([[0.0], flagged / len(normal)])
+    tpr = np.concatenate([[0.0], caught / len(anomalies)])
+    return fpr, tpr, np.concatenate([[np.inf], thresholds])

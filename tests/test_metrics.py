@@ -1,8 +1,9 @@
+from common.metrics import image_quality, mse_per_image, psnr_per_image, roc_auc, roc_curve, ssim_per_image
+
 import numpy as np
 import pytest
+from scipy.stats import mannwhitneyu
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
-
-from common.metrics import image_quality, mse_per_image, psnr_per_image, ssim_per_image
 
 
 @pytest.fixture
@@ -38,3 +39,40 @@ def test_perfect_copy_is_capped_not_infinite(pair):
     clean, _ = pair
     q = image_quality(clean, clean)
     assert q["mse"] == 0 and q["psnr_db"] == 100.0 and q["ssim"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_roc_auc_is_scipys_mann_whitney_u_over_the_number_of_pairs(ties):
+    rng = np.random.default_rng(3)
+    normal, anomalies = rng.normal(0, 1, 700), rng.normal(0.8, 1.5, 300)
+    if ties:  # scores rounded to a few values: many ties, within and across the two groups
+        normal, anomalies = np.round(normal), np.round(anomalies)
+    u = mannwhitneyu(anomalies, normal).statistic
+    assert roc_auc(normal, anomalies) == pytest.approx(u / (len(normal) * len(anomalies)), abs=1e-12)
+    # and the definition itself, every pair counted: anomaly higher 1, tie 1/2
+    pairs = (anomalies[:, None] > normal[None, :]) + 0.5 * (anomalies[:, None] == normal[None, :])
+    assert roc_auc(normal, anomalies) == pytest.approx(pairs.mean(), abs=1e-12)
+
+
+def test_roc_auc_of_separated_reversed_and_identical_scores():
+    assert roc_auc([1, 2, 3], [4, 5]) == 1.0
+    assert roc_auc([4, 5], [1, 2, 3]) == 0.0
+    assert roc_auc([2, 2, 2], [2, 2]) == 0.5
+    with pytest.raises(ValueError, match="at least one"):
+        roc_auc([], [1.0])
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_roc_curve_counts_flagged_scores_and_its_area_is_the_auc(ties):
+    rng = np.random.default_rng(4)
+    normal, anomalies = rng.normal(0, 1, 400), rng.normal(1, 1, 250)
+    if ties:
+        normal, anomalies = np.round(normal, 1), np.round(anomalies, 1)
+    fpr, tpr, thresholds = roc_curve(normal, anomalies)
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0, 0, 1, 1)
+    assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0) and np.all(np.diff(thresholds) < 0)
+    for k in rng.choice(np.arange(1, len(thresholds)), 30):
+        assert fpr[k] == np.mean(normal >= thresholds[k]) and tpr[k] == np.mean(anomalies >= thresholds[k])
+    area = np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2)  # trapezoids: a tie is a diagonal step, worth 1/2
+    u = mannwhitneyu(anomalies, normal).statistic
+    assert area == pytest.approx(u / (len(normal) * len(anomalies)), abs=1e-12)
