@@ -247,7 +247,7 @@ def bars(
         ax.set_ylim(*ylim)
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=len(series))
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -299,6 +299,9 @@ def score_histograms(
             ax.axvline(thresholds[title], color="black", linestyle="--", label="threshold")
         if logarithmic:
             ax.set_xscale("log")
+            ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1, 2, 5)))
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel(xlabel)
         ax.set_yticks([])
         ax.set_title(title)
