@@ -173,7 +173,7 @@ also the biharmonic inpainting, given the mask, with the autoencoder on the same
 evaluating = time.perf_counter()
 restored = model.predict(x_test_masked, batch_size=1000, verbose=0)  # the masked images go in, no mask
 tuning = slice(0, BASELINE_TUNING_IMAGES)
-blur = classical_denoisers.tune(classical_denoisers.DENOISERS[1], held_masked[tuning], x_held[tuning])
+blur = classical_denoisers.tune(classical_denoisers.named("Gaussian blur"), held_masked[tuning], x_held[tuning])
 blurred = blur(x_test_masked)
 some = slice(0, INPAINTING_IMAGES)
 inpainted = inpaint(x_test_masked[some], wiped[some])  # told which pixels are holes

@@ -155,7 +155,7 @@ clean = data.x_test
 x_test_noisy = one_level(clean, corruption.TEST_SEED)  # the same noisy test set on every run
 outputs = {name: model.predict(x_test_noisy, batch_size=1000, verbose=0) for name, model in models.items()}
 tuning = slice(0, BASELINE_TUNING_IMAGES)
-median = classical_denoisers.tune(classical_denoisers.DENOISERS[0], held_noisy[tuning], x_held[tuning])
+median = classical_denoisers.tune(classical_denoisers.named("median filter"), held_noisy[tuning], x_held[tuning])
 outputs["median"] = median(x_test_noisy)
 rows = {name: image_quality(clean, x) for name, x in {"noisy": x_test_noisy, **outputs}.items()}
 labels = {
@@ -182,7 +182,7 @@ for level in SWEEP_LEVELS:
     at_level = one_level.at(level)
     noisy = at_level(clean, corruption.TEST_SEED)
     filter_at_level = classical_denoisers.tune(
-        classical_denoisers.DENOISERS[0], at_level(x_held[tuning], corruption.TEST_SEED + 1), x_held[tuning]
+        classical_denoisers.named("median filter"), at_level(x_held[tuning], corruption.TEST_SEED + 1), x_held[tuning]
     )
     row = {"level": level, "noisy_psnr_db": float(psnr_per_image(clean, noisy).mean())}
     for name, model in models.items():

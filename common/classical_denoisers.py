@@ -63,6 +63,11 @@ DENOISERS = (
 )
 
 
+def named(name: str) -> Denoiser:
+    """One of DENOISERS by its name, e.g. `named("median filter")`."""
+    return next(d for d in DENOISERS if d.name == name)
+
+
 @dataclass
 class Tuned:
     denoiser: Denoiser
