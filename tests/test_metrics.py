@@ -22,6 +22,7 @@ def test_per_image_figures_match_scikit_image(pair):
         assert mse[i] == pytest.approx(mean_squared_error(c, n), rel=1e-9)
         assert psnr[i] == pytest.approx(peak_signal_noise_ratio(c, n, data_range=1.0), rel=1e-9)
         assert ssim[i] == pytest.approx(structural_similarity(c, n, data_range=1.0), rel=1e-9)
+    np.testing.assert_array_equal(ssim_per_image(clean, noisy, chunk=7), ssim)  # a stack in pieces: the same
 
 
 def test_averages_over_images_and_accepts_flat_images(pair):
