@@ -33,18 +33,18 @@ TRAIN_LIMIT = None  # use only the first N training images (None: all of them)
 HOLDOUT = None  # last N training images, never trained on (None: a twelfth of them, at most 5,000)
 # noise
 NOISE_STD = 0.5  # standard deviation of the Gaussian noise added to every pixel (pixels in [0, 1])
-SWEEP_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0)  # standard deviations to test the model at
+SWEEP_LEVELS = (0.1, 0.3, 0.5, 0.7, 1.0)  # standard deviations to test the model at
 # model
 CHANNELS = 32  # filters of the first convolution (the second has twice as many)
 CODE_UNITS = 512  # units of the dense code in the middle
 # training
-EPOCHS = 14  # passes over the training images, for the denoising autoencoder
-PLAIN_EPOCHS = 2  # passes for the plain autoencoder (it only has to learn to copy)
+EPOCHS = 5  # passes over the training images, for the denoising autoencoder
+PLAIN_EPOCHS = 1  # passes for the plain autoencoder (it only has to learn to copy)
 BATCH_SIZE = 128  # images per gradient step
-LEARNING_RATE = 2e-3  # Adam's step size, decayed to zero over training (cosine)
+LEARNING_RATE = 4e-3  # Adam's step size, decayed to zero over training (cosine)
 SEED = 0  # seeds NumPy, Python and TensorFlow, and the noise of the training batches
 STRATEGY = None  # None: one device; "mirrored": split every batch over all local GPUs (or 2 CPU devices)
-BASELINE_TUNING_IMAGES = 500  # held-out images that choose each classical denoiser's parameter
+BASELINE_TUNING_IMAGES = 300  # held-out images that choose each classical denoiser's parameter
 # output
 TENSORBOARD = False  # also write TensorBoard logs (losses, and outputs every 2 epochs) to OUTPUT_DIR/tensorboard
 OUTPUT_DIR = None  # where figures, metrics.json and model.keras go (None: outputs/02_gaussian_denoising)
@@ -65,7 +65,7 @@ pixel gets `N(0, 0.5^2)` added, then is clipped back to [0, 1]. At a standard de
 Two things make it work:
 
 - **A fresh corruption for every batch.** The noise is drawn inside the input pipeline, batch
-  number i with the seed (SEED, i), so over 14 epochs the model sees each digit under 14
+  number i with the seed (SEED, i), so over 5 epochs the model sees each digit under 5
   different noise patterns and can never learn the noise itself. The test images are corrupted
   once, with a fixed seed, so every run is scored on the same noisy test set.
 - **A convolutional model.** Whether a pixel is noise depends first on its neighbours, which a
@@ -77,7 +77,9 @@ Two things make it work:
 
   The dense code in the middle sees the whole digit at once, which is what tells a stroke from a
   blotch of noise. It is *wider* than a digit needs: with a denoising criterion an autoencoder
-  does not need a narrow bottleneck to learn something useful (Vincent et al., 2010).
+  does not need a narrow bottleneck to learn something useful (Vincent et al., 2010). Every layer
+  but the last is followed by batch normalization and a ReLU (`normalized_relu`), which lets it
+  train at twice chapter 01's step size and learn in 5 epochs more than it learns in 14 without.
 
 To see what the denoising criterion itself adds, the same network is also trained the way chapter
 01 trained its autoencoder (clean in, clean out) and given the same noisy test images.
@@ -89,15 +91,23 @@ def build_denoiser(channels: int, code_units: int, size: int, name: str) -> kera
     quarter = size // 4
     image = keras.Input(shape=(size, size), name="image")
     h = layers.Reshape((size, size, 1))(image)
-    h = layers.Conv2D(channels, 3, strides=2, padding="same", activation="relu", name="conv_1")(h)
-    h = layers.Conv2D(2 * channels, 3, strides=2, padding="same", activation="relu", name="conv_2")(h)
+    h = normalized_relu(layers.Conv2D(channels, 3, strides=2, padding="same", use_bias=False, name="conv_1")(h))
+    h = normalized_relu(layers.Conv2D(2 * channels, 3, strides=2, padding="same", use_bias=False, name="conv_2")(h))
     h = layers.Flatten()(h)
-    h = layers.Dense(code_units, activation="relu", name="code")(h)
-    h = layers.Dense(quarter * quarter * 2 * channels, activation="relu")(h)
+    h = normalized_relu(layers.Dense(code_units, use_bias=False)(h), name="code")
+    h = normalized_relu(layers.Dense(quarter * quarter * 2 * channels, use_bias=False)(h))
     h = layers.Reshape((quarter, quarter, 2 * channels))(h)
-    h = layers.Conv2DTranspose(channels, 3, strides=2, padding="same", activation="relu")(h)
+    h = normalized_relu(layers.Conv2DTranspose(channels, 3, strides=2, padding="same", use_bias=False)(h))
     h = layers.Conv2DTranspose(1, 3, strides=2, padding="same", activation="sigmoid")(h)  # pixels in [0, 1]
     return keras.Model(image, layers.Reshape((size, size), name="denoised")(h), name=name)
+
+
+def normalized_relu(h, name: str | None = None):
+    """Batch normalization, then ReLU. While training, each unit's input is rescaled to zero mean
+    and unit variance over the batch (then given a learnt scale and shift, which is why the layer
+    before needs no bias); in prediction the running averages of those statistics are used. It
+    lets the network learn faster, at a higher step size (Ioffe & Szegedy, 2015)."""
+    return layers.ReLU(name=name)(layers.BatchNormalization(momentum=0.9)(h))
 
 
 def code_unit_patterns(model: keras.Model, images: np.ndarray, n: int) -> np.ndarray:
@@ -181,7 +191,7 @@ dae_history, dae_seconds = train_autoencoder(
 """
 ## The same network trained as a plain autoencoder
 
-Clean in, clean out, as in chapter 01: no noise in training. Two epochs are enough to learn to
+Clean in, clean out, as in chapter 01: no noise in training. One epoch is enough to learn to
 copy; more would only make it copy the noise more faithfully.
 """
 plain = compiled(build_denoiser(CHANNELS, CODE_UNITS, IMAGE_SIZE, "plain_autoencoder"), PLAIN_EPOCHS)
