@@ -36,14 +36,14 @@ VALIDATION_LIMIT = 5000  # ... but at most this many
 CODE_DIM = 20  # size of the code z, the latent variable
 HIDDEN_UNITS = (512, 256)  # encoder layer widths; the decoder mirrors them
 # training
-EPOCHS = 50  # passes over the training images (the VAE with CODE_DIM numbers)
-BATCH_SIZE = 128  # images per gradient step
-LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over training (cosine)
+EPOCHS = 35  # passes over the training images (the VAE with CODE_DIM numbers)
+BATCH_SIZE = 256  # images per gradient step
+LEARNING_RATE = 3e-3  # Adam's step size, decayed to zero over training (cosine)
 SEED = 0  # seeds NumPy, Python and TensorFlow
 STRATEGY = None  # None: one device; "mirrored": split every batch over all local GPUs (or 2 CPU devices)
 # the contrast and the map
-AE_EPOCHS = 10  # epochs of the plain autoencoder (same widths, a deterministic code)
-MAP_EPOCHS = 10  # epochs of a second VAE with a 2-number code, drawn as a map
+AE_EPOCHS = 5  # epochs of the plain autoencoder (same widths, a deterministic code)
+MAP_EPOCHS = 8  # epochs of a second VAE with a 2-number code, drawn as a map
 # evaluation and pictures
 IW_SAMPLES = 200  # k: codes drawn per test image for the importance-weighted estimate of -log p(x)
 GRID_SIZE = 15  # the map's grid of decoded codes is GRID_SIZE x GRID_SIZE
@@ -418,6 +418,7 @@ plotting.labelled_scatter(
     xlabel="z1 (mean of q(z|x))",
     ylabel="z2",
     title=f"Test codes of the VAE with a 2-number code ({len(data.x_test):,} images)",
+    class_label="digit" if DATASET == "mnist" and not DATA else "class",
 )
 plotting.image_grids(
     out / "map_grid.png",

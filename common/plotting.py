@@ -197,10 +197,11 @@ def labelled_scatter(
     xlabel: str = "",
     ylabel: str = "",
     title: str = "",
+    class_label: str = "class",
 ) -> Path:
     """Points in two dimensions on labelled axes with their values (e.g. a 2-number code), one
-    colour per class with a legend naming the classes (up to 20 classes; a colour scale beyond),
-    one grey without labels."""
+    colour per class with a legend titled `class_label` naming the classes (up to 20 classes; a
+    colour scale beyond), one grey without labels."""
     fig, ax = plt.subplots(figsize=(7.2, 5.8))
     if labels is None:
         ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.5, color="0.3")
@@ -212,10 +213,10 @@ def labelled_scatter(
                 chosen = labels == c
                 name = class_names[c] if class_names else str(c)
                 ax.scatter(points[chosen, 0], points[chosen, 1], s=3, alpha=0.6, color=colours(c), label=name)
-            ax.legend(title="class", markerscale=4, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+            ax.legend(title=class_label, markerscale=4, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
         else:
             shown = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="viridis", s=3, alpha=0.6)
-            fig.colorbar(shown, ax=ax, label="class")
+            fig.colorbar(shown, ax=ax, label=class_label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
