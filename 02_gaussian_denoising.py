@@ -191,8 +191,8 @@ dae_history, dae_seconds = train_autoencoder(
 """
 ## The same network trained as a plain autoencoder
 
-Clean in, clean out, as in chapter 01: no noise in training. One epoch is enough to learn to
-copy; more would only make it copy the noise more faithfully.
+Clean in, clean out, as in chapter 01: no noise in training. One epoch is enough for it to learn
+to copy clean digits well.
 """
 plain = compiled(build_denoiser(CHANNELS, CODE_UNITS, IMAGE_SIZE, "plain_autoencoder"), PLAIN_EPOCHS)
 print("\n== Training the plain autoencoder (clean in, clean out) ==")
