@@ -20,6 +20,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+FEW_STEPS = 200  # a training with fewer gradient steps than this, in all, rarely gets far
+_noted_few_steps = False  # the note below is printed once a run
+
+
+def note_if_few_steps(steps_per_epoch: int, epochs: int) -> None:
+    """Print, once a run, a line saying what to change when a training has too few gradient steps
+    to get anywhere: what happens on a few hundred images with settings made for 60,000."""
+    global _noted_few_steps
+    if steps_per_epoch * epochs >= FEW_STEPS or _noted_few_steps:
+        return
+    _noted_few_steps = True
+    print(
+        f"note: only {steps_per_epoch * epochs} gradient steps in this training ({steps_per_epoch} an epoch x {epochs} "
+        f"epochs); on few images, a smaller --batch_size and more --epochs give a model the steps it needs "
+        "(see the README, 'Your own images')"
+    )
+
 
 def progress_verbosity() -> int:
     """Keras progress bar on a terminal; one line per epoch in logs and pipes."""
@@ -51,6 +68,7 @@ def train_autoencoder(
     the training time in seconds.
     """
     batches, steps = denoising_batches(x_train, corruption, batch_size, seed)
+    note_if_few_steps(steps, epochs)
     callbacks = [keras.callbacks.TerminateOnNaN(), *(callbacks or [])]
     if resume_dir is not None:
         if (resume_dir / "latest.weights.h5").exists():

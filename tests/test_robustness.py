@@ -78,6 +78,20 @@ def test_training_resumes_from_the_last_completed_epoch(tmp_path, capsys):
     assert not (tmp_path / ".resume").exists()  # the backup is removed once training ends
 
 
+def test_a_training_of_few_steps_says_once_what_to_change(monkeypatch, capsys):
+    from common import training
+
+    monkeypatch.setattr(training, "_noted_few_steps", False)
+    x = np.random.default_rng(0).random((64, 28, 28)).astype(np.float32)
+    train_autoencoder(tiny_autoencoder(), x, None, epochs=3, batch_size=32, seed=0)  # 2 steps x 3 epochs
+    train_autoencoder(tiny_autoencoder(), x, None, epochs=3, batch_size=32, seed=0)
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note: only")]
+    assert notes == [notes[0]] and "6 gradient steps" in notes[0] and "--batch_size" in notes[0]
+    monkeypatch.setattr(training, "_noted_few_steps", False)
+    train_autoencoder(tiny_autoencoder(), x, None, epochs=100, batch_size=32, seed=0)  # 200 steps: enough
+    assert "note: only" not in capsys.readouterr().out
+
+
 def test_ctrl_c_says_in_one_line_what_was_kept(tmp_path, capsys):
     ns = {"__file__": str(tmp_path / "demo.py"), "SEED": 0, "OUTPUT_DIR": str(tmp_path / "out")}
 
