@@ -193,6 +193,8 @@ def test_a_nan_loss_stops_fine_tuning_with_a_training_error():
     [
         (["--masking=1.5"], ["MASKING=1.5", "[0, 1)"]),
         (["--upper_masking=1"], ["UPPER_MASKING=1", "[0, 1)"]),
+        (["--deep_upper_masking=-0.1"], ["DEEP_UPPER_MASKING=-0.1", "[0, 1)"]),
+        (["--deep_weight_decay=-1"], ["DEEP_WEIGHT_DECAY=-1", "0 or more"]),
         (["--dropout=-0.1"], ["DROPOUT=-0.1", "dropout rate"]),
         ([f"--validation_size={TRAIN}"], [f"VALIDATION_SIZE={TRAIN}", "less than", f"at most {TRAIN - 1}", "None"]),
         (["--few_labels=(0,)"], ["FEW_LABELS=(0,)", "1 or more"]),
@@ -258,10 +260,12 @@ def test_stacked_autoencoder_chapter(tmp_path, monkeypatch):
     assert saved["deep_ae_sq_error_per_image"] == pytest.approx(metrics["deep_ae_sq_error_per_image"])
 
     # greedy pretraining: each layer on the codes of the one below, the SDAE's corrupted (its own
-    # level for the pixels, another for the codes above), the SAE's not
+    # level for the pixels, another for the codes above), the SAE's not; the deep autoencoder's
+    # own layers on the codes of the SDAE's first layer, at a masking of their own
     pixels = Corruption("masking", saved["settings"]["MASKING"])
     codes = Corruption("masking", saved["settings"]["UPPER_MASKING"])
-    assert pixels != codes
+    deep_codes = Corruption("masking", saved["settings"]["DEEP_UPPER_MASKING"])
+    assert len({pixels, codes, deep_codes}) == 3
     assert streams == [
         ((TRAIN, 784), pixels),
         ((TRAIN, 64), codes),
@@ -269,7 +273,9 @@ def test_stacked_autoencoder_chapter(tmp_path, monkeypatch):
         ((TRAIN, 784), None),
         ((TRAIN, 64), None),
         ((TRAIN, 32), None),
-        ((TRAIN, 16), codes),  # the code layer, on top of the SDAE
+        ((TRAIN, 64), deep_codes),  # the deep autoencoder's layers 2 and 3, on the SDAE's layer 1
+        ((TRAIN, 32), deep_codes),
+        ((TRAIN, 16), deep_codes),  # and its code layer
         ((TRAIN, 28, 28), None),  # the unrolled deep autoencoder, fine-tuned clean in, clean out
     ]
 
@@ -283,8 +289,10 @@ def test_stacked_autoencoder_chapter(tmp_path, monkeypatch):
     data = load_mnist(SAMPLE, TRAIN)
     x_test, y_test = data.x_test, data.y_test
 
-    # the deep autoencoder: saved, an image in and its reconstruction in [0, 1] out, scored as reported
+    # the deep autoencoder: saved, an image in and its reconstruction in [0, 1] out, scored as reported,
+    # its first layer the SDAE's (fine-tuned since), the others pretrained apart
     deep = keras.models.load_model(tmp_path / "deep_autoencoder.keras")
+    assert [len(h) for h in saved["loss_history"]["pretraining_deep_ae"]] == [1, 1, 1]  # layers 2, 3 and the code
     assert deep.input_shape == deep.output_shape == (None, 28, 28)
     assert deep.get_layer("code").units == 6
     reconstruction = deep.predict(x_test, batch_size=500, verbose=0)
@@ -295,6 +303,10 @@ def test_stacked_autoencoder_chapter(tmp_path, monkeypatch):
     blank = chapter.squared_error_per_image(x_test, np.zeros_like(x_test))  # predicting empty images
     mean_image = chapter.squared_error_per_image(x_test, np.broadcast_to(data.x_train.mean(axis=0), x_test.shape))
     assert 0 < saved["deep_ae_sq_error_per_image"] < blank
+    train_reconstruction = deep.predict(data.x_train, batch_size=500, verbose=0)
+    assert chapter.squared_error_per_image(data.x_train, train_reconstruction) == pytest.approx(
+        saved["deep_ae_training_sq_error_per_image"], rel=1e-4
+    )
     assert 0 < saved["pca30_sq_error_per_image"] < 0.7 * mean_image  # 6 components already explain much
 
     # the classifiers: the saved SDAE one maps images to 10 class scores, scored as reported
@@ -360,7 +372,7 @@ def test_stacked_chapter_resumes_after_ctrl_c_with_the_figures_of_an_uninterrupt
         training, "denoising_batches", lambda *a, **k: autoencoder_trainings.append(1) or real_batches(*a, **k)
     )
     resumed = load_script("05_stacked_autoencoder").main([*TINY, f"--output_dir={out}"])
-    # the seven pretrained layers, the deep autoencoder and the SDAE classifier were loaded, not trained again
+    # the nine pretrained layers, the deep autoencoder and the SDAE classifier were loaded, not trained again
     assert autoencoder_trainings == []
     few = [f"{name}_{n}_labels_draw_{d}" for n in (20, 50) for d in (1, 2) for name in ("sdae", "scratch")]
     assert computed == ["sae_classifier", "scratch_classifier", *few]
@@ -369,3 +381,36 @@ def test_stacked_chapter_resumes_after_ctrl_c_with_the_figures_of_an_uninterrupt
     assert resumed["deep_ae_sq_error_per_image"] == pytest.approx(uninterrupted["deep_ae_sq_error_per_image"], abs=5e-3)
     for key in ("test_error_pct", "validation_error_pct", "kept_epoch", "few_labels"):
         assert resumed[key] == uninterrupted[key], key
+
+
+def test_a_deep_autoencoder_masked_like_the_sdae_shares_all_its_layers_and_pretrains_only_the_code(
+    tmp_path, monkeypatch
+):
+    streams = []
+    real_batches = training.denoising_batches
+    monkeypatch.setattr(
+        training,
+        "denoising_batches",
+        lambda x, c, *a, **k: streams.append((np.shape(x), c)) or real_batches(x, c, *a, **k),
+    )
+    args = [*TINY, "--upper_masking=0.6", "--deep_upper_masking=0.6", "--finetune_epochs=1", "--few_labels=()"]
+    saved = load_script("05_stacked_autoencoder").main([*args, f"--output_dir={tmp_path}"])
+    codes = Corruption("masking", 0.6)
+    assert streams[3:] == [
+        ((TRAIN, 784), None),
+        ((TRAIN, 64), None),
+        ((TRAIN, 32), None),
+        ((TRAIN, 16), codes),
+        ((TRAIN, 28, 28), None),
+    ]
+    assert [len(h) for h in saved["loss_history"]["pretraining_deep_ae"]] == [1]  # the code layer alone
+
+
+def test_weight_decay_shrinks_every_weight_by_the_decay_times_the_step_size():
+    for decay, kind in ((0.5, keras.optimizers.AdamW), (0.0, keras.optimizers.Adam)):
+        weights = keras.Variable(np.array([1.0, -2.0, 4.0], np.float32))
+        optimizer = chapter.adam_cosine(0.1, total_steps=10, weight_decay=decay)
+        assert type(optimizer) is kind
+        optimizer.apply_gradients([(np.zeros(3, np.float32), weights)])  # no gradient: only the decay moves them
+        expected = np.array([1.0, -2.0, 4.0]) * (1 - decay * 0.1)  # the first step's size is the full 0.1
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(weights), expected, rtol=1e-6)
