@@ -50,7 +50,11 @@ def loss_curves(path: str | Path, histories: dict[str, dict[str, list[float]]], 
     ax.set_ylabel(ylabel)
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    ax.legend()
+    if len(ax.get_lines()) > 4:  # many curves: the legend beside the plot, where it hides none of them
+        fig.set_size_inches(8.8, 4)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize="small")
+    else:
+        ax.legend()
     fig.tight_layout()
     return save_figure(fig, path)
 
