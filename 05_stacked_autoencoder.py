@@ -3,7 +3,7 @@ Title: Stacked denoising autoencoders: greedy layer-wise pretraining
 Description: Pretrain a deep network one layer at a time, each layer a denoising autoencoder of
     the codes below it, then fine-tune it as a deep autoencoder (against PCA) and as a digit
     classifier (against the same network started from random weights), with all labels and with few.
-Run: python 05_stacked_autoencoder.py            (first look in under 2 minutes: see --help and the README)
+Run: python 05_stacked_autoencoder.py            (a first look in a few minutes: see --help and the README)
 """
 
 # %%
@@ -100,16 +100,17 @@ to start from when labels are few. The stacked denoising autoencoder (SDAE) lear
 features that a plain stacked autoencoder (SAE) does not: its first-layer filters turn from
 blobs into stroke detectors.
 
-    pixels --[DAE 1]--> 1000 codes --[DAE 2]--> 500 codes --[DAE 3]--> 250 codes --[DAE 4]--> 30
-           pretrained on     pretrained on      pretrained on       pretrained on
-           masked pixels     masked codes 1     masked codes 2      masked codes 3
+    pixels --[DAE 1]--> 1000 codes --[DAE 2]--> 500 codes --[DAE 3]--> 250 codes
+           pretrained on     pretrained on      pretrained on
+           masked pixels     masked codes 1     masked codes 2
 
-The pretrained layers are then used twice:
+The SDAE's layers are then put to two uses:
 
-- unrolled with their decoders into one 784-1000-500-250-30-250-500-1000-784 *deep autoencoder*,
-  fine-tuned on reconstruction and compared with PCA at the same 30 numbers;
 - under a softmax layer, as a digit *classifier* fine-tuned on the labels, against the same
-  network from random weights, with all labels and with only a few.
+  network from random weights, with all labels and with only a few;
+- layer 1, with layers of its own pretrained above it (500, 250 and a code of 30, more lightly
+  masked), unrolled with their decoders into one 784-1000-500-250-30-250-500-1000-784 *deep
+  autoencoder*, fine-tuned on reconstruction and compared with PCA at the same 30 numbers.
 """
 
 
@@ -325,7 +326,7 @@ weights it had at the end of its own pretraining, and fine-tuned as a whole on r
 binary cross-entropy per pixel, clean in and clean out, backed up after every epoch. The
 optimizer is AdamW: Adam with a cosine-decayed step size, and a *weight decay* that shrinks
 every weight a little at every step (by DEEP_WEIGHT_DECAY x the step size). A network this large
-learns to rebuild its 60,000 training images far better than images it has never seen; the
+learns to rebuild its training images far better than images it has never seen; the
 decay, a pull towards small weights, keeps more of what it learns true of new images too. The
 results print the error on both.
 """
@@ -423,7 +424,7 @@ pca_error = squared_error_per_image(data.x_test, pca_reconstruction)
 print(f"\nSquared error per test image (sum over {data.x_test[0].size} pixels, mean over {len(data.x_test):,} images):")
 print(f"  deep autoencoder, pretrained only      {pretrained_error:7.2f}")
 print(f"  deep autoencoder, fine-tuned           {deep_error:7.2f}   (published: 3.00)")
-print(f"    the same on its {len(data.x_train):,} training images {training_error:7.2f}")
+print(f"  {f'  on its {len(data.x_train):,} training images':<39}{training_error:7.2f}")
 print(f"  PCA, {PCA_COMPONENTS} components                   {pca_error:7.2f}   (published: 13.87)")
 
 # %%
