@@ -84,3 +84,19 @@ def test_roc_curves_and_bars_draw_one_line_or_bar_per_entry(tmp_path, monkeypatc
     plotting.bars(tmp_path / "b.png", ["0", "1", "2"], {"x": [0.9, 0.8, None], "y": [0.7, 0.6, 0.5]}, ylabel="AUC")
     heights = [p.get_height() for p in figures[1].axes[0].patches]
     assert heights[:2] + heights[3:] == [0.9, 0.8, 0.7, 0.6, 0.5] and np.isnan(heights[2])  # None: a gap
+
+
+def test_loss_curves_put_a_long_legend_beside_the_axes_where_it_hides_no_curve(tmp_path, monkeypatch):
+    figures = []
+    monkeypatch.setattr(plotting, "save_figure", lambda fig, path: figures.append(fig) or path)
+    few = {"a": {"loss": [3.0, 2.0], "val_loss": [3.5, 2.5]}}
+    many = {f"layer {k}": {"loss": [3.0 - k, 2.0 - k / 2]} for k in range(5)}
+    plotting.loss_curves(tmp_path / "few.png", few)
+    plotting.loss_curves(tmp_path / "many.png", many)
+    for fig, names in zip(figures, (["a: training", "a: validation"], [f"layer {k}: training" for k in range(5)])):
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == names
+    inside, beside = (fig.axes[0].get_legend().get_window_extent().x0 for fig in figures)
+    assert inside < figures[0].axes[0].get_window_extent().x1  # two curves: the legend inside the axes
+    assert beside > figures[1].axes[0].get_window_extent().x1  # five: to the right of them
