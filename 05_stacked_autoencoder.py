@@ -42,13 +42,13 @@ HIDDEN_UNITS = (1000, 500, 250)  # widths of the pretrained layers, bottom to to
 CODE_UNITS = 30  # the deep autoencoder's code: one more pretrained layer, linear, on top
 MASKING = 0.5  # fraction of the pixels set to 0 by layer 1's corruption (0: a plain autoencoder)
 UPPER_MASKING = 0.7  # fraction of the codes set to 0 for each layer above it, in the SDAE
-PRETRAIN_EPOCHS = 30  # passes over the training images, for each layer
+PRETRAIN_EPOCHS = 20  # passes over the training images, for each layer
 PRETRAIN_BATCH_SIZE = 256  # examples per gradient step, in pretraining
 PRETRAIN_LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over each layer's training (cosine)
 # deep autoencoder
 DEEP_UPPER_MASKING = 0.25  # masking for its own layers above layer 1 (which it shares with the SDAE), code layer too
 DEEP_WEIGHT_DECAY = 0.1  # AdamW's weight decay in fine-tuning: each step shrinks every weight by this x step size
-DEEP_EPOCHS = 100  # passes over the training images, fine-tuning the unrolled autoencoder
+DEEP_EPOCHS = 40  # passes over the training images, fine-tuning the unrolled autoencoder
 DEEP_BATCH_SIZE = 256  # images per gradient step
 DEEP_LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over the fine-tuning (cosine)
 PCA_COMPONENTS = 30  # the linear baseline: PCA with this many components
@@ -67,7 +67,7 @@ FEW_LABELS = (
 )  # numbers of labelled images (as many of each class) to fine-tune with; sizes the labels cannot give are skipped
 FEW_LABEL_DRAWS = 3  # independent draws of those images (and of the random weights) at each N; errors are averaged
 FEW_LABEL_PROBE = 500  # first, gradient steps that train only the softmax layer, on the frozen hidden layers
-FEW_LABEL_STEPS = 2000  # then, steps that train every layer (no validation set with few labels: a fixed budget)
+FEW_LABEL_STEPS = 1000  # then, steps that train every layer (no validation set with few labels: a fixed budget)
 SEED = 0  # seeds NumPy, Python and TensorFlow, the corruptions and the few-label draws
 STRATEGY = None  # None: one device; "mirrored": split every batch over all local GPUs (or 2 CPU devices)
 # output
