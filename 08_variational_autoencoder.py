@@ -3,7 +3,7 @@ Title: Variational autoencoders: from a code that compresses to a code you can s
 Description: Make the encoder output a distribution and pay for straying from a standard normal,
     and every code decodes to a digit; measure the model as a density (ELBO and an
     importance-weighted estimate of the likelihood) and set it beside a plain autoencoder.
-Run: python 07_variational_autoencoder.py      (add --epochs=5 --train_limit=10000 for a quick look)
+Run: python 08_variational_autoencoder.py      (add --epochs=5 --train_limit=10000 for a quick look)
 """
 
 # %%
@@ -49,7 +49,7 @@ IW_SAMPLES = 200  # k: codes drawn per test image for the importance-weighted es
 GRID_SIZE = 15  # the map's grid of decoded codes is GRID_SIZE x GRID_SIZE
 # output
 TENSORBOARD = False  # also write TensorBoard logs (losses, and outputs every 2 epochs) to OUTPUT_DIR/tensorboard
-OUTPUT_DIR = None  # where figures, metrics.json and the models go (None: outputs/07_variational_autoencoder)
+OUTPUT_DIR = None  # where figures, metrics.json and the models go (None: outputs/08_variational_autoencoder)
 
 
 # %%

@@ -1,4 +1,4 @@
-"""Chapter 07, the variational autoencoder: end to end on the bundled sample, the saved models read
+"""Chapter 08, the variational autoencoder: end to end on the bundled sample, the saved models read
 back without the chapter, and its loss terms and likelihood estimate against independent references."""
 
 import json
@@ -13,7 +13,7 @@ from scipy.stats import norm
 
 from conftest import ROOT, SAMPLE, load_script
 
-CHAPTER = "07_variational_autoencoder"
+CHAPTER = "08_variational_autoencoder"
 PNG = b"\x89PNG\r\n\x1a\n"
 TINY = [
     f"--data={SAMPLE}",
@@ -45,7 +45,7 @@ def python_env():
     return env
 
 
-def test_07_end_to_end_on_the_sample(tmp_path):
+def test_08_end_to_end_on_the_sample(tmp_path):
     metrics = load_script(CHAPTER).main([*TINY, "--code_dim=8", f"--output_dir={tmp_path}"])
     pngs = ["samples.png", "reconstructions.png", "interpolations.png", "map_codes.png", "map_grid.png", "loss.png"]
     for name in pngs:

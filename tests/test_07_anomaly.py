@@ -1,4 +1,4 @@
-"""Chapter 06, anomaly detection: the script end to end on the bundled sample with tiny settings,
+"""Chapter 07, anomaly detection: the script end to end on the bundled sample with tiny settings,
 its saved detectors and figures checked against SciPy's Mann-Whitney U and NumPy's percentile,
 resuming after Ctrl-C, and the one-line error for a folder without classes."""
 
@@ -28,7 +28,7 @@ def scores_of(model, images):
 
 def test_one_class_detectors_on_the_sample(tmp_path, monkeypatch):
     monkeypatch.setenv("MNIST_PATH", str(SAMPLE))  # MNIST (the sample of it): the published row is printed
-    metrics = load_script("06_anomaly_detection").main([*TINY, "--classes=(0,8)", f"--output_dir={tmp_path}"])
+    metrics = load_script("07_anomaly_detection").main([*TINY, "--classes=(0,8)", f"--output_dir={tmp_path}"])
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["classes"] == ["0", "8"] and saved["mean_auc"] == pytest.approx(metrics["mean_auc"])
     for name in FIGURES:
@@ -83,11 +83,11 @@ def test_a_rerun_after_ctrl_c_loads_the_detectors_already_trained(tmp_path, monk
     monkeypatch.setattr(training, "train_autoencoder", interrupted_at_the_second)
     argv = [f"--data={SAMPLE}", *TINY, "--classes=(1,7)", "--masking=0", f"--output_dir={tmp_path}"]
     with pytest.raises(KeyboardInterrupt):
-        load_script("06_anomaly_detection").main(argv)
+        load_script("07_anomaly_detection").main(argv)
     assert len(list((tmp_path / ".resume").glob("*/*.pkl"))) == 1  # the detector of 1 is kept
     trained.clear()
     monkeypatch.setattr(training, "train_autoencoder", lambda *a, **k: trained.append(a[1].shape) or real(*a, **k))
-    load_script("06_anomaly_detection").main(argv)
+    load_script("07_anomaly_detection").main(argv)
     assert len(trained) == 1  # the detector of 7 only: the one of 1, finished before Ctrl-C, was loaded
     assert not (tmp_path / ".resume").exists()
 
@@ -97,7 +97,7 @@ def test_a_folder_without_classes_is_one_clear_line(tmp_path):
         for i, image in enumerate(f["x_train"][:12]):
             io.imsave(tmp_path / f"{i}.png", image, check_contrast=False)
     with pytest.raises(DataError, match="has no classes; one-class detection needs one sub-folder of images per class"):
-        load_script("06_anomaly_detection").main([f"--data={tmp_path}", f"--output_dir={tmp_path / 'out'}"])
+        load_script("07_anomaly_detection").main([f"--data={tmp_path}", f"--output_dir={tmp_path / 'out'}"])
 
 
 def test_a_folder_with_class_subfolders_gets_one_detector_per_class(tmp_path):
@@ -109,7 +109,7 @@ def test_a_folder_with_class_subfolders_gets_one_detector_per_class(tmp_path):
             image = np.roll(image, rng.integers(-3, 4, 2), axis=(0, 1)).astype(np.uint8)
             io.imsave(tmp_path / "mine" / name / f"{i}.png", image, check_contrast=False)
     out = tmp_path / "out"
-    metrics = load_script("06_anomaly_detection").main(
+    metrics = load_script("07_anomaly_detection").main(
         [f"--data={tmp_path / 'mine'}", "--epochs=1", "--masking=0", "--hidden_units=(16,)", f"--output_dir={out}"]
     )
     assert metrics["classes"] == ["bars", "blobs"] and set(metrics["auc_per_class"]) == {"PCA", "autoencoder"}

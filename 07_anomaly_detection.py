@@ -2,7 +2,7 @@
 Title: Anomaly detection: the reconstruction error as a detector of the unusual
 Description: Train one autoencoder per digit on that digit alone, and find the other digits (and
     clothes) by how badly it rebuilds them; scored by ROC AUC on the standard one-class benchmark.
-Run: python 06_anomaly_detection.py            (add --classes="(0,8)" --epochs=3 for a quick look)
+Run: python 07_anomaly_detection.py            (add --classes="(0,8)" --epochs=3 for a quick look)
 """
 
 # %%
@@ -48,7 +48,7 @@ OUT_OF_DISTRIBUTION = True  # on MNIST: one all-digits detector, scored on Fashi
 OOD_EPOCHS = 3  # passes over all the training images for that detector
 # output
 SHOW_CLASSES = None  # classes whose strangest images are shown (None: the easiest and the hardest)
-OUTPUT_DIR = None  # where figures, metrics.json and models/ go (None: outputs/06_anomaly_detection)
+OUTPUT_DIR = None  # where figures, metrics.json and models/ go (None: outputs/07_anomaly_detection)
 
 
 # %%
