@@ -13,6 +13,7 @@ from common.data import load_data
 from common.devices import use_xla
 from common.metrics import image_quality
 from common.outputs import save_json, save_model
+from common.pca import pca, pca_reconstruct
 from common.script import finish, start
 from common.training import backup_folder, train_autoencoder
 
@@ -71,21 +72,6 @@ def build_autoencoder(code_dim: int, hidden_units: tuple[int, ...], size: int = 
     pixels = layers.Dense(size * size, activation="sigmoid")(h)  # pixel values in [0, 1]
     reconstruction = layers.Reshape((size, size), name="reconstruction")(pixels)
     return keras.Model(image, reconstruction, name="autoencoder"), keras.Model(image, code, name="encoder")
-
-
-def pca(x_train: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray]:
-    """The mean image and the top principal directions (rows) of the training images."""
-    x = x_train.reshape(len(x_train), -1).astype(np.float64)
-    mean = x.mean(axis=0)
-    covariance = np.cov(x - mean, rowvar=False)
-    eigenvalues, eigenvectors = np.linalg.eigh(covariance)  # ascending order
-    return mean, eigenvectors[:, ::-1][:, :n_components].T
-
-
-def pca_reconstruct(x: np.ndarray, mean: np.ndarray, components: np.ndarray) -> np.ndarray:
-    """Project onto the principal directions and back, clipped to valid pixel values."""
-    flat = x.reshape(len(x), -1) - mean
-    return np.clip(flat @ components.T @ components + mean, 0, 1).reshape(x.shape).astype(np.float32)
 
 
 # %%

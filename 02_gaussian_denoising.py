@@ -30,13 +30,13 @@ DATASET = "mnist"  # "mnist" or "fashion_mnist" (ignored when DATA is set)
 DATA = None  # an .npz, a folder of MNIST IDX files, or a folder of your own images (see the README)
 IMAGE_SIZE = 28  # images are made grey squares of IMAGE_SIZE x IMAGE_SIZE pixels (a multiple of 4)
 TRAIN_LIMIT = None  # use only the first N training images (None: all of them)
-HOLDOUT = None  # last N training images, never trained on (None: a twelfth of them, at most 5,000)
+VALIDATION_SIZE = None  # last N training images, never trained on (None: a twelfth of them, at most 5,000)
 # noise
 NOISE_STD = 0.5  # standard deviation of the Gaussian noise added to every pixel (pixels in [0, 1])
 SWEEP_LEVELS = (0.1, 0.3, 0.5, 0.7, 1.0)  # standard deviations to test the model at
 # model
 CHANNELS = 32  # filters of the first convolution (the second has twice as many)
-CODE_UNITS = 512  # units of the dense code in the middle
+CODE_DIM = 512  # size of the code: the dense layer in the middle
 # training
 EPOCHS = 5  # passes over the training images, for the denoising autoencoder
 PLAIN_EPOCHS = 1  # passes for the plain autoencoder (it only has to learn to copy)
@@ -86,7 +86,7 @@ To see what the denoising criterion itself adds, the same network is also traine
 """
 
 
-def build_denoiser(channels: int, code_units: int, size: int, name: str) -> keras.Model:
+def build_denoiser(channels: int, code_dim: int, size: int, name: str) -> keras.Model:
     """The convolutional autoencoder above, for size x size images (size a multiple of 4)."""
     quarter = size // 4
     image = keras.Input(shape=(size, size), name="image")
@@ -94,7 +94,7 @@ def build_denoiser(channels: int, code_units: int, size: int, name: str) -> kera
     h = normalized_relu(layers.Conv2D(channels, 3, strides=2, padding="same", use_bias=False, name="conv_1")(h))
     h = normalized_relu(layers.Conv2D(2 * channels, 3, strides=2, padding="same", use_bias=False, name="conv_2")(h))
     h = layers.Flatten()(h)
-    h = normalized_relu(layers.Dense(code_units, use_bias=False)(h), name="code")
+    h = normalized_relu(layers.Dense(code_dim, use_bias=False)(h), name="code")
     h = normalized_relu(layers.Dense(quarter * quarter * 2 * channels, use_bias=False)(h))
     h = layers.Reshape((quarter, quarter, 2 * channels))(h)
     h = normalized_relu(layers.Conv2DTranspose(channels, 3, strides=2, padding="same", use_bias=False)(h))
@@ -143,13 +143,13 @@ if IMAGE_SIZE % 4:
 """
 ## Prepare the data and the noise
 
-The last HOLDOUT training images are held out: never trained on, they give the validation loss
+The last VALIDATION_SIZE training images are held out: never trained on, they give the validation loss
 and choose each classical denoiser's parameter, so that nothing is tuned on the test set.
 """
 data = load_data(DATA, DATASET, TRAIN_LIMIT, IMAGE_SIZE)
 print(f"data: {data.describe()}")
 noise = Corruption("gaussian", NOISE_STD)
-x_fit, x_held = holdout_split(data.x_train, HOLDOUT, "HOLDOUT")
+x_fit, x_held = holdout_split(data.x_train, VALIDATION_SIZE, "VALIDATION_SIZE")
 held_noisy = noise(x_held, corruption.TEST_SEED + 1)
 x_test_noisy = noise(data.x_test, corruption.TEST_SEED)  # the same noisy test set on every run
 print(f"{len(x_fit):,} training, {len(x_held):,} held-out and {len(data.x_test):,} test images; {noise.describe()}")
@@ -171,7 +171,7 @@ def compiled(model: keras.Model, epochs: int) -> keras.Model:
     return model
 
 
-dae = compiled(build_denoiser(CHANNELS, CODE_UNITS, IMAGE_SIZE, "denoising_autoencoder"), EPOCHS)
+dae = compiled(build_denoiser(CHANNELS, CODE_DIM, IMAGE_SIZE, "denoising_autoencoder"), EPOCHS)
 dae.summary(line_length=80)
 print("\n== Training the denoising autoencoder (noisy in, clean out) ==")
 dae_history, dae_seconds = train_autoencoder(
@@ -194,7 +194,7 @@ dae_history, dae_seconds = train_autoencoder(
 Clean in, clean out, as in chapter 01: no noise in training. One epoch is enough for it to learn
 to copy clean digits well.
 """
-plain = compiled(build_denoiser(CHANNELS, CODE_UNITS, IMAGE_SIZE, "plain_autoencoder"), PLAIN_EPOCHS)
+plain = compiled(build_denoiser(CHANNELS, CODE_DIM, IMAGE_SIZE, "plain_autoencoder"), PLAIN_EPOCHS)
 print("\n== Training the plain autoencoder (clean in, clean out) ==")
 plain_history, plain_seconds = train_autoencoder(
     plain,

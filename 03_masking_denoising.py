@@ -30,13 +30,13 @@ DATASET = "mnist"  # "mnist" or "fashion_mnist" (ignored when DATA is set)
 DATA = None  # an .npz, a folder of MNIST IDX files, or a folder of your own images (see the README)
 IMAGE_SIZE = 28  # images are made grey squares of IMAGE_SIZE x IMAGE_SIZE pixels (a multiple of 4)
 TRAIN_LIMIT = None  # use only the first N training images (None: all of them)
-HOLDOUT = None  # last N training images, never trained on (None: a twelfth of them, at most 5,000)
+VALIDATION_SIZE = None  # last N training images, never trained on (None: a twelfth of them, at most 5,000)
 # noise
 NOISE_FRACTION = 0.5  # fraction of the pixels set to 0, chosen at random for every image
 SWEEP_LEVELS = (0.1, 0.3, 0.5, 0.7, 0.9)  # fractions to test the model at
 # model
 CHANNELS = 32  # filters of the first convolution (the second has twice as many)
-CODE_UNITS = 512  # units of the dense code in the middle
+CODE_DIM = 512  # size of the code: the dense layer in the middle
 # training
 EPOCHS = 6  # passes over the training images
 BATCH_SIZE = 128  # images per gradient step
@@ -73,7 +73,7 @@ where all the work is.
 """
 
 
-def build_denoiser(channels: int, code_units: int, size: int, name: str) -> keras.Model:
+def build_denoiser(channels: int, code_dim: int, size: int, name: str) -> keras.Model:
     """Chapter 02's convolutional autoencoder: two strided convolutions, a dense code, two
     transposed convolutions back to a size x size image in [0, 1] (size a multiple of 4), with
     batch normalization and ReLU after every layer but the last."""
@@ -83,7 +83,7 @@ def build_denoiser(channels: int, code_units: int, size: int, name: str) -> kera
     h = normalized_relu(layers.Conv2D(channels, 3, strides=2, padding="same", use_bias=False, name="conv_1")(h))
     h = normalized_relu(layers.Conv2D(2 * channels, 3, strides=2, padding="same", use_bias=False, name="conv_2")(h))
     h = layers.Flatten()(h)
-    h = normalized_relu(layers.Dense(code_units, use_bias=False)(h), name="code")
+    h = normalized_relu(layers.Dense(code_dim, use_bias=False)(h), name="code")
     h = normalized_relu(layers.Dense(quarter * quarter * 2 * channels, use_bias=False)(h))
     h = layers.Reshape((quarter, quarter, 2 * channels))(h)
     h = normalized_relu(layers.Conv2DTranspose(channels, 3, strides=2, padding="same", use_bias=False)(h))
@@ -130,7 +130,7 @@ hole the inpainting must fill, though it looks the same in the image.
 data = load_data(DATA, DATASET, TRAIN_LIMIT, IMAGE_SIZE)
 print(f"data: {data.describe()}")
 noise = Corruption("masking", NOISE_FRACTION)
-x_fit, x_held = holdout_split(data.x_train, HOLDOUT, "HOLDOUT")
+x_fit, x_held = holdout_split(data.x_train, VALIDATION_SIZE, "VALIDATION_SIZE")
 held_masked = noise(x_held, corruption.TEST_SEED + 1)
 x_test_masked = noise(data.x_test, corruption.TEST_SEED)  # the same masked test set on every run
 
@@ -150,7 +150,7 @@ print(f"{len(x_fit):,} training, {len(x_held):,} held-out and {len(data.x_test):
 
 Masked in, clean out, binary cross-entropy per pixel, a fresh mask for every batch.
 """
-model = build_denoiser(CHANNELS, CODE_UNITS, IMAGE_SIZE, "denoising_autoencoder")
+model = build_denoiser(CHANNELS, CODE_DIM, IMAGE_SIZE, "denoising_autoencoder")
 steps = EPOCHS * -(-len(x_fit) // BATCH_SIZE)
 schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=steps)
 model.compile(optimizer=keras.optimizers.Adam(schedule), loss="binary_crossentropy", jit_compile=use_xla())

@@ -28,7 +28,7 @@ DATASET = "mnist"  # "mnist" or "fashion_mnist" (ignored when DATA is set)
 DATA = None  # an .npz, a folder of MNIST IDX files, or a folder of your own images (see the README)
 IMAGE_SIZE = 28  # images are made grey squares of IMAGE_SIZE x IMAGE_SIZE pixels (a multiple of 4)
 TRAIN_LIMIT = None  # use only the first N training images (None: all of them)
-HOLDOUT = None  # last N training images, never trained on (None: a twelfth of them, at most 5,000)
+VALIDATION_SIZE = None  # last N training images, never trained on (None: a twelfth of them, at most 5,000)
 # noise
 NOISE_FRACTION = 0.5  # the single level: fraction of the pixels hit, each set to 0 or 1
 TRAIN_RANGE = (0.0, 0.9)  # the other model's level is drawn for every image, uniformly in this range
@@ -36,7 +36,7 @@ SALT_RATIO = 0.5  # share of the hit pixels set to 1 (salt); the rest are set to
 SWEEP_LEVELS = (0.1, 0.3, 0.5, 0.7, 0.9)  # fractions to test both models at
 # model
 CHANNELS = 32  # filters of the first convolution (the second has twice as many)
-CODE_UNITS = 512  # units of the dense code in the middle
+CODE_DIM = 512  # size of the code: the dense layer in the middle
 # training
 EPOCHS = 3  # passes over the training images, for each of the two models
 BATCH_SIZE = 128  # images per gradient step
@@ -72,7 +72,7 @@ it is the one to use when the noise level is unknown.
 """
 
 
-def build_denoiser(channels: int, code_units: int, size: int, name: str) -> keras.Model:
+def build_denoiser(channels: int, code_dim: int, size: int, name: str) -> keras.Model:
     """Chapter 02's convolutional autoencoder: two strided convolutions, a dense code, two
     transposed convolutions back to a size x size image in [0, 1] (size a multiple of 4), with
     batch normalization and ReLU after every layer but the last."""
@@ -82,7 +82,7 @@ def build_denoiser(channels: int, code_units: int, size: int, name: str) -> kera
     h = normalized_relu(layers.Conv2D(channels, 3, strides=2, padding="same", use_bias=False, name="conv_1")(h))
     h = normalized_relu(layers.Conv2D(2 * channels, 3, strides=2, padding="same", use_bias=False, name="conv_2")(h))
     h = layers.Flatten()(h)
-    h = normalized_relu(layers.Dense(code_units, use_bias=False)(h), name="code")
+    h = normalized_relu(layers.Dense(code_dim, use_bias=False)(h), name="code")
     h = normalized_relu(layers.Dense(quarter * quarter * 2 * channels, use_bias=False)(h))
     h = layers.Reshape((quarter, quarter, 2 * channels))(h)
     h = normalized_relu(layers.Conv2DTranspose(channels, 3, strides=2, padding="same", use_bias=False)(h))
@@ -117,7 +117,7 @@ data = load_data(DATA, DATASET, TRAIN_LIMIT, IMAGE_SIZE)
 print(f"data: {data.describe()}")
 one_level = Corruption("salt_and_pepper", NOISE_FRACTION, SALT_RATIO)
 level_range = LevelRange("salt_and_pepper", *TRAIN_RANGE, salt_ratio=SALT_RATIO)
-x_fit, x_held = holdout_split(data.x_train, HOLDOUT, "HOLDOUT")
+x_fit, x_held = holdout_split(data.x_train, VALIDATION_SIZE, "VALIDATION_SIZE")
 held_noisy = one_level(x_held, corruption.TEST_SEED + 1)
 print(f"{len(x_fit):,} training, {len(x_held):,} held-out and {len(data.x_test):,} test images")
 
@@ -131,7 +131,7 @@ number of steps; only the noise of the training batches differs.
 steps = EPOCHS * -(-len(x_fit) // BATCH_SIZE)
 models, histories, train_seconds = {}, {}, {}
 for name, noise in (("one_level", one_level), ("range", level_range)):
-    model = build_denoiser(CHANNELS, CODE_UNITS, IMAGE_SIZE, f"{name}_denoiser")
+    model = build_denoiser(CHANNELS, CODE_DIM, IMAGE_SIZE, f"{name}_denoiser")
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=steps)
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss="binary_crossentropy", jit_compile=use_xla())
     print(f"\n== Training the {name.replace('_', '-')} model: {noise.describe()} ==")

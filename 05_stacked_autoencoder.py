@@ -1,10 +1,10 @@
 """
-Title: Stacked denoising autoencoders: greedy layer-wise pretraining
+Title: Stacked denoising autoencoders: greedy layer-wise pretraining for a classifier
 Description: Pretrain a deep network one layer at a time, each layer a denoising autoencoder of
-    the codes below it, then fine-tune it as a deep autoencoder (against PCA) and as a digit
-    classifier (against the same network started from random weights), with all labels and with few.
-Run: python 05_stacked_autoencoder.py            (a first look in a few minutes: see --help and the README)
-"""
+    the codes below it, then fine-tune it as a digit classifier, against the same network pretrained
+    without noise and started from random weights, with all labels and with few (Vincent et al. 2010).
+Run: python 05_stacked_autoencoder.py   (add --train_limit=5000 --pretrain_epochs=2 --epochs=3 --few_label_steps=100 for a quick look)
+"""  # noqa: E501
 
 # %%
 import math
@@ -15,9 +15,8 @@ from common import plotting
 from common.corruption import Corruption
 from common.data import holdout_split, load_data
 from common.devices import use_xla
-from common.errors import SettingError
+from common.errors import DataError, SettingError
 from common.labels import balanced_subset, balanced_subset_problem
-from common.metrics import mse_per_image
 from common.outputs import save_json, save_model
 from common.script import finish, start
 from common.stages import Stages
@@ -28,43 +27,29 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-# --- hyperparameters: edit here, or override on the command line (--deep_epochs=10) ---
+# --- hyperparameters: edit here, or override on the command line (--epochs=10) ---
 # data
 DATASET = "mnist"  # "mnist" or "fashion_mnist" (ignored when DATA is set)
 DATA = None  # an .npz, a folder of MNIST IDX files, or a folder of your own images (see the README)
 IMAGE_SIZE = 28  # images are made grey squares of IMAGE_SIZE x IMAGE_SIZE pixels
 TRAIN_LIMIT = None  # use only the first N training images (None: all 60,000)
-VALIDATION_SIZE = (
-    None  # last N training images, whose labels only decide when fine-tuning stops (None: a sixth, at most 10,000)
-)
+VALIDATION_SIZE = None  # last N training images, whose labels only decide when to stop (None: a sixth, at most 10,000)
 # greedy layer-wise pretraining
-HIDDEN_UNITS = (1000, 500, 250)  # widths of the pretrained layers, bottom to top (shared by both networks)
-CODE_UNITS = 30  # the deep autoencoder's code: one more pretrained layer, linear, on top
+HIDDEN_UNITS = (1000, 500, 250)  # widths of the pretrained layers, bottom to top
 MASKING = 0.5  # fraction of the pixels set to 0 by layer 1's corruption (0: a plain autoencoder)
 UPPER_MASKING = 0.7  # fraction of the codes set to 0 for each layer above it, in the SDAE
-PRETRAIN_EPOCHS = 20  # passes over the training images, for each layer
+PRETRAIN_EPOCHS = 15  # passes over the training images, for each layer
 PRETRAIN_BATCH_SIZE = 256  # examples per gradient step, in pretraining
 PRETRAIN_LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over each layer's training (cosine)
-# deep autoencoder
-DEEP_UPPER_MASKING = 0.25  # masking for its own layers above layer 1 (which it shares with the SDAE), code layer too
-DEEP_WEIGHT_DECAY = 0.1  # AdamW's weight decay in fine-tuning: each step shrinks every weight by this x step size
-DEEP_EPOCHS = 40  # passes over the training images, fine-tuning the unrolled autoencoder
-DEEP_BATCH_SIZE = 256  # images per gradient step
-DEEP_LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over the fine-tuning (cosine)
-PCA_COMPONENTS = 30  # the linear baseline: PCA with this many components
 # classification
-FINETUNE_EPOCHS = 50  # at most this many passes over the labelled images, for every classifier
-FINETUNE_BATCH_SIZE = 128  # images per gradient step
-FINETUNE_LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over FINETUNE_EPOCHS (cosine)
+EPOCHS = 50  # at most this many passes over the labelled images, for each classifier with all labels
+BATCH_SIZE = 128  # images per gradient step, in every classifier's fine-tuning
+LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over EPOCHS (cosine), or over each few-label phase
 PATIENCE_EPOCHS = 10  # stop when the validation error has not improved for this many epochs
 DROPOUT = 0.5  # dropout after every hidden layer, while fine-tuning
 INPUT_DROPOUT = 0.2  # dropout on the input pixels, while fine-tuning
 # few labels
-FEW_LABELS = (
-    100,
-    1000,
-    10000,
-)  # numbers of labelled images (as many of each class) to fine-tune with; sizes the labels cannot give are skipped
+FEW_LABELS = (100, 1000)  # numbers of labelled images (as many of each class); sizes the labels cannot give are skipped
 FEW_LABEL_DRAWS = 3  # independent draws of those images (and of the random weights) at each N; errors are averaged
 FEW_LABEL_PROBE = 500  # first, gradient steps that train only the softmax layer, on the frozen hidden layers
 FEW_LABEL_STEPS = 1000  # then, steps that train every layer (no validation set with few labels: a fixed budget)
@@ -74,8 +59,6 @@ STRATEGY = None  # None: one device; "mirrored": split every batch over all loca
 OUTPUT_DIR = None  # where figures, metrics.json and the models go (None: outputs/05_stacked_autoencoder)
 
 PUBLISHED = {  # figures this chapter sets its own against
-    "deep_ae_sq_error_per_image": 3.00,  # Hinton & Salakhutdinov (2006), 784-1000-500-250-30
-    "pca30_sq_error_per_image": 13.87,  # the same paper, PCA with 30 components
     "test_error_pct": {"svm_rbf": 1.40, "sae": 1.40, "dbn": 1.24, "sdae": 1.28},  # Vincent et al. (2010), Table 3
 }
 
@@ -104,13 +87,9 @@ blobs into stroke detectors.
            pretrained on     pretrained on      pretrained on
            masked pixels     masked codes 1     masked codes 2
 
-The SDAE's layers are then put to two uses:
-
-- under a softmax layer, as a digit *classifier* fine-tuned on the labels, against the same
-  network from random weights, with all labels and with only a few;
-- layer 1, with layers of its own pretrained above it (500, 250 and a code of 30, more lightly
-  masked), unrolled with their decoders into one 784-1000-500-250-30-250-500-1000-784 *deep
-  autoencoder*, fine-tuned on reconstruction and compared with PCA at the same 30 numbers.
+The pretrained stack is then put under a softmax layer and fine-tuned as a digit *classifier*,
+against the same network pretrained without noise (the SAE) and from random weights, first with
+all the labels, then with only a few. (Chapter 06 unrolls such a stack into a deep autoencoder.)
 """
 
 
@@ -132,15 +111,12 @@ settings, out = start(globals())
 for name, what in (
     ("MASKING", "a fraction of inputs set to 0"),
     ("UPPER_MASKING", "a fraction of inputs set to 0"),
-    ("DEEP_UPPER_MASKING", "a fraction of inputs set to 0"),
     ("DROPOUT", "a dropout rate"),
     ("INPUT_DROPOUT", "a dropout rate"),
 ):
     value = settings[name]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
         raise SettingError(f"{name}={value!r}: {what} must lie in [0, 1)")
-if isinstance(DEEP_WEIGHT_DECAY, bool) or not isinstance(DEEP_WEIGHT_DECAY, (int, float)) or DEEP_WEIGHT_DECAY < 0:
-    raise SettingError(f"DEEP_WEIGHT_DECAY={DEEP_WEIGHT_DECAY!r}: a weight decay must be a number, 0 or more")
 for name, counted, least in (("FEW_LABEL_PROBE", "steps", 0), ("FEW_LABEL_DRAWS", "draws", 1)):
     value = settings[name]
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
@@ -155,7 +131,7 @@ stages = Stages(backup_folder(out, settings, "stages"), SEED)  # Ctrl-C, then re
 
 Who sees what:
 
-- pretraining, the deep autoencoder and PCA: all the training images, without labels;
+- pretraining: all the training images, without labels;
 - classification: the labels of the training images except the last VALIDATION_SIZE (by
   default a sixth of them, at most 10,000: on MNIST, the last 10,000 of 60,000); those last
   ones are labelled validation images, used only to decide when fine-tuning stops;
@@ -163,40 +139,41 @@ Who sees what:
   FEW_LABEL_DRAWS times over, for each N in FEW_LABELS that these labels can give;
 - the test images: only to report the figures at the end.
 
-Images without labels (a folder of your own) still go through pretraining and the deep
-autoencoder; the classification sections are skipped.
+A folder of your own images needs one sub-folder per class: this chapter is about labels.
 """
 data = load_data(DATA, DATASET, TRAIN_LIMIT, IMAGE_SIZE)
 print(f"data: {data.describe()}")
+if not data.labelled:
+    raise DataError(
+        f"{DATA or data.source}: has no labels; this chapter trains classifiers, so it needs one sub-folder of "
+        "images per class (folder/<class>/*.png), or an .npz with y_train and y_test (06 needs no labels)"
+    )
 x_all = data.x_train.reshape(len(data.x_train), -1)
-classes, few_label_draws = 0, {}
-if data.labelled:
-    classes = len(data.class_names)
-    x_lab, x_val = holdout_split(data.x_train, VALIDATION_SIZE, "VALIDATION_SIZE", fraction=1 / 6, cap=10_000)
-    y_lab, y_val = data.y_train[: len(x_lab)], data.y_train[len(x_lab) :]
-    for n in FEW_LABELS:
-        problem = balanced_subset_problem(y_lab, n, classes)
-        if problem:
-            print(f"few labels: {n:,} skipped, {problem} (FEW_LABELS sets the sizes)")
-            continue
-        few_label_draws[n] = [balanced_subset(y_lab, n, SEED + draw, classes) for draw in range(FEW_LABEL_DRAWS)]
-    if FEW_LABELS and not few_label_draws:
-        print("few labels: no size in FEW_LABELS can be drawn from these labels, so that section is skipped")
-    print(f"labelled for fine-tuning: {len(x_lab):,}; validation: {len(x_val):,}; test: {len(data.x_test):,}")
-else:
-    print(f"{data.source} has no labels: pretraining and the deep autoencoder only, no classification")
+few_label_draws = {}
+classes = len(data.class_names)
+x_lab, x_val = holdout_split(data.x_train, VALIDATION_SIZE, "VALIDATION_SIZE", fraction=1 / 6, cap=10_000)
+y_lab, y_val = data.y_train[: len(x_lab)], data.y_train[len(x_lab) :]
+for n in FEW_LABELS:
+    problem = balanced_subset_problem(y_lab, n, classes)
+    if problem:
+        print(f"few labels: {n:,} skipped, {problem} (FEW_LABELS sets the sizes)")
+        continue
+    few_label_draws[n] = [balanced_subset(y_lab, n, SEED + draw, classes) for draw in range(FEW_LABEL_DRAWS)]
+if FEW_LABELS and not few_label_draws:
+    print("few labels: no size in FEW_LABELS can be drawn from these labels, so that section is skipped")
+print(f"labelled for fine-tuning: {len(x_lab):,}; validation: {len(x_val):,}; test: {len(data.x_test):,}")
 
 # %%
 """
 ## Greedy layer-wise pretraining
 
 One layer is a one-hidden-layer autoencoder `x -> h -> x` of whatever it is given: the pixels
-for layer 1, the codes of the layers below for the others. Its encoder is a ReLU layer (linear
-for the code layer at the top of the deep autoencoder). On pixels its decoder is a sigmoid
-trained with binary cross-entropy; on the ReLU codes of a layer below it is a ReLU trained with
-squared error. A *denoising* layer sees its input through masking noise, a fresh draw for every
-batch (`train_autoencoder` draws it), and must rebuild the clean input. Every layer is trained
-with Adam, its step size decayed to zero over PRETRAIN_EPOCHS (cosine).
+for layer 1, the codes of the layers below for the others. Its encoder is a ReLU layer. On
+pixels its decoder is a sigmoid trained with binary cross-entropy; on the ReLU codes of a layer
+below it is a ReLU trained with squared error. A *denoising* layer sees its input through
+masking noise, a fresh draw for every batch (`train_autoencoder` draws it), and must rebuild the
+clean input. Every layer is trained with Adam, its step size decayed to zero over
+PRETRAIN_EPOCHS (cosine).
 
 Two stacks of the same widths: the SDAE with masking noise on every layer's input (heavier on
 the codes of the layers above than on the pixels), and the SAE with none. Each layer is
@@ -210,7 +187,7 @@ class PretrainedLayer(NamedTuple):
 
     encoder: list[np.ndarray]  # [kernel (inputs, units), bias (units,)]
     decoder: list[np.ndarray]  # [kernel (units, inputs), bias (inputs,)]
-    activation: str  # of the encoder: "relu", or "linear" for a code layer
+    activation: str  # of the encoder: "relu"
     decoder_activation: str  # "sigmoid" when it rebuilds pixels, "relu" when it rebuilds ReLU codes
     history: dict[str, list[float]]
     seconds: float
@@ -220,19 +197,15 @@ class PretrainedLayer(NamedTuple):
         return self.encoder[0].shape[1]
 
 
-def adam_cosine(learning_rate, total_steps, weight_decay=0.0):
-    """Adam with its step size decayed to zero over `total_steps` (cosine). With a `weight_decay`,
-    AdamW: every step also shrinks each weight by weight_decay x step size x the weight."""
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(1, total_steps))
-    if weight_decay:
-        return keras.optimizers.AdamW(schedule, weight_decay=weight_decay)
-    return keras.optimizers.Adam(schedule)
+def adam_cosine(learning_rate, total_steps):
+    """Adam with its step size decayed to zero over `total_steps` (cosine)."""
+    return keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, max(1, total_steps)))
 
 
-def pretrain_layer(x, units, corruption, *, pixels, linear_code=False, epochs, batch_size, learning_rate, seed):
+def pretrain_layer(x, units, corruption, *, pixels, epochs, batch_size, learning_rate, seed):
     """Train one layer as an autoencoder of the (N, inputs) array `x`, with `corruption` applied
     to its input, afresh for every batch (None: a plain autoencoder)."""
-    activation = "linear" if linear_code else "relu"
+    activation = "relu"
     decoder_activation = "sigmoid" if pixels else "relu"
     inputs = keras.Input(shape=(x.shape[1],))
     h = layers.Dense(units, activation=activation, name="encoder")(inputs)
@@ -268,26 +241,21 @@ def encode(stack, x, batch_size=2000):
     return np.concatenate(out).astype(np.float32)
 
 
-def pretrain_stack(stages, name, x, widths, maskings, seed, linear_top=False, first=1):
+def pretrain_stack(stages, name, x, widths, maskings, seed):
     """Greedy layer-wise pretraining: layer k is an autoencoder of the clean codes of layers
-    1..k-1, with its own input masked at its level in `maskings` (one fraction a layer; 0: none).
-    The stack's layers are numbered from `first`: layer 1 rebuilds the pixels `x`, a stack from
-    a higher layer the codes `x` of the layers below it. A `linear_top` layer gives a linear code.
-    Each layer is a stage of the run."""
+    1..k-1 (of the pixels `x` for layer 1), with its own input masked at its level in `maskings`
+    (one fraction a layer; 0: none). Each layer is a stage of the run."""
     stack, codes = [], x
     for k, (units, level) in enumerate(zip(widths, maskings, strict=True)):
         corruption = Corruption("masking", level) if level > 0 else None
-        top = linear_top and k == len(widths) - 1
-        number = first + k
-        print(f"\n-- layer {number}: {codes.shape[1]} -> {units}{' (linear code)' if top else ''}, {describe(level)}")
+        print(f"\n-- layer {k + 1}: {codes.shape[1]} -> {units}, {describe(level)}")
         layer = stages.run(
-            f"{name}_layer_{number}",
+            f"{name}_layer_{k + 1}",
             pretrain_layer,
             codes,
             units,
             corruption,
-            pixels=number == 1,
-            linear_code=top,
+            pixels=k == 0,
             epochs=PRETRAIN_EPOCHS,
             batch_size=PRETRAIN_BATCH_SIZE,
             learning_rate=PRETRAIN_LEARNING_RATE,
@@ -295,7 +263,7 @@ def pretrain_stack(stages, name, x, widths, maskings, seed, linear_top=False, fi
         )
         stack.append(layer)
         codes = encode([layer], codes)  # the clean codes feed the next layer
-    return stack, codes
+    return stack
 
 
 def describe(masking):
@@ -304,128 +272,9 @@ def describe(masking):
 
 print(f"\n== Pretraining the SDAE, {' -> '.join(map(str, HIDDEN_UNITS))} ==")
 sdae_maskings = (MASKING,) + (UPPER_MASKING,) * (len(HIDDEN_UNITS) - 1)  # pixels, then codes
-sdae_stack, sdae_codes = pretrain_stack(stages, "sdae", x_all, HIDDEN_UNITS, sdae_maskings, SEED)
+sdae_stack = pretrain_stack(stages, "sdae", x_all, HIDDEN_UNITS, sdae_maskings, SEED)
 print(f"\n== Pretraining the SAE, {' -> '.join(map(str, HIDDEN_UNITS))} (no corruption) ==")
-sae_stack, _ = pretrain_stack(stages, "sae", x_all, HIDDEN_UNITS, (0.0,) * len(HIDDEN_UNITS), SEED)
-
-# %%
-"""
-## The deep autoencoder
-
-A code of 30 numbers from which the whole image must come back needs other features than a
-classifier does. The heavy masking of the SDAE's upper layers (UPPER_MASKING, 70 %) makes
-features that tell digits apart, and throws away detail that the code needs. So the deep
-autoencoder shares only the SDAE's first layer and pretrains its own layers above it, with
-lighter masking (DEEP_UPPER_MASKING, 25 %): 1000 -> 500 -> 250, and a code layer of CODE_UNITS
-linear units on top. (Where DEEP_UPPER_MASKING equals UPPER_MASKING, it takes all the SDAE's
-layers as they are, and only the code layer is new.)
-
-All the encoders and their decoders are then unrolled into one deep autoencoder,
-784 -> 1000 -> 500 -> 250 -> [30] -> 250 -> 500 -> 1000 -> 784, every layer starting from the
-weights it had at the end of its own pretraining, and fine-tuned as a whole on reconstruction:
-binary cross-entropy per pixel, clean in and clean out, backed up after every epoch. The
-optimizer is AdamW: Adam with a cosine-decayed step size, and a *weight decay* that shrinks
-every weight a little at every step (by DEEP_WEIGHT_DECAY x the step size). A network this large
-learns to rebuild its training images far better than images it has never seen; the
-decay, a pull towards small weights, keeps more of what it learns true of new images too. The
-results print the error on both.
-"""
-
-
-def build_deep_autoencoder(stack, name="deep_autoencoder"):
-    """Unroll a pretrained stack: its encoders bottom to top, then its decoders top to bottom.
-    The image comes back in [0, 1] (sigmoid)."""
-    size = math.isqrt(stack[0].encoder[0].shape[0])  # square images: 784 pixels are 28 x 28
-    image = keras.Input(shape=(size, size), name="image")
-    h = layers.Flatten()(image)
-    pretrained = {}
-    for k, layer in enumerate(stack):
-        layer_name = "code" if k == len(stack) - 1 else f"encoder_{k + 1}"
-        h = layers.Dense(layer.units, activation=layer.activation, name=layer_name)(h)
-        pretrained[layer_name] = layer.encoder
-    for k in reversed(range(len(stack))):
-        layer = stack[k]
-        h = layers.Dense(layer.decoder[0].shape[1], activation=layer.decoder_activation, name=f"decoder_{k + 1}")(h)
-        pretrained[f"decoder_{k + 1}"] = layer.decoder
-    reconstruction = layers.Reshape((size, size), name="reconstruction")(h)
-    model = keras.Model(image, reconstruction, name=name)
-    for layer_name, weights in pretrained.items():
-        model.get_layer(layer_name).set_weights(weights)
-    return model
-
-
-def fine_tune_deep(deep, x, resume_dir):
-    """Fine-tune the unrolled autoencoder on reconstruction (backed up after every epoch)."""
-    steps = -(-len(x) // DEEP_BATCH_SIZE)
-    deep.compile(
-        optimizer=adam_cosine(DEEP_LEARNING_RATE, DEEP_EPOCHS * steps, DEEP_WEIGHT_DECAY),
-        loss="binary_crossentropy",
-        jit_compile=use_xla(),
-    )
-    history, seconds = train_autoencoder(
-        deep, x, None, epochs=DEEP_EPOCHS, batch_size=DEEP_BATCH_SIZE, seed=SEED, resume_dir=resume_dir
-    )
-    return {"weights": deep.get_weights(), "history": history, "seconds": seconds}
-
-
-shared = sdae_stack if DEEP_UPPER_MASKING == UPPER_MASKING else sdae_stack[:1]  # the SDAE layers it takes as they are
-own_widths = (*HIDDEN_UNITS[len(shared) :], CODE_UNITS)
-print(f"\n== Pretraining the deep autoencoder's own layers, {' -> '.join(map(str, own_widths))} (code) ==")
-own_stack, _ = pretrain_stack(
-    stages,
-    "deep",
-    encode(shared, x_all),  # the clean codes of the shared layers
-    own_widths,
-    (DEEP_UPPER_MASKING,) * len(own_widths),
-    SEED + len(shared),
-    linear_top=True,
-    first=len(shared) + 1,
-)
-deep = build_deep_autoencoder(shared + own_stack)
-deep.summary(line_length=80)
-pretrained_reconstruction = deep.predict(data.x_test, batch_size=2000, verbose=0)
-print(f"\n== Fine-tuning the deep autoencoder for {DEEP_EPOCHS} epochs ==")
-fine_tuned = stages.run("deep_ae", fine_tune_deep, deep, data.x_train, stages.subfolder("deep_ae_epochs"))
-deep.set_weights(fine_tuned["weights"])
-deep_history, deep_seconds = fine_tuned["history"], fine_tuned["seconds"]
-
-# %%
-"""
-## Evaluate the deep autoencoder against PCA
-
-The figure of merit of Hinton & Salakhutdinov: squared error summed over the 784 pixels,
-averaged over the test images. PCA is fitted on the same training images, and its
-reconstruction is the plain linear projection around the mean (not clipped).
-"""
-
-
-def squared_error_per_image(reference, estimate):
-    """Squared error summed over the pixels, averaged over the images."""
-    pixels = int(np.prod(np.shape(reference)[1:]))
-    return float(pixels * mse_per_image(reference, estimate).mean())
-
-
-def pca_reconstruct(x_fit, x, n_components):
-    """Reconstruct `x` from its projection on the top `n_components` principal directions of `x_fit`."""
-    fit = x_fit.reshape(len(x_fit), -1).astype(np.float64)
-    mean = fit.mean(axis=0)
-    _, eigenvectors = np.linalg.eigh(np.cov(fit - mean, rowvar=False))  # ascending eigenvalues
-    components = eigenvectors[:, ::-1][:, :n_components]
-    flat = x.reshape(len(x), -1) - mean
-    return (flat @ components @ components.T + mean).reshape(x.shape).astype(np.float32)
-
-
-reconstruction = deep.predict(data.x_test, batch_size=2000, verbose=0)
-training_error = squared_error_per_image(data.x_train, deep.predict(data.x_train, batch_size=2000, verbose=0))
-pca_reconstruction = pca_reconstruct(data.x_train, data.x_test, PCA_COMPONENTS)
-deep_error = squared_error_per_image(data.x_test, reconstruction)
-pretrained_error = squared_error_per_image(data.x_test, pretrained_reconstruction)
-pca_error = squared_error_per_image(data.x_test, pca_reconstruction)
-print(f"\nSquared error per test image (sum over {data.x_test[0].size} pixels, mean over {len(data.x_test):,} images):")
-print(f"  deep autoencoder, pretrained only      {pretrained_error:7.2f}")
-print(f"  deep autoencoder, fine-tuned           {deep_error:7.2f}   (published: 3.00)")
-print(f"  {f'  on its {len(data.x_train):,} training images':<39}{training_error:7.2f}")
-print(f"  PCA, {PCA_COMPONENTS} components                   {pca_error:7.2f}   (published: 13.87)")
+sae_stack = pretrain_stack(stages, "sae", x_all, HIDDEN_UNITS, (0.0,) * len(HIDDEN_UNITS), SEED)
 
 # %%
 """
@@ -435,7 +284,7 @@ Three copies of one network, image -> HIDDEN_UNITS (ReLU) -> 10 softmax scores, 
 only in where their hidden layers start: the SDAE's pretrained weights, the SAE's, or random
 (Keras' default, Glorot uniform). All three get the same fine-tuning: cross-entropy on the
 labels, Adam with a cosine-decayed step size, dropout on the pixels and after every hidden
-layer, at most FINETUNE_EPOCHS epochs, and early stopping, which keeps the weights of the
+layer, at most EPOCHS epochs, and early stopping, which keeps the weights of the
 epoch with the lowest validation error.
 """
 
@@ -502,9 +351,9 @@ def fine_tune_all_labels(name, stack, train, validation, classes):
         model,
         train,
         validation,
-        epochs=FINETUNE_EPOCHS,
-        batch_size=FINETUNE_BATCH_SIZE,
-        learning_rate=FINETUNE_LEARNING_RATE,
+        epochs=EPOCHS,
+        batch_size=BATCH_SIZE,
+        learning_rate=LEARNING_RATE,
         patience=PATIENCE_EPOCHS,
     )
     return {"weights": model.get_weights(), "history": history, "kept_epoch": kept_epoch}
@@ -516,7 +365,7 @@ def test_error_pct(model, x, y):
     return float(100 * np.mean(scores.argmax(axis=1) != y))
 
 
-starts = {"sdae": sdae_stack, "sae": sae_stack, "scratch": None} if data.labelled else {}
+starts = {"sdae": sdae_stack, "sae": sae_stack, "scratch": None}
 classifiers, histories, test_error, validation_error, kept_epoch = {}, {}, {}, {}, {}
 for name, stack in starts.items():
     print(f"\n== Fine-tuning the {name.upper()} classifier on {len(x_lab):,} labelled images ==")
@@ -598,8 +447,8 @@ def fine_tune_few_labels(name, stack, train, test, classes, seed):
         model,
         train,
         steps=FEW_LABEL_STEPS,
-        batch_size=FINETUNE_BATCH_SIZE,
-        learning_rate=FINETUNE_LEARNING_RATE,
+        batch_size=BATCH_SIZE,
+        learning_rate=LEARNING_RATE,
         seed=seed,
         probe_steps=FEW_LABEL_PROBE,
     )
@@ -622,14 +471,13 @@ for n, draws in few_label_draws.items():
 """
 ## Results
 """
-if data.labelled:
-    print(f"\nTest error (%) on {len(data.x_test):,} test images, {len(x_lab):,} labels:")
-    print(f"  {'':<34}{'here':>7}{'published':>11}")
-    rows = (("SDAE (denoising pretraining)", "sdae"), ("SAE (plain pretraining)", "sae"))
-    for label, key in (*rows, ("random initialisation", "scratch")):
-        published = PUBLISHED["test_error_pct"].get(key)
-        print(f"  {label:<34}{test_error[key]:>7.2f}{'' if published is None else f'{published:>11.2f}'}")
-    print(f"  {'DBN-3 / SVM-RBF (published only)':<34}{'':>7}{'1.24 / 1.40':>11}")
+print(f"\nTest error (%) on {len(data.x_test):,} test images, {len(x_lab):,} labels:")
+print(f"  {'':<34}{'here':>7}{'published':>11}")
+rows = (("SDAE (denoising pretraining)", "sdae"), ("SAE (plain pretraining)", "sae"))
+for label, key in (*rows, ("random initialisation", "scratch")):
+    published = PUBLISHED["test_error_pct"].get(key)
+    print(f"  {label:<34}{test_error[key]:>7.2f}{'' if published is None else f'{published:>11.2f}'}")
+print(f"  {'DBN-3 / SVM-RBF (published only)':<34}{'':>7}{'1.24 / 1.40':>11}")
 averaged = f"mean of {FEW_LABEL_DRAWS} draws" if FEW_LABEL_DRAWS > 1 else "one draw"
 few_label_means = {n: {name: float(np.mean(r[name])) for name in ("sdae", "scratch")} for n, r in few_labels.items()}
 if few_labels:
@@ -651,16 +499,6 @@ plotting.filter_grids(
     },
     n=100,
 )
-plotting.image_rows(
-    out / "reconstructions.png",
-    {
-        "original": data.x_test,
-        f"deep AE ({deep_error:.2f})": reconstruction,
-        f"PCA {PCA_COMPONENTS} ({pca_error:.2f})": pca_reconstruction,
-    },
-    n=12,
-    title=f"Test images through {CODE_UNITS} numbers (squared error per image)",
-)
 if few_labels:
     plotting.curves(
         out / "few_labels.png",
@@ -678,36 +516,30 @@ plotting.loss_curves(
     out / "pretraining_loss.png",
     {
         **{f"SDAE layer {k + 1} ({layer.units})": layer.history for k, layer in enumerate(sdae_stack)},
-        **{f"deep AE layer {k + len(shared) + 1} ({layer.units})": layer.history for k, layer in enumerate(own_stack)},
+        **{f"SAE layer {k + 1} ({layer.units})": layer.history for k, layer in enumerate(sae_stack)},
     },
     ylabel="reconstruction loss (cross-entropy, then squared error)",
 )
-plotting.loss_curves(out / "deep_ae_loss.png", {"deep autoencoder": deep_history}, ylabel="cross-entropy per pixel")
-if histories:
-    plotting.loss_curves(
-        out / "classification_error.png",
-        {
-            name.upper() if name != "scratch" else "random init": {
-                "loss": [100 * (1 - a) for a in h["accuracy"]],
-                "val_loss": [100 * (1 - a) for a in h["val_accuracy"]],
-            }
-            for name, h in histories.items()
-        },
-        ylabel="error (%), training with dropout / validation",
-    )
+plotting.loss_curves(
+    out / "classification_error.png",
+    {
+        name.upper() if name != "scratch" else "random init": {
+            "loss": [100 * (1 - a) for a in h["accuracy"]],
+            "val_loss": [100 * (1 - a) for a in h["val_accuracy"]],
+        }
+        for name, h in histories.items()
+    },
+    ylabel="error (%), training with dropout / validation",
+)
 
 metrics = {
     "settings": settings,
     "data": data.source,
     "n_pretrain": len(x_all),
-    "n_labelled": len(x_lab) if data.labelled else 0,
-    "n_validation": len(x_val) if data.labelled else 0,
+    "n_labelled": len(x_lab),
+    "n_validation": len(x_val),
     "n_test": len(data.x_test),
-    "validation_indices": [len(x_lab), len(data.x_train)] if data.labelled else None,
-    "deep_ae_sq_error_per_image": deep_error,
-    "deep_ae_pretrained_only_sq_error_per_image": pretrained_error,
-    "deep_ae_training_sq_error_per_image": training_error,
-    "pca30_sq_error_per_image": pca_error,
+    "validation_indices": [len(x_lab), len(data.x_train)],
     "test_error_pct": test_error or None,
     "validation_error_pct": validation_error or None,
     "kept_epoch": kept_epoch or None,
@@ -723,24 +555,17 @@ metrics = {
     or None,
     "published": PUBLISHED,
     "seconds": {
-        "pretraining": round(sum(layer.seconds for layer in sdae_stack + sae_stack + own_stack), 1),
-        "deep_ae_fine_tuning": round(deep_seconds, 1),
+        "pretraining": round(sum(layer.seconds for layer in sdae_stack + sae_stack), 1),
         "total": round(time.perf_counter() - started, 1),
     },
     "loss_history": {
         "pretraining_sdae": [layer.history["loss"] for layer in sdae_stack],
-        "pretraining_deep_ae": [layer.history["loss"] for layer in own_stack],
         "pretraining_sae": [layer.history["loss"] for layer in sae_stack],
-        "deep_ae": deep_history["loss"],
         "classifiers": histories,
     },
 }
-if data.labelled:
-    save_model(classifiers["sdae"], out / "model.keras")
-save_model(deep, out / "deep_autoencoder.keras")
+save_model(classifiers["sdae"], out / "model.keras")
 save_json(out / "metrics.json", metrics)
 stages.finished()
-headline = f"deep AE {deep_error:.2f} (PCA {pca_error:.2f}) squared error per image"
-if test_error:
-    headline += "; test error " + ", ".join(f"{name.upper()} {e:.2f} %" for name, e in test_error.items())
+headline = "test error " + ", ".join(f"{name.upper()} {e:.2f} %" for name, e in test_error.items())
 finish(out, headline, started)

@@ -124,14 +124,14 @@ def chapter_models() -> list[tuple[str, keras.Model, int, Corruption | None]]:
         ("04_salt_pepper_denoising", Corruption("salt_and_pepper", 0.5)),
     ):
         chapter = load_script(script)
-        model = chapter.build_denoiser(chapter.CHANNELS, chapter.CODE_UNITS, chapter.IMAGE_SIZE, script)
+        model = chapter.build_denoiser(chapter.CHANNELS, chapter.CODE_DIM, chapter.IMAGE_SIZE, script)
         model.compile(
             optimizer=keras.optimizers.Adam(chapter.LEARNING_RATE), loss="binary_crossentropy", jit_compile=True
         )
         rows.append((f"{script}.py", model, chapter.BATCH_SIZE, corruption))
-    # 05: its widest layers, a 784-1000-784 denoising autoencoder (the first pretraining stage),
-    # and the deep 784-1000-500-250-30 autoencoder it unrolls into
-    stacks = {"05 first layer 784-1000-784": (1000,), "05 deep AE 1000-500-250-30": (1000, 500, 250, 30)}
+    # 05's widest layer, a 784-1000-784 denoising autoencoder (its first pretraining stage), and
+    # 06's deep 784-1000-500-250-30 autoencoder, unrolled
+    stacks = {"05 first layer 784-1000-784": (1000,), "06 deep AE 1000-500-250-30": (1000, 500, 250, 30)}
     for name, widths in stacks.items():
         image = keras.Input((28, 28))
         h = layers.Flatten()(image)

@@ -1,4 +1,4 @@
-"""Chapter 05, stacked (denoising) autoencoders: the chapter's models and measures against NumPy
+"""Chapter 05, stacked denoising autoencoders for a classifier: the chapter's models against NumPy
 references, the script end to end on the bundled sample with tiny settings, its settings following
 the number of images, and a run resumed after Ctrl-C."""
 
@@ -19,32 +19,21 @@ from conftest import SAMPLE, load_script
 chapter = load_script("05_stacked_autoencoder")  # its functions, read without running it
 
 PNG = b"\x89PNG\r\n\x1a\n"
-FIGURES = [
-    "filters.png",
-    "reconstructions.png",
-    "few_labels.png",
-    "pretraining_loss.png",
-    "deep_ae_loss.png",
-    "classification_error.png",
-]
+FIGURES = ["filters.png", "few_labels.png", "pretraining_loss.png", "classification_error.png"]
 TRAIN, VALIDATION = 1200, 200
 TINY = [
     f"--data={SAMPLE}",
     f"--train_limit={TRAIN}",
     f"--validation_size={VALIDATION}",
     "--hidden_units=(64,32,16)",
-    "--code_units=6",
-    "--pca_components=6",
     "--pretrain_epochs=1",
     "--pretrain_batch_size=50",
-    "--deep_epochs=3",
-    "--deep_batch_size=50",
-    "--finetune_epochs=3",
+    "--epochs=3",
     "--patience_epochs=2",
     "--few_labels=(20,50)",
     "--few_label_steps=20",
     "--few_label_draws=2",
-    "--finetune_batch_size=20",
+    "--batch_size=20",
     "--dropout=0.1",
     "--input_dropout=0.1",
 ]
@@ -75,27 +64,6 @@ def test_a_balanced_subset_that_cannot_be_drawn_says_why():
         balanced_subset(labels, 100, seed=0)
 
 
-def test_pca_reconstruction_matches_numpy_svd(sample_arrays):
-    x = sample_arrays["x_train"][:500].astype(np.float32) / 255
-    k = 12
-    flat = x.reshape(len(x), -1).astype(np.float64)
-    centred = flat - flat.mean(axis=0)
-    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
-    reference = centred @ vt[:k].T @ vt[:k] + flat.mean(axis=0)
-    ours = chapter.pca_reconstruct(x, x, k)
-    assert ours.shape == x.shape
-    assert np.allclose(ours.reshape(len(x), -1), reference, atol=1e-4)
-    # the squared error left over is the variance of the discarded directions
-    assert chapter.squared_error_per_image(x, ours) == pytest.approx(np.sum(singular[k:] ** 2) / len(x), rel=1e-3)
-
-
-def test_squared_error_is_summed_over_pixels_and_averaged_over_images():
-    a = np.zeros((4, 28, 28), np.float32)
-    b = a.copy()
-    b[0, :10, 0] = 1  # 10 pixels off by 1 in one image of four
-    assert chapter.squared_error_per_image(a, b) == pytest.approx(10 / 4)
-
-
 def tiny_stack(rng):
     def layer(n_in, n_out, activation, decoder_activation):
         return chapter.PretrainedLayer(
@@ -110,25 +78,7 @@ def tiny_stack(rng):
             seconds=0.0,
         )
 
-    return [layer(784, 20, "relu", "sigmoid"), layer(20, 8, "relu", "relu"), layer(8, 3, "linear", "relu")]
-
-
-def test_unrolled_autoencoder_runs_encoders_up_and_decoders_down():
-    rng = np.random.default_rng(0)
-    stack = tiny_stack(rng)
-    x = rng.random((5, 28, 28)).astype(np.float32)
-    relu = lambda v: np.maximum(v, 0)  # noqa: E731
-    h = x.reshape(5, -1)
-    h = relu(h @ stack[0].encoder[0] + stack[0].encoder[1])
-    h = relu(h @ stack[1].encoder[0] + stack[1].encoder[1])
-    code = h @ stack[2].encoder[0] + stack[2].encoder[1]
-    h = relu(code @ stack[2].decoder[0] + stack[2].decoder[1])
-    h = relu(h @ stack[1].decoder[0] + stack[1].decoder[1])
-    out = 1 / (1 + np.exp(-(h @ stack[0].decoder[0] + stack[0].decoder[1])))
-    model = chapter.build_deep_autoencoder(stack)
-    assert model.output_shape == (None, 28, 28)
-    assert np.allclose(model.predict(x, verbose=0).reshape(5, -1), out, atol=1e-5)
-    assert np.allclose(chapter.encode(stack, x.reshape(5, -1)), code, atol=1e-5)
+    return [layer(784, 20, "relu", "sigmoid"), layer(20, 8, "relu", "relu")]
 
 
 def test_one_pretrained_layer_learns_to_rebuild_its_input():
@@ -139,10 +89,8 @@ def test_one_pretrained_layer_learns_to_rebuild_its_input():
     assert layer.units == 6 and layer.activation == "relu" and layer.decoder_activation == "sigmoid"
     assert [w.shape for w in layer.encoder + layer.decoder] == [(12, 6), (6,), (6, 12), (12,)]
     assert len(layer.history["loss"]) == 3 and layer.history["loss"][-1] < layer.history["loss"][0]
-    code = chapter.pretrain_layer(
-        x, 2, None, pixels=False, linear_code=True, epochs=1, batch_size=16, learning_rate=1e-3, seed=0
-    )
-    assert code.activation == "linear" and code.decoder_activation == "relu"
+    upper = chapter.pretrain_layer(x, 2, None, pixels=False, epochs=1, batch_size=16, learning_rate=1e-3, seed=0)
+    assert upper.activation == "relu" and upper.decoder_activation == "relu"
 
 
 def test_classifier_starts_from_the_pretrained_encoders_or_from_random_weights():
@@ -193,8 +141,6 @@ def test_a_nan_loss_stops_fine_tuning_with_a_training_error():
     [
         (["--masking=1.5"], ["MASKING=1.5", "[0, 1)"]),
         (["--upper_masking=1"], ["UPPER_MASKING=1", "[0, 1)"]),
-        (["--deep_upper_masking=-0.1"], ["DEEP_UPPER_MASKING=-0.1", "[0, 1)"]),
-        (["--deep_weight_decay=-1"], ["DEEP_WEIGHT_DECAY=-1", "0 or more"]),
         (["--dropout=-0.1"], ["DROPOUT=-0.1", "dropout rate"]),
         ([f"--validation_size={TRAIN}"], [f"VALIDATION_SIZE={TRAIN}", "less than", f"at most {TRAIN - 1}", "None"]),
         (["--few_labels=(0,)"], ["FEW_LABELS=(0,)", "1 or more"]),
@@ -209,17 +155,14 @@ def test_bad_settings_are_refused_before_training(args, words, tmp_path):
 
 
 def test_the_validation_set_and_the_few_label_sizes_follow_the_number_of_images(tmp_path, capsys):
-    # VALIDATION_SIZE and FEW_LABELS at their defaults (None; 100, 1,000 and 10,000), on 600 images
+    # VALIDATION_SIZE and FEW_LABELS at their defaults (None; 100 and 1,000), on 600 images
     metrics = load_script("05_stacked_autoencoder").main(
         [
             f"--data={SAMPLE}",
             "--train_limit=600",
             "--hidden_units=(16,8)",
-            "--code_units=4",
-            "--pca_components=4",
             "--pretrain_epochs=1",
-            "--deep_epochs=1",
-            "--finetune_epochs=1",
+            "--epochs=1",
             "--few_label_draws=1",
             "--few_label_probe=5",
             "--few_label_steps=5",
@@ -227,16 +170,11 @@ def test_the_validation_set_and_the_few_label_sizes_follow_the_number_of_images(
         ]
     )
     printed = capsys.readouterr().out
-    assert metrics["settings"]["VALIDATION_SIZE"] is None and tuple(metrics["settings"]["FEW_LABELS"]) == (
-        100,
-        1000,
-        10000,
-    )
+    assert metrics["settings"]["VALIDATION_SIZE"] is None and tuple(metrics["settings"]["FEW_LABELS"]) == (100, 1000)
     assert metrics["n_validation"] == 100 and metrics["n_labelled"] == 500  # a sixth of 600
     assert metrics["validation_indices"] == [500, 600]
     assert set(metrics["few_labels"]) == {"100"}  # the sizes the 500 labelled images can give
     assert "few labels: 1,000 skipped, more than the 500 labelled images" in printed
-    assert "few labels: 10,000 skipped, more than the 500 labelled images" in printed
     assert (tmp_path / "few_labels.png").exists()
 
 
@@ -257,15 +195,13 @@ def test_stacked_autoencoder_chapter(tmp_path, monkeypatch):
         assert path.read_bytes()[:8] == PNG and path.stat().st_size > 2000, name
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
     saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert saved["deep_ae_sq_error_per_image"] == pytest.approx(metrics["deep_ae_sq_error_per_image"])
+    assert saved["test_error_pct"] == pytest.approx(metrics["test_error_pct"])
 
     # greedy pretraining: each layer on the codes of the one below, the SDAE's corrupted (its own
-    # level for the pixels, another for the codes above), the SAE's not; the deep autoencoder's
-    # own layers on the codes of the SDAE's first layer, at a masking of their own
+    # level for the pixels, another for the codes above), the SAE's not
     pixels = Corruption("masking", saved["settings"]["MASKING"])
     codes = Corruption("masking", saved["settings"]["UPPER_MASKING"])
-    deep_codes = Corruption("masking", saved["settings"]["DEEP_UPPER_MASKING"])
-    assert len({pixels, codes, deep_codes}) == 3
+    assert pixels != codes
     assert streams == [
         ((TRAIN, 784), pixels),
         ((TRAIN, 64), codes),
@@ -273,10 +209,6 @@ def test_stacked_autoencoder_chapter(tmp_path, monkeypatch):
         ((TRAIN, 784), None),
         ((TRAIN, 64), None),
         ((TRAIN, 32), None),
-        ((TRAIN, 64), deep_codes),  # the deep autoencoder's layers 2 and 3, on the SDAE's layer 1
-        ((TRAIN, 32), deep_codes),
-        ((TRAIN, 16), deep_codes),  # and its code layer
-        ((TRAIN, 28, 28), None),  # the unrolled deep autoencoder, fine-tuned clean in, clean out
     ]
 
     # who sees what: labelled, validation and test images are separate
@@ -288,26 +220,6 @@ def test_stacked_autoencoder_chapter(tmp_path, monkeypatch):
 
     data = load_mnist(SAMPLE, TRAIN)
     x_test, y_test = data.x_test, data.y_test
-
-    # the deep autoencoder: saved, an image in and its reconstruction in [0, 1] out, scored as reported,
-    # its first layer the SDAE's (fine-tuned since), the others pretrained apart
-    deep = keras.models.load_model(tmp_path / "deep_autoencoder.keras")
-    assert [len(h) for h in saved["loss_history"]["pretraining_deep_ae"]] == [1, 1, 1]  # layers 2, 3 and the code
-    assert deep.input_shape == deep.output_shape == (None, 28, 28)
-    assert deep.get_layer("code").units == 6
-    reconstruction = deep.predict(x_test, batch_size=500, verbose=0)
-    assert reconstruction.min() >= 0 and reconstruction.max() <= 1
-    assert chapter.squared_error_per_image(x_test, reconstruction) == pytest.approx(
-        saved["deep_ae_sq_error_per_image"], rel=1e-4
-    )
-    blank = chapter.squared_error_per_image(x_test, np.zeros_like(x_test))  # predicting empty images
-    mean_image = chapter.squared_error_per_image(x_test, np.broadcast_to(data.x_train.mean(axis=0), x_test.shape))
-    assert 0 < saved["deep_ae_sq_error_per_image"] < blank
-    train_reconstruction = deep.predict(data.x_train, batch_size=500, verbose=0)
-    assert chapter.squared_error_per_image(data.x_train, train_reconstruction) == pytest.approx(
-        saved["deep_ae_training_sq_error_per_image"], rel=1e-4
-    )
-    assert 0 < saved["pca30_sq_error_per_image"] < 0.7 * mean_image  # 6 components already explain much
 
     # the classifiers: the saved SDAE one maps images to 10 class scores, scored as reported
     model = keras.models.load_model(tmp_path / "model.keras")
@@ -336,7 +248,7 @@ def test_stacked_autoencoder_chapter(tmp_path, monkeypatch):
             assert len(result[f"{name}_draws"]) == 2
             assert all(0 <= error <= 100 for error in result[f"{name}_draws"])
             assert result[name] == pytest.approx(np.mean(result[f"{name}_draws"]))
-    assert saved["published"]["deep_ae_sq_error_per_image"] == 3.00
+    assert saved["published"]["test_error_pct"]["sdae"] == 1.28
     assert saved["settings"]["HIDDEN_UNITS"] == [64, 32, 16]
 
 
@@ -372,45 +284,11 @@ def test_stacked_chapter_resumes_after_ctrl_c_with_the_figures_of_an_uninterrupt
         training, "denoising_batches", lambda *a, **k: autoencoder_trainings.append(1) or real_batches(*a, **k)
     )
     resumed = load_script("05_stacked_autoencoder").main([*TINY, f"--output_dir={out}"])
-    # the nine pretrained layers, the deep autoencoder and the SDAE classifier were loaded, not trained again
+    # the six pretrained layers and the SDAE classifier were loaded, not trained again
     assert autoencoder_trainings == []
     few = [f"{name}_{n}_labels_draw_{d}" for n in (20, 50) for d in (1, 2) for name in ("sdae", "scratch")]
     assert computed == ["sae_classifier", "scratch_classifier", *few]
     assert not (out / ".resume").exists()  # the backup is removed once the results are saved
     # the same figures as the uninterrupted run, to the printed precision
-    assert resumed["deep_ae_sq_error_per_image"] == pytest.approx(uninterrupted["deep_ae_sq_error_per_image"], abs=5e-3)
     for key in ("test_error_pct", "validation_error_pct", "kept_epoch", "few_labels"):
         assert resumed[key] == uninterrupted[key], key
-
-
-def test_a_deep_autoencoder_masked_like_the_sdae_shares_all_its_layers_and_pretrains_only_the_code(
-    tmp_path, monkeypatch
-):
-    streams = []
-    real_batches = training.denoising_batches
-    monkeypatch.setattr(
-        training,
-        "denoising_batches",
-        lambda x, c, *a, **k: streams.append((np.shape(x), c)) or real_batches(x, c, *a, **k),
-    )
-    args = [*TINY, "--upper_masking=0.6", "--deep_upper_masking=0.6", "--finetune_epochs=1", "--few_labels=()"]
-    saved = load_script("05_stacked_autoencoder").main([*args, f"--output_dir={tmp_path}"])
-    codes = Corruption("masking", 0.6)
-    assert streams[3:] == [
-        ((TRAIN, 784), None),
-        ((TRAIN, 64), None),
-        ((TRAIN, 32), None),
-        ((TRAIN, 16), codes),
-        ((TRAIN, 28, 28), None),
-    ]
-    assert [len(h) for h in saved["loss_history"]["pretraining_deep_ae"]] == [1]  # the code layer alone
-
-
-def test_weight_decay_shrinks_every_weight_by_the_decay_times_the_step_size():
-    for decay, kind in ((0.5, keras.optimizers.AdamW), (0.0, keras.optimizers.Adam)):
-        weights = keras.Variable(np.array([1.0, -2.0, 4.0], np.float32))
-        optimizer = chapter.adam_cosine(0.1, total_steps=10, weight_decay=decay)
-        assert type(optimizer) is kind
-        optimizer.apply_gradients([(np.zeros(3, np.float32), weights)])  # no gradient: only the decay moves them
-        expected = np.array([1.0, -2.0, 4.0]) * (1 - decay * 0.1)  # the first step's size is the full 0.1
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(weights), expected, rtol=1e-6)

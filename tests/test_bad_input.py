@@ -103,7 +103,11 @@ def test_bad_data(case, tmp_path, capsys):
         (CH03, [f"--data={SAMPLE}", "--noise_fraction=1.5"], ["NOISE_FRACTION=1.5", "between 0 and 1"]),
         (CH04, [f"--data={SAMPLE}", "--noise_fraction=-0.1"], ["NOISE_FRACTION=-0.1", "between 0 and 1"]),
         (CH04, [f"--data={SAMPLE}", "--salt_ratio=2"], ["SALT_RATIO=2", "between 0 and 1"]),
-        (CH03, [f"--data={SAMPLE}", "--holdout=9000"], ["HOLDOUT=9000", "less than the 5,000 training images"]),
+        (
+            CH03,
+            [f"--data={SAMPLE}", "--validation_size=9000"],
+            ["VALIDATION_SIZE=9000", "less than the 5,000 training images"],
+        ),
         (CH02, [f"--data={SAMPLE}", "--image_size=30"], ["IMAGE_SIZE=30", "multiple of 4"]),
         (CH04, [f"--data={SAMPLE}", "--train_range=(0.9,0.1)"], ["TRAIN_RANGE=(0.9, 0.1)", "lowest level must come"]),
         (CH04, [f"--data={SAMPLE}", "--train_range=(0,1.5)"], ["TRAIN_RANGE=1.5", "between 0 and 1"]),

@@ -215,14 +215,14 @@ def test_a_mnist_path_that_does_not_exist_is_named_as_missing(tmp_path, monkeypa
 @pytest.mark.parametrize("n, expected", [(60000, 5000), (5000, 417), (240, 20), (11, 1), (2, 1)])
 def test_the_held_out_part_follows_the_number_of_images(n, expected):
     x = np.arange(n)
-    fit, held = holdout_split(x, None, "HOLDOUT")
+    fit, held = holdout_split(x, None, "VALIDATION_SIZE")
     assert len(held) == expected and np.array_equal(np.concatenate([fit, held]), x)  # the last ones
 
 
 def test_a_held_out_size_that_cannot_work_says_what_to_set():
     with pytest.raises(
         SettingError,
-        match=r"HOLDOUT=300: must be at least 1 and less than the 240 training images; set it to at most 239",
+        match=r"VALIDATION_SIZE=300: must be at least 1 and less than the 240 training images; set it to at most 239",
     ):
-        holdout_split(np.arange(240), 300, "HOLDOUT")
-    assert len(holdout_split(np.arange(240), 100, "HOLDOUT")[1]) == 100
+        holdout_split(np.arange(240), 300, "VALIDATION_SIZE")
+    assert len(holdout_split(np.arange(240), 100, "VALIDATION_SIZE")[1]) == 100

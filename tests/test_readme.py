@@ -61,11 +61,8 @@ def test_the_walk_through_with_a_folder_of_ones_own_images(tmp_path, monkeypatch
             "--validation_size=200",
             "--few_labels=(100,)",
             "--hidden_units=(32,16)",
-            "--code_units=4",
-            "--pca_components=4",
             "--pretrain_epochs=1",
-            "--deep_epochs=1",
-            "--finetune_epochs=1",
+            "--epochs=1",
             "--few_label_probe=5",
             "--few_label_steps=5",
             "--output_dir=out05",
@@ -73,3 +70,10 @@ def test_the_walk_through_with_a_folder_of_ones_own_images(tmp_path, monkeypatch
     )
     assert fifth["n_labelled"] == 760 and set(fifth["few_labels"]) == {"100"}
     assert (tmp_path / "out05" / "model.keras").exists()
+    sixth = run_chapter(
+        ROOT / "06_deep_autoencoder.py",
+        [f"--data={folder}", "--hidden_units=(32,16)", "--code_dim=4", "--pretrain_epochs=1", "--epochs=1"]
+        + ["--output_dir=out06"],
+    )
+    assert sixth["n_train"] == 960 and sixth["n_test"] == 240
+    assert (tmp_path / "out06" / "model.keras").exists()
