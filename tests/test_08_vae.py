@@ -1,5 +1,6 @@
-"""Chapter 08, the variational autoencoder: end to end on the bundled sample, the saved models read
-back without the chapter, and its loss terms and likelihood estimate against independent references."""
+"""Chapter 08, the variational autoencoder: end to end on the bundled sample with binarized and with
+grey pixels, the saved models read back without the chapter, and its binarization, loss terms,
+BCE floor and likelihood estimates against independent references."""
 
 import json
 import os
@@ -8,8 +9,8 @@ import sys
 
 import numpy as np
 import pytest
-from scipy.special import logsumexp
-from scipy.stats import norm
+from scipy.special import expit, logit, logsumexp
+from scipy.stats import bernoulli, norm
 
 from conftest import ROOT, SAMPLE, load_script
 
@@ -45,8 +46,18 @@ def python_env():
     return env
 
 
-def test_08_end_to_end_on_the_sample(tmp_path):
-    metrics = load_script(CHAPTER).main([*TINY, "--code_dim=8", f"--output_dir={tmp_path}"])
+def entropy_of_grey_pixels(x):
+    """sum_i H(x_i) per image, in nats, with 0 log 0 = 0: NumPy only."""
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    h = np.zeros_like(x)
+    inside = (x > 0) & (x < 1)
+    h[inside] = -(x[inside] * np.log(x[inside]) + (1 - x[inside]) * np.log(1 - x[inside]))
+    return h.sum(axis=1)
+
+
+@pytest.mark.parametrize("binarize", [True, False])
+def test_08_end_to_end_on_the_sample(binarize, tmp_path, sample_arrays):
+    metrics = load_script(CHAPTER).main([*TINY, "--code_dim=8", f"--binarize={binarize}", f"--output_dir={tmp_path}"])
     pngs = ["samples.png", "reconstructions.png", "interpolations.png", "map_codes.png", "map_grid.png", "loss.png"]
     for name in pngs:
         assert (tmp_path / name).read_bytes()[:8] == PNG and (tmp_path / name).stat().st_size > 2000, name
@@ -54,17 +65,30 @@ def test_08_end_to_end_on_the_sample(tmp_path):
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["n_train"] == 540 and saved["n_validation"] == 60 and saved["n_test"] == 1000
     assert saved["code_dim"] == 8 and saved["iw_samples"] == 20 and "mnist_sample.npz" in saved["data"]
-    for key in ("test_negative_elbo", "test_reconstruction", "test_kl", "test_iw_nll"):
+    assert saved["binarized"] is binarize
+    for key in ("test_neg_elbo_nats", "test_reconstruction_nats", "test_kl_nats", "test_iw_nll_nats", "bce_floor_nats"):
         assert saved[key] == pytest.approx(metrics[key])
     # the negative ELBO is the sum of its two terms, both positive
-    assert saved["test_negative_elbo"] == pytest.approx(saved["test_reconstruction"] + saved["test_kl"])
-    assert saved["test_kl"] > 0 and 0 < saved["test_reconstruction"] < 784 * np.log(2) * 1.5
+    assert saved["test_neg_elbo_nats"] == pytest.approx(saved["test_reconstruction_nats"] + saved["test_kl_nats"])
+    assert saved["test_kl_nats"] > 0 and 0 < saved["test_reconstruction_nats"] < 784 * np.log(2) * 1.5
     # 20 importance-weighted codes give a tighter bound than the ELBO (with room for sampling noise)
-    assert saved["test_iw_nll"] < saved["test_negative_elbo"] + 0.5
+    assert saved["test_iw_nll_nats"] < saved["test_neg_elbo_nats"] + 0.5
+    # the floor is the entropy of the grey test images, whichever pixels were scored
+    assert saved["bce_floor_nats"] == pytest.approx(entropy_of_grey_pixels(sample_arrays["x_test"] / 255).mean())
+    if binarize:
+        assert saved["burda_2016_nats"] == {"vae": 86.76, "iwae_k50": 84.78}
+    else:  # no model scores grey pixels below the floor
+        above = saved["above_floor_nats"]
+        assert above["neg_elbo"] == pytest.approx(saved["test_neg_elbo_nats"] - saved["bce_floor_nats"])
+        assert above["iw_nll"] == pytest.approx(saved["test_iw_nll_nats"] - saved["bce_floor_nats"])
+        assert saved["plain_ae"]["test_reconstruction_nats"] > saved["bce_floor_nats"]
+        assert saved["test_reconstruction_mean_code_nats"] > saved["bce_floor_nats"]
     history = saved["history"]
     assert len(history["loss"]) == 2 and len(history["val_kl"]) == 2
     assert np.allclose(np.add(history["reconstruction"], history["kl"]), history["loss"], rtol=1e-4)
-    assert saved["plain_ae"]["test_reconstruction"] > 0 and saved["map"]["test_negative_elbo"] > 0
+    assert saved["plain_ae"]["test_reconstruction_nats"] > 0 and saved["map"]["test_negative_elbo_nats"] > 0
+    if not binarize:
+        return
 
     # the encoder and decoder load and run in a fresh Python without the chapter's source
     result = subprocess.run(
@@ -79,6 +103,76 @@ def test_08_end_to_end_on_the_sample(tmp_path):
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded["shape"] == [7, 28, 28] and 0 <= loaded["low"] <= loaded["high"] <= 1
     assert loaded["mean_shape"] == [7, 8] and loaded["log_var_shape"] == [7, 8]
+
+
+def test_binarize_draws_ink_with_the_grey_level_as_probability_and_the_seed_fixes_the_draw():
+    chapter = load_script(CHAPTER)
+    levels = np.array([0, 0.05, 0.3, 0.5, 0.8, 1], dtype=np.float32)
+    x = np.broadcast_to(levels[:, None, None], (6, 100, 100)).copy()  # 10,000 pixels at each grey level
+    once = np.asarray(chapter.binarize(x, (0, -2)))
+    assert set(np.unique(once)) <= {0.0, 1.0} and once.dtype == np.float32
+    spread = np.sqrt(levels * (1 - levels) / 10_000)
+    assert np.all(np.abs(once.mean(axis=(1, 2)) - levels) <= 5 * spread)
+    assert once[0].max() == 0 and once[-1].min() == 1  # white stays white, black black
+    np.testing.assert_array_equal(np.asarray(chapter.binarize(x, (0, -2))), once)  # same seed, same images
+    assert np.mean(np.asarray(chapter.binarize(x, (1, -2))) != once) > 0.1  # another seed, another draw
+
+
+def test_training_batches_are_binarized_afresh_every_batch_and_the_same_from_the_same_seed():
+    from common.corruption import denoising_batches
+
+    chapter = load_script(CHAPTER)
+    x = np.full((8, 10, 10), 0.5, dtype=np.float32)  # one batch holds every image: each epoch redraws them
+
+    def first_batches(seed, n=6):
+        batches, steps = denoising_batches(x, chapter.binarize, 8, seed)
+        assert steps == 1
+        return [(np.asarray(i), np.asarray(t)) for i, t in batches.take(n)]
+
+    batches = first_batches(seed=3)
+    for inputs, targets in batches:
+        assert set(np.unique(inputs)) <= {0.0, 1.0} and abs(inputs.mean() - 0.5) < 0.1
+        np.testing.assert_array_equal(targets, x)
+    stacked = np.stack([inputs for inputs, _ in batches])
+    for i in range(len(batches)):
+        for j in range(i):  # the same images, a fresh draw in every batch: about half the pixels differ
+            assert 0.35 < np.mean(stacked[i] != stacked[j]) < 0.65
+    assert np.abs(stacked.mean(axis=0) - 0.5).max() <= 0.5  # not the same pixels on in every batch
+    again = np.stack([inputs for inputs, _ in first_batches(seed=3)])
+    np.testing.assert_array_equal(again, stacked)  # reproducible from the seed
+    other = np.stack([inputs for inputs, _ in first_batches(seed=4)])
+    assert np.mean(other != stacked) > 0.35
+
+
+def test_bce_floor_is_the_entropy_of_the_grey_pixels_and_no_decoder_goes_below_it(sample_arrays):
+    chapter = load_script(CHAPTER)
+    x = sample_arrays["x_test"][:200].astype(np.float32) / 255
+    floor = chapter.bce_floor(x)
+    np.testing.assert_allclose(floor, entropy_of_grey_pixels(x), rtol=1e-12)
+    assert 30 < floor.mean() < 60  # MNIST's grey edges: about 45 nats an image
+    np.testing.assert_array_equal(chapter.bce_floor(np.round(x)), 0)  # binary pixels: no floor
+    # the binary cross-entropy reaches the floor at p = x, and lies above it for any other p
+    grey = np.clip(x, 1e-4, 1 - 1e-4)
+    at_x = np.asarray(chapter.reconstruction_loss(grey, logit(grey)))
+    np.testing.assert_allclose(at_x, chapter.bce_floor(grey), rtol=1e-4)
+    noise = np.random.default_rng(0).normal(0, 0.5, grey.shape).astype(np.float32)
+    assert np.all(np.asarray(chapter.reconstruction_loss(grey, logit(grey) + noise)) > chapter.bce_floor(grey))
+
+
+def test_reconstruction_term_is_the_bernoulli_log_likelihood_and_on_grey_pixels_the_cross_entropy():
+    chapter = load_script(CHAPTER)
+    rng = np.random.default_rng(2)
+    logits = rng.normal(0, 6, (4, 6, 6)).astype(np.float32)
+    p = expit(logits.astype(np.float64))
+    binary = (rng.uniform(size=(4, 6, 6)) < 0.4).astype(np.float32)
+    scipy = -bernoulli.logpmf(binary, p).sum(axis=(1, 2))
+    np.testing.assert_allclose(np.asarray(chapter.reconstruction_loss(binary, logits)), scipy, rtol=1e-5)
+    grey = rng.uniform(0, 1, (4, 6, 6)).astype(np.float32)
+    numpy = -(grey * np.log(p) + (1 - grey) * np.log(1 - p)).sum(axis=(1, 2))
+    np.testing.assert_allclose(np.asarray(chapter.reconstruction_loss(grey, logits)), numpy, rtol=1e-5)
+    # far out in the tails, where a probability would round to 0 or 1 in float32
+    far = np.array([[[40.0, -40.0]]], dtype=np.float32)
+    assert np.asarray(chapter.reconstruction_loss(np.array([[[0.0, 1.0]]], np.float32), far))[0] == pytest.approx(80)
 
 
 def test_kl_term_matches_a_monte_carlo_estimate_from_scipy_densities():
@@ -96,49 +190,63 @@ def test_kl_term_matches_a_monte_carlo_estimate_from_scipy_densities():
     assert np.asarray(chapter.kl_divergence(np.zeros((1, 5)), np.zeros((1, 5))))[0] == pytest.approx(0, abs=1e-7)
 
 
-def test_reconstruction_term_is_binary_cross_entropy_summed_over_pixels():
-    chapter = load_script(CHAPTER)
-    rng = np.random.default_rng(2)
-    x = rng.uniform(0, 1, (4, 6, 6)).astype(np.float32)
-    p = rng.uniform(0.01, 0.99, (4, 6, 6)).astype(np.float32)
-    numpy = -(x * np.log(p) + (1 - x) * np.log(1 - p)).sum(axis=(1, 2))
-    assert np.allclose(np.asarray(chapter.reconstruction_loss(x, p)), numpy, rtol=1e-4)
-
-
 def tiny_vae(chapter, size=8):
-    """A 2-number-code VAE whose encoder returns the prior, q(z|x) = N(0, I), for every image, and
-    whose decoder is smooth enough in z for a grid to integrate p(x|z) p(z) accurately."""
+    """A 2-number-code VAE whose q(z|x) stays close to the prior N(0, I) but moves with the image,
+    and whose decoder is smooth enough in z for a grid to integrate p(x|z) p(z) accurately."""
     encoder = chapter.build_encoder(2, (16,), size, variational=True)
     decoder = chapter.build_decoder(2, (16,), size)
-    for layer in encoder.layers[-2:]:  # z_mean and z_log_var: all zero
-        layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+    for layer in encoder.layers[-2:]:  # z_mean and z_log_var: small
+        layer.set_weights([0.1 * w for w in layer.get_weights()])
     first = decoder.layers[1]
     kernel, bias = first.get_weights()
     first.set_weights([0.3 * kernel, bias])
     return encoder, decoder
 
 
+def binary_images(n, size=8, seed=3):
+    rng = np.random.default_rng(seed)
+    return (rng.uniform(size=(n, size, size)) < rng.uniform(0.2, 0.8, (n, 1, 1))).astype(np.float32)
+
+
+def test_elbo_matches_a_numpy_and_scipy_computation_with_the_same_codes():
+    chapter = load_script(CHAPTER)
+    encoder, decoder = tiny_vae(chapter)
+    x = binary_images(50)
+    z_mean, z_log_var = (np.asarray(a, dtype=np.float64) for a in encoder(x))
+    sd = np.exp(0.5 * z_log_var)
+    z = z_mean + sd * np.random.default_rng(7).standard_normal(z_mean.shape, dtype=np.float32)  # as the chapter draws
+    p = np.asarray(decoder(z.astype(np.float32)), dtype=np.float64)
+    reconstruction = -bernoulli.logpmf(x, p).sum(axis=(1, 2)).mean()
+    kl = (norm.logpdf(z, z_mean, sd) - norm.logpdf(z)).sum(-1)  # one-sample estimate
+    kl_closed = 0.5 * (np.exp(z_log_var) + z_mean**2 - 1 - z_log_var).sum(-1)
+    terms = chapter.test_terms(encoder, decoder, x, seed=7)
+    assert terms["reconstruction"] == pytest.approx(reconstruction, rel=1e-4)
+    assert terms["kl"] == pytest.approx(kl_closed.mean(), rel=1e-4)
+    assert terms["negative_elbo"] == pytest.approx(reconstruction + kl_closed.mean(), rel=1e-4)
+    assert abs(kl.mean() - kl_closed.mean()) < 0.05  # the closed form is the expectation of log q - log p
+
+
 def test_importance_weighted_estimate_approaches_the_likelihood_found_by_integration():
     chapter = load_script(CHAPTER)
     encoder, decoder = tiny_vae(chapter)
-    x = np.random.default_rng(3).uniform(0, 1, (200, 8, 8)).astype(np.float32)
+    x = binary_images(200)
     # -log p(x) = -log integral p(x|z) p(z) dz, by the midpoint rule on a fine grid over [-7, 7]^2
     edges = np.linspace(-7, 7, 281)
     centres = (edges[:-1] + edges[1:]) / 2
     z1, z2 = np.meshgrid(centres, centres)
     grid = np.stack([z1.ravel(), z2.ravel()], axis=1).astype(np.float32)
     p = np.asarray(decoder(grid), dtype=np.float64).reshape(len(grid), -1)
-    log_p_x_given_z = (
-        x.reshape(len(x), -1).astype(np.float64) @ np.log(p).T + (1 - x.reshape(len(x), -1)) @ np.log(1 - p).T
-    )  # (images, grid points)
+    flat = x.reshape(len(x), -1).astype(np.float64)
+    log_p_x_given_z = flat @ np.log(p).T + (1 - flat) @ np.log(1 - p).T  # (images, grid points)
     log_prior = norm.logpdf(grid).sum(axis=1) + 2 * np.log(edges[1] - edges[0])
     exact = -logsumexp(log_p_x_given_z + log_prior, axis=1).mean()
 
     elbo = chapter.test_terms(encoder, decoder, x, seed=0)["negative_elbo"]
-    iw = {k: chapter.importance_weighted_nll(encoder, decoder, x, k, seed=0) for k in (1, 5000)}
+    iw = {k: chapter.importance_weighted_nll(encoder, decoder, x, k, seed=0) for k in (1, 20, 5000)}
     assert iw[5000] == pytest.approx(exact, abs=0.05)  # many codes: the likelihood itself
-    assert exact <= iw[1] + 0.05 and exact <= elbo + 0.05  # both bounds lie above it
+    assert exact <= iw[20] + 0.05 <= iw[1] + 0.1 and exact <= elbo + 0.05  # the bounds lie above it, tighter with k
     assert iw[1] == pytest.approx(elbo, abs=0.5)  # one code: an estimate of the ELBO
+    assert chapter.importance_weighted_nll(encoder, decoder, x, 20, seed=0) == iw[20]  # the seed fixes the codes
 
 
 def test_a_bad_setting_gets_one_line():
