@@ -19,6 +19,8 @@ from typing import Any
 
 from common.errors import OutputError
 
+import numpy as np
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 saved_this_run: list[Path] = []  # every file written by save_* since the run started
 
@@ -94,4 +96,11 @@ def save_model(model: Any, path: str | Path) -> Path:
     """Save a Keras model (the `.keras` format)."""
     with atomic_path(path) as tmp:
         model.save(tmp)
+    return Path(path)
+
+
+def save_arrays(path: str | Path, **arrays: Any) -> Path:
+    """Save NumPy arrays under their names in one `.npz` file (`np.load` reads them back)."""
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        np.savez(f, **arrays)
     return Path(path)
