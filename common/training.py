@@ -34,7 +34,7 @@ def note_if_few_steps(steps_per_epoch: int, epochs: int) -> None:
     print(
         f"note: only {steps_per_epoch * epochs} gradient steps in this training ({steps_per_epoch} an epoch x {epochs} "
         f"epochs); on few images, a smaller --batch_size and more --epochs give a model the steps it needs "
-        "(see the README, 'Your own images')"
+        "(see the README, 'Data: MNIST, your own images, and Fashion-MNIST')"
     )
 
 
