@@ -3,7 +3,7 @@ Title: Stacked denoising autoencoders: greedy layer-wise pretraining for a class
 Description: Pretrain a deep network one layer at a time, each layer a denoising autoencoder of
     the codes below it, then fine-tune it as a digit classifier, against the same network pretrained
     without noise and started from random weights, with all labels and with few (Vincent et al. 2010).
-Run: python 05_stacked_autoencoder.py   (add --train_limit=5000 --pretrain_epochs=2 --epochs=3 --few_label_steps=100 for a quick look)
+Run: python 05_stacked_autoencoder.py   (add --train_limit=5000 --pretrain_epochs=2 --epochs=3 --few_label_draws=1 --few_label_steps=100 for a quick look)
 """  # noqa: E501
 
 # %%
