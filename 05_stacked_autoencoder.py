@@ -66,30 +66,25 @@ PUBLISHED = {  # figures this chapter sets its own against
 """
 ## Introduction
 
-Deep networks trained from random weights used to get stuck: the gradient that reaches the
-bottom layers of a deep sigmoid network is tiny and noisy. Hinton & Salakhutdinov (2006) and
-Bengio et al. (2007) got around it by *greedy layer-wise pretraining*: train the first layer
-alone, as an autoencoder of the pixels; freeze it, and train the second as an autoencoder of the
-first layer's codes; and so on up. Each layer is a shallow problem that trains easily, and the
-stack that comes out is a good starting point for the deep network, which is then *fine-tuned*
-as a whole.
+Deep networks trained from random weights used to get stuck: the gradient that reaches the bottom
+layers of a deep sigmoid network is tiny and noisy. Hinton & Salakhutdinov (2006) and Bengio et al.
+(2007) got around it by *greedy layer-wise pretraining*: train the first layer alone, as an
+autoencoder of the pixels; freeze it, and train the second as an autoencoder of the first layer's
+codes; and so on up. Each layer is a shallow problem that trains easily, and the stack is a good
+start for the deep network, which is then *fine-tuned* as a whole.
 
-Vincent et al. (2010) made each layer a *denoising* autoencoder: layer k sees its input (the
-clean codes of layers 1..k-1) with a fraction of the values set to zero, a fresh draw for
-every batch, and must rebuild the clean input: MASKING of the pixels for layer 1, UPPER_MASKING
-of the codes for the layers above. The paper's best MNIST classifier used 25 % on every layer
-(`--masking=0.25 --upper_masking=0.25`); the defaults here, 50 % and 70 %, give better features
-to start from when labels are few. The stacked denoising autoencoder (SDAE) learns
-features that a plain stacked autoencoder (SAE) does not: its first-layer filters turn from
-blobs into stroke detectors.
+Vincent et al. (2010) made each layer a *denoising* autoencoder: layer k sees its input with a
+fraction of the values set to zero, a fresh draw for every batch, and must rebuild the clean input
+(MASKING of the pixels for layer 1, UPPER_MASKING of the codes above). The paper's best MNIST
+classifier used 25 % on every layer; 50 % and 70 % give better features when labels are few. The
+stacked denoising autoencoder (SDAE) learns features that a plain stacked autoencoder (SAE) does
+not: its first-layer filters turn from blobs into stroke detectors.
 
     pixels --[DAE 1]--> 1000 codes --[DAE 2]--> 500 codes --[DAE 3]--> 250 codes
-           pretrained on     pretrained on      pretrained on
-           masked pixels     masked codes 1     masked codes 2
 
-The pretrained stack is then put under a softmax layer and fine-tuned as a digit *classifier*,
-against the same network pretrained without noise (the SAE) and from random weights, first with
-all the labels, then with only a few. (Chapter 06 unrolls such a stack into a deep autoencoder.)
+The stack is then put under a softmax layer and fine-tuned as a digit *classifier*, against the
+SAE and random weights, with all the labels and with few. (Chapter 06 unrolls such a stack into a
+deep autoencoder.)
 """
 
 
@@ -97,24 +92,15 @@ all the labels, then with only a few. (Chapter 06 unrolls such a stack into a de
 """
 ## Setup
 
-Apply the command line's overrides to the constants above (`--help` lists them), check the
-settings they cannot check alone, create and check the output folder, and seed every random
-generator with SEED.
-
-Each training below runs as a *stage*: `stages.run(name, train, *args)` seeds the random
-generators from SEED and the stage's name, calls `train(*args)` and keeps what it returns in the
-output folder. Stopped with Ctrl-C, the same command run again loads the finished stages instead
-of training them again, and gives the figures of a run that was never stopped.
+Apply the command line's overrides (`--help` lists them), check the settings, and seed every
+random generator with SEED. Each training below is a *stage*: `stages.run(name, train, *args)`
+keeps what `train` returns, so after Ctrl-C the same command loads the finished stages and gives
+the figures of a run that was never stopped.
 """
 started = time.perf_counter()
 settings, out = start(globals())
-for name, what in (
-    ("MASKING", "a fraction of inputs set to 0"),
-    ("UPPER_MASKING", "a fraction of inputs set to 0"),
-    ("DROPOUT", "a dropout rate"),
-    ("INPUT_DROPOUT", "a dropout rate"),
-):
-    value = settings[name]
+for name in ("MASKING", "UPPER_MASKING", "DROPOUT", "INPUT_DROPOUT"):
+    value, what = settings[name], "a dropout rate" if "DROPOUT" in name else "a fraction of inputs set to 0"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
         raise SettingError(f"{name}={value!r}: {what} must lie in [0, 1)")
 for name, counted, least in (("FEW_LABEL_PROBE", "steps", 0), ("FEW_LABEL_DRAWS", "draws", 1)):
@@ -129,16 +115,10 @@ stages = Stages(backup_folder(out, settings, "stages"), SEED)  # Ctrl-C, then re
 """
 ## Prepare the data
 
-Who sees what:
-
-- pretraining: all the training images, without labels;
-- classification: the labels of the training images except the last VALIDATION_SIZE (by
-  default a sixth of them, at most 10,000: on MNIST, the last 10,000 of 60,000); those last
-  ones are labelled validation images, used only to decide when fine-tuning stops;
-- few labels: N labelled images (N/10 of each digit) drawn from the same labelled part,
-  FEW_LABEL_DRAWS times over, for each N in FEW_LABELS that these labels can give;
-- the test images: only to report the figures at the end.
-
+Pretraining sees all the training images, without labels. The classifiers learn from the labels
+of all but the last VALIDATION_SIZE (by default a sixth, at most 10,000), which only decide when
+fine-tuning stops. Few-label training draws N images (N/10 of each class) from the labelled part,
+FEW_LABEL_DRAWS times for each N in FEW_LABELS. The test images only give the figures at the end.
 A folder of your own images needs one sub-folder per class: this chapter is about labels.
 """
 data = load_data(DATA, DATASET, TRAIN_LIMIT, IMAGE_SIZE)
@@ -167,18 +147,13 @@ print(f"labelled for fine-tuning: {len(x_lab):,}; validation: {len(x_val):,}; te
 """
 ## Greedy layer-wise pretraining
 
-One layer is a one-hidden-layer autoencoder `x -> h -> x` of whatever it is given: the pixels
-for layer 1, the codes of the layers below for the others. Its encoder is a ReLU layer. On
-pixels its decoder is a sigmoid trained with binary cross-entropy; on the ReLU codes of a layer
-below it is a ReLU trained with squared error. A *denoising* layer sees its input through
-masking noise, a fresh draw for every batch (`train_autoencoder` draws it), and must rebuild the
-clean input. Every layer is trained with Adam, its step size decayed to zero over
-PRETRAIN_EPOCHS (cosine).
-
-Two stacks of the same widths: the SDAE with masking noise on every layer's input (heavier on
-the codes of the layers above than on the pixels), and the SAE with none. Each layer is
-trained on its own, then frozen, and the clean codes it gives the training images are the
-next layer's data.
+One layer is a one-hidden-layer autoencoder `x -> h -> x` of whatever it is given: the pixels for
+layer 1, the codes of the layers below for the others. Its encoder is a ReLU layer; its decoder a
+sigmoid trained with binary cross-entropy on pixels, a ReLU trained with squared error on codes. A
+*denoising* layer sees its input through masking noise, a fresh draw for every batch, and must
+rebuild the clean input. Each layer is trained with Adam (step size decayed to zero, cosine), then
+frozen, and the clean codes it gives the training images are the next layer's data. The SDAE masks
+every layer's input, the SAE none.
 """
 
 
@@ -248,7 +223,10 @@ def pretrain_stack(stages, name, x, widths, maskings, seed):
     stack, codes = [], x
     for k, (units, level) in enumerate(zip(widths, maskings, strict=True)):
         corruption = Corruption("masking", level) if level > 0 else None
-        print(f"\n-- layer {k + 1}: {codes.shape[1]} -> {units}, {describe(level)}")
+        print(
+            f"\n-- layer {k + 1}: {codes.shape[1]} -> {units}, "
+            + (f"masking {level:.0%}" if level else "no corruption")
+        )
         layer = stages.run(
             f"{name}_layer_{k + 1}",
             pretrain_layer,
@@ -264,10 +242,6 @@ def pretrain_stack(stages, name, x, widths, maskings, seed):
         stack.append(layer)
         codes = encode([layer], codes)  # the clean codes feed the next layer
     return stack
-
-
-def describe(masking):
-    return f"masking {masking:.0%}" if masking > 0 else "no corruption"
 
 
 print(f"\n== Pretraining the SDAE, {' -> '.join(map(str, HIDDEN_UNITS))} ==")
@@ -329,17 +303,12 @@ def fine_tune_classifier(model, train, validation, *, epochs, batch_size, learni
         monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=True
     )
     began = time.perf_counter()
+    watch = {"validation_data": validation, "validation_batch_size": 2000, "shuffle": True}
+    callbacks = [keras.callbacks.TerminateOnNaN(), stopping]
     history = model.fit(
-        x,
-        y,
-        epochs=epochs,
-        batch_size=batch_size,
-        validation_data=validation,
-        validation_batch_size=2000,
-        callbacks=[keras.callbacks.TerminateOnNaN(), stopping],
-        shuffle=True,
-        verbose=progress_verbosity(),
-    ).history
+        x, y, epochs=epochs, batch_size=batch_size, callbacks=callbacks, verbose=progress_verbosity(), **watch
+    )
+    history = history.history
     check_finite(history)
     return history, time.perf_counter() - began, stopping.best_epoch + 1
 
@@ -383,20 +352,13 @@ for name, stack in starts.items():
 """
 ## Classification with few labels
 
-Pretraining used all the training images, without labels; now fine-tuning gets only N
-labelled images, N/10 of each digit. With so few, there is no validation set to spare:
-every network gets the same fixed budget of steps, in two phases, each with cross-entropy on
-the labels and Adam, its step size decayed to zero over the phase. First FEW_LABEL_PROBE
-steps train only the softmax layer on top of the frozen hidden layers (a *linear probe*);
-then FEW_LABEL_STEPS steps train every layer. A freshly initialised softmax layer sends
-large, random gradients down; letting it settle first keeps them from wrecking pretrained
-features that a thousand labels could never learn again (Kumar et al., 2022: LP-FT). The
-network from random weights gets exactly the same two phases.
-
-Which N images are drawn, and where the random network starts, move a test error by
-several tenths of a point at N = 1,000: as much as a real difference between recipes. So
-each N is drawn FEW_LABEL_DRAWS times, both networks are fine-tuned on every draw, and the
-figures reported are the averages over the draws.
+With N labelled images there is no validation set to spare: every network gets the same fixed
+budget, in two phases of Adam (step size decayed to zero over each). First FEW_LABEL_PROBE steps
+train only the softmax layer on the frozen hidden layers (a *linear probe*), then FEW_LABEL_STEPS
+train every layer: a fresh softmax layer sends large, random gradients down, and letting it settle
+first keeps them from wrecking pretrained features (Kumar et al., 2022: LP-FT). The random network
+gets the same two phases. The draw of the N images moves a test error by several tenths of a point,
+so each N is drawn FEW_LABEL_DRAWS times and the figures are means over the draws.
 """
 
 
@@ -411,29 +373,18 @@ def fine_tune_fixed(model, train, *, steps, batch_size, learning_rate, seed, pro
     for phase, (phase_steps, train_hidden) in enumerate(((probe_steps, False), (steps, True))):
         if phase_steps == 0:
             continue
-        batches = (  # a new stream for each phase: only a stream's first pass is the same in every run
-            tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32)))
-            .shuffle(len(x), seed=seed + phase, reshuffle_each_iteration=True)
-            .repeat()
-            .batch(batch_size, drop_remainder=True)
-            .prefetch(tf.data.AUTOTUNE)
-        )
+        batches = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32))).shuffle(len(x), seed=seed + phase)
+        batches = (
+            batches.repeat().batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+        )  # a new stream a phase
         for layer in hidden:
             layer.trainable = train_hidden
-        model.compile(
-            optimizer=adam_cosine(learning_rate, phase_steps),
-            loss="sparse_categorical_crossentropy",
-            jit_compile=False,  # XLA on the CPU draws dropout masks slowly
-        )
-        blocks = min(phase_steps, 20)  # the loss is logged 20 times a phase
-        logged = model.fit(
-            batches,
-            epochs=blocks,
-            steps_per_epoch=phase_steps // blocks,
-            callbacks=[keras.callbacks.TerminateOnNaN()],
-            shuffle=False,  # the batches are already shuffled
-            verbose=0,
-        ).history
+        loss = "sparse_categorical_crossentropy"  # without XLA, which on the CPU draws dropout masks slowly:
+        model.compile(optimizer=adam_cosine(learning_rate, phase_steps), loss=loss, jit_compile=False)
+        blocks = min(phase_steps, 20)  # the loss is logged 20 times a phase; the batches are already shuffled
+        nan_stop = [keras.callbacks.TerminateOnNaN()]
+        logged = model.fit(batches, epochs=blocks, steps_per_epoch=phase_steps // blocks, callbacks=nan_stop, verbose=0)
+        logged = logged.history
         check_finite(logged)
         history["loss"] += logged["loss"]
     return history, time.perf_counter() - began
@@ -443,15 +394,8 @@ def fine_tune_few_labels(name, stack, train, test, classes, seed):
     """Fine-tune the chapter's classifier on a few labelled images for a fixed number of steps;
     its test error (%)."""
     model = classifier(name, stack, classes)
-    fine_tune_fixed(
-        model,
-        train,
-        steps=FEW_LABEL_STEPS,
-        batch_size=BATCH_SIZE,
-        learning_rate=LEARNING_RATE,
-        seed=seed,
-        probe_steps=FEW_LABEL_PROBE,
-    )
+    budget = {"steps": FEW_LABEL_STEPS, "probe_steps": FEW_LABEL_PROBE}
+    fine_tune_fixed(model, train, batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE, seed=seed, **budget)
     return test_error_pct(model, *test)
 
 
@@ -491,21 +435,15 @@ if few_labels:
 """
 ## Visualize and save
 """
-plotting.filter_grids(
-    out / "filters.png",
-    {
-        "SAE, no corruption: first-layer filters": sae_stack[0].encoder[0],
-        f"SDAE, masking {MASKING:.0%}: first-layer filters": sdae_stack[0].encoder[0],
-    },
-    n=100,
-)
+filters = {"SAE, no corruption": sae_stack[0].encoder[0], f"SDAE, masking {MASKING:.0%}": sdae_stack[0].encoder[0]}
+plotting.filter_grids(out / "filters.png", {f"{k}: first-layer filters": w for k, w in filters.items()}, n=100)
 if few_labels:
     plotting.curves(
         out / "few_labels.png",
         list(few_labels),
         {
             "SDAE pretraining": [r["sdae"] for r in few_labels.values()],
-            "random initialisation": [r["scratch"] for r in few_labels.values()],
+            "random init": [r["scratch"] for r in few_labels.values()],
         },
         xlabel="labelled training images",
         ylabel=f"test error (%), {averaged}" + (", shaded from best to worst" if FEW_LABEL_DRAWS > 1 else ""),
@@ -520,17 +458,14 @@ plotting.loss_curves(
     },
     ylabel="reconstruction loss (cross-entropy, then squared error)",
 )
-plotting.loss_curves(
-    out / "classification_error.png",
-    {
-        name.upper() if name != "scratch" else "random init": {
-            "loss": [100 * (1 - a) for a in h["accuracy"]],
-            "val_loss": [100 * (1 - a) for a in h["val_accuracy"]],
-        }
-        for name, h in histories.items()
-    },
-    ylabel="error (%), training with dropout / validation",
-)
+errors = {  # error (%) per epoch, on the training images (with dropout) and the validation images
+    name.upper() if name != "scratch" else "random init": {
+        "loss": [100 * (1 - a) for a in h["accuracy"]],
+        "val_loss": [100 * (1 - a) for a in h["val_accuracy"]],
+    }
+    for name, h in histories.items()
+}
+plotting.loss_curves(out / "classification_error.png", errors, ylabel="error (%), training with dropout / validation")
 
 metrics = {
     "settings": settings,
@@ -554,18 +489,12 @@ metrics = {
     }
     or None,
     "published": PUBLISHED,
-    "seconds": {
-        "pretraining": round(sum(layer.seconds for layer in sdae_stack + sae_stack), 1),
-        "total": round(time.perf_counter() - started, 1),
-    },
-    "loss_history": {
-        "pretraining_sdae": [layer.history["loss"] for layer in sdae_stack],
-        "pretraining_sae": [layer.history["loss"] for layer in sae_stack],
-        "classifiers": histories,
-    },
+    "seconds": {"pretraining": round(sum(k.seconds for k in sdae_stack + sae_stack), 1), "total": 0.0},
+    "loss_history": {"sdae": [k.history["loss"] for k in sdae_stack], "sae": [k.history["loss"] for k in sae_stack]},
+    "classifier_history": histories,
 }
+metrics["seconds"]["total"] = round(time.perf_counter() - started, 1)  # all but the saving
 save_model(classifiers["sdae"], out / "model.keras")
 save_json(out / "metrics.json", metrics)
 stages.finished()
-headline = "test error " + ", ".join(f"{name.upper()} {e:.2f} %" for name, e in test_error.items())
-finish(out, headline, started)
+finish(out, "test error " + ", ".join(f"{name.upper()} {e:.2f} %" for name, e in test_error.items()), started)
