@@ -1,6 +1,7 @@
 """What the numbered scripts share, one job per module:
 
 - `data`: loading the images (MNIST, Fashion-MNIST, your own), and splitting off held-out images
+- `masks`: loading your own images with their segmentation masks (chapter 09)
 - `corruption`: the three corruption processes, and batches with a fresh corruption each
 - `classical_denoisers`: the filters a practitioner would reach for, each with its parameter tuned
 - `metrics`: MSE, PSNR and SSIM over a test set

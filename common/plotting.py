@@ -313,3 +313,35 @@ def score_histograms(
         ax.legend(fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def mask_colours(classes: int) -> np.ndarray:
+    """One RGB colour per class: black for class 0 (background), then tab10 or tab20's colours."""
+    table = plt.get_cmap("tab10" if classes <= 11 else "tab20")
+    return np.array([(0.0, 0.0, 0.0), *(table(k % table.N)[:3] for k in range(classes - 1))])
+
+
+def mask_rows(
+    path: str | Path, images: np.ndarray, rows: dict[str, np.ndarray], class_names: list[str], title: str = ""
+) -> Path:
+    """Grey images in the first row, then one row per entry of `rows`: masks of class numbers
+    (N x height x width) coloured by class, with a legend naming the classes."""
+    colours = mask_colours(len(class_names))
+    n = len(images)
+    fig, axes = plt.subplots(len(rows) + 1, n, figsize=(1.25 * n + 2.6, 1.3 * (len(rows) + 1) + 0.5), squeeze=False)
+    for r, (label, shown) in enumerate({"scene": None, **rows}.items()):
+        for c in range(n):
+            ax = axes[r, c]
+            if shown is None:
+                ax.imshow(np.asarray(images[c]), cmap="gray", vmin=0, vmax=1)
+            else:
+                ax.imshow(colours[np.asarray(shown[c])], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=10)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[k]) for k in range(len(class_names))]
+    fig.legend(handles, class_names, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, title="class")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
