@@ -49,7 +49,6 @@ def read_mask_folder(folder: str | Path) -> tuple[np.ndarray, np.ndarray, np.nda
     """The images as float32 in [0, 1] (N, height, width, channels: 1 if every image is grey, else
     3), their masks (uint8 class numbers, N x height x width), the class numbers found (sorted),
     and the file names, in a fixed random order (the same every time)."""
-    from PIL import Image  # noqa: PLC0415
 
     folder = Path(folder).expanduser()
     if not (folder / "images").is_dir():
@@ -66,13 +65,9 @@ def read_mask_folder(folder: str | Path) -> tuple[np.ndarray, np.ndarray, np.nda
         if name not in images:
             raise DataError(f"{masks[name]}: a mask with no image of the same name in {folder / 'images'}")
     names = sorted(images)
-    colour = False
-    for name in names:
-        with Image.open(images[name]) as image:
-            colour |= image.mode not in ("L", "1", "I", "I;16", "LA")
     xs, ys, size = [], [], None
-    for name in names:
-        x = _read(images[name], "RGB" if colour else "L")
+    for name in names:  # each file read once, as RGB; grey if every image turns out grey
+        x = _read(images[name], "RGB")
         y = _read(masks[name], None)
         if size is None:
             size = x.shape[:2]
@@ -88,10 +83,13 @@ def read_mask_folder(folder: str | Path) -> tuple[np.ndarray, np.ndarray, np.nda
                 f"{masks[name]}: holds the value {int(y.max())}; mask pixels are class numbers 0 to {MAX_CLASS} "
                 "(a black-and-white mask saved as 0 and 255 should be saved as 0 and 1)"
             )
-        xs.append(x.reshape(*size, -1))
+        xs.append(x)
         ys.append(y.astype(np.uint8))
     order = np.random.default_rng(0).permutation(len(names))
-    x = (np.stack(xs)[order] / 255.0).astype(np.float32)
+    x = np.stack(xs)[order]
+    if np.array_equal(x[..., :1].repeat(3, axis=-1), x):
+        x = x[..., :1]
+    x = (x / 255.0).astype(np.float32)
     y = np.stack(ys)[order]
     return x, y, np.unique(y), [names[i] for i in order]
 
