@@ -37,13 +37,13 @@ TEST_SCENES = 5000  # test scenes, made once from the test images with a fixed s
 # model
 FILTERS = (8, 16, 32, 64)  # channels at full, 1/2, 1/4 and 1/8 scale (the code), in encoder and decoder alike
 # training (the same for both networks)
-EPOCHS = 4  # passes over TRAIN_SCENES fresh scenes
+EPOCHS = 2  # passes over TRAIN_SCENES fresh scenes
 BATCH_SIZE = 16  # scenes per gradient step
 LEARNING_RATE = 3e-3  # Adam's step size, decayed to zero over training (cosine)
 # few labelled masks
 FEW_MASKS = (100, 1000)  # numbers of labelled scenes; sizes larger than the training set are skipped
 FEW_MASK_DRAWS = 3  # independent draws of those scenes (and of the random weights) for each number
-FEW_MASK_STEPS = 200  # gradient steps of fine-tuning on them, from either start
+FEW_MASK_STEPS = 400  # gradient steps of fine-tuning on them, from either start
 PRETRAIN_EPOCHS = 1  # passes over TRAIN_SCENES scenes without masks, denoising, before fine-tuning
 MASKING = 0.5  # fraction of the pixels set to 0 by the pretraining's corruption
 SEED = 0  # seeds NumPy, Python and TensorFlow, the training scenes and the draws
@@ -75,9 +75,9 @@ Two networks of the same depth and widths show what that takes:
 
 The encoder-decoder must squeeze *where* every stroke is through its 6x6 code; the U-Net's
 *skip connections* give the decoder the fine detail directly, and the code only has to say
-*which digit*. In both, the code itself, enlarged to the full size, also goes to the last layer:
-every pixel then sees directly which digit the code found around it, which makes the labelling
-of strokes by digit learn several times faster than through the decoder alone.
+*which digit*. In both, every scale of the decoder, the code included, votes directly at every
+pixel: each pixel then sees which digit the code found around it, which makes the labelling of
+strokes by digit learn several times faster than through the decoder alone.
 
 Masks are costly: someone draws them by hand. Images without masks are cheap. The last part
 carries chapter 05's lesson to pixels: train the U-Net first as a denoising autoencoder on
@@ -89,9 +89,8 @@ network from random weights.
 """
 ## Setup
 
-Apply the command line's overrides to the constants above (`--help` lists them), create and
-check the output folder, and seed every random generator with SEED. Each training is a *stage*
-(see 05): after Ctrl-C, the same command loads the finished ones.
+Apply the command line's overrides (`--help` lists them), check the output folder, seed with
+SEED. Each training is a *stage* (see 05): after Ctrl-C, the same command loads the finished ones.
 """
 started = time.perf_counter()
 settings, out = start(globals())
@@ -218,10 +217,11 @@ halve the size with a stride of 2 (FILTERS[k] channels at scale 1/2^k); the deco
 back with 2x2 transposed convolutions. `skips=True` makes it a U-Net: at each scale, the
 decoder's maps are concatenated with the encoder's before its next convolution.
 
-The *body* ends in feature maps at full resolution: the decoder's FILTERS[0], and the code's
-FILTERS[-1] enlarged (each code position copied over the 8x8 pixels it stands for). A 1x1
-convolution on top makes the output. The same body takes a softmax over the classes (to segment) or a sigmoid over one
-channel (to denoise, for pretraining): pretraining keeps the body and swaps the head.
+The *body* gives the decoder's feature maps at every scale: the code (1/8), 1/4, 1/2 and full
+size. The *head* lets each scale vote at every pixel: a 1x1 convolution of each, the smaller
+ones enlarged to the full size (each position copied over the pixels it stands for), summed.
+The same body takes a softmax over the classes (to segment) or a sigmoid over one channel (to
+denoise, for pretraining): pretraining keeps the body and swaps the head.
 """
 
 
@@ -234,27 +234,33 @@ def conv(x, filters, strides=1, transpose=False):
 
 
 def build_body(input_shape, filters, skips, name):
-    """Image in, FILTERS[0] + FILTERS[-1] feature maps at the same size out."""
+    """Image in; the decoder's feature maps at every scale out, from the code (1/8) to full size."""
     image = keras.Input(input_shape)
     x = conv(image, filters[0])
     across = [x]
     for width in filters[1:]:
         x = conv(conv(x, width, strides=2), width)
         across.append(x)
-    code = x = conv(x, filters[-1])  # one more convolution at the smallest scale: the code
+    x = conv(x, filters[-1])  # one more convolution at the smallest scale: the code
+    scales = [x]
     for width, skip in zip(reversed(filters[:-1]), reversed(across[:-1])):
         x = conv(x, width, transpose=True)
         if skips:
             x = layers.Concatenate()([x, skip])
         x = conv(x, width)
-    code = layers.UpSampling2D(2 ** (len(filters) - 1))(code)  # the code, at the image's size
-    return keras.Model(image, layers.Concatenate()([x, code]), name=name)
+        scales.append(x)
+    return keras.Model(image, scales, name=name)
 
 
 def with_head(body, channels, activation):
-    """The body with a 1x1 convolution on top: `channels` outputs at every pixel."""
+    """The body with the head on top: `channels` outputs at every pixel."""
     image = keras.Input(body.input_shape[1:])
-    return keras.Model(image, layers.Conv2D(channels, 1, activation=activation)(body(image)), name=body.name)
+    *coarse, full = body(image)
+    votes = [layers.Conv2D(channels, 1)(full)]
+    for maps in coarse:  # a 1x1 convolution at each smaller scale, each position copied over its pixels
+        vote = layers.Conv2D(channels, 1, use_bias=False)(maps)
+        votes.append(layers.UpSampling2D(image.shape[1] // maps.shape[1])(vote))
+    return keras.Model(image, layers.Activation(activation)(layers.Add()(votes)), name=body.name)
 
 
 def compile_segmenter(model, steps):
@@ -265,9 +271,6 @@ def compile_segmenter(model, steps):
 
 
 input_shape = x_test.shape[1:]
-for name, skips in (("encoder-decoder", False), ("U-Net", True)):
-    model = with_head(build_body(input_shape, FILTERS, skips, "x"), classes, "softmax")
-    print(f"{name}: {model.count_params():,} weights")
 
 # %%
 """
@@ -298,10 +301,10 @@ def train_segmenter(skips):
 
 networks, histories, seconds = {}, {}, {}
 for name, skips in (("encoder-decoder", False), ("U-Net", True)):
-    print(f"\n== {name}: {EPOCHS} epochs of {steps_per_epoch * BATCH_SIZE:,} scenes ==")
+    model = networks[name] = with_head(build_body(input_shape, FILTERS, skips, "x"), classes, "softmax")
+    print(f"\n== {name}, {model.count_params():,} weights: {EPOCHS} x {steps_per_epoch * BATCH_SIZE:,} scenes ==")
     weights, histories[name], seconds[name] = stages.run(name, train_segmenter, skips)
-    networks[name] = with_head(build_body(input_shape, FILTERS, skips, name.replace("-", "_")), classes, "softmax")
-    networks[name].set_weights(weights)
+    model.set_weights(weights)
 
 # %%
 """
@@ -317,7 +320,7 @@ accuracy (the fraction of pixels right), which background alone would make look 
 
 
 def predict_masks(model, x):
-    return np.argmax(model.predict(x, batch_size=250, verbose=0), axis=-1).astype(np.uint8)
+    return np.argmax(model.predict(x, batch_size=250, verbose=0), axis=-1).astype(np.uint8)[:, :height, :width]
 
 
 def confusion_matrix(true, predicted, classes):
@@ -341,13 +344,11 @@ def scores(true, predicted):
     }
 
 
-y_test = y_test[:, :height, :width]  # padding, if any, is not scored
-predictions = {name: predict_masks(model, x_test)[:, :height, :width] for name, model in networks.items()}
+y_test, y_val = y_test[:, :height, :width], y_val[:, :height, :width]  # padding, if any, is not scored
+predictions = {name: predict_masks(model, x_test) for name, model in networks.items()}
 results = {name: scores(y_test, p) for name, p in predictions.items()}
 for name, model in networks.items():  # the validation scenes, on which settings are chosen
-    results[name]["validation_mean_iou"] = scores(
-        y_val[:, :height, :width], predict_masks(model, x_val)[:, :height, :width]
-    )["mean_iou"]
+    results[name]["validation_mean_iou"] = scores(y_val, predict_masks(model, x_val))["mean_iou"]
 gap = results["U-Net"]["mean_iou"] - results["encoder-decoder"]["mean_iou"]
 
 print(f"\nTest scenes ({len(x_test):,}), IoU per class:")
@@ -365,10 +366,9 @@ print(f"the skip connections add {gap:+.3f} to the mean IoU (a public M2NIST U-N
 """
 ## Few labelled masks: denoising pretraining
 
-The U-Net's body is trained first as a denoising autoencoder: scenes *without* their masks,
-MASKING of the pixels set to 0 (a fresh draw every batch), the clean scene the target, binary
-cross-entropy per pixel. To rebuild a wiped-out stroke it must know the digit it belongs to, so
-its features are about digits before it has seen a single mask.
+The U-Net's body is trained first as a denoising autoencoder on scenes *without* masks: MASKING
+of the pixels set to 0 (fresh every batch), the clean scene the target, binary cross-entropy per
+pixel. To rebuild a wiped-out stroke it must know its digit: it learns digits without a mask.
 
 Then, for each number N in FEW_MASKS, N labelled training scenes are drawn and the segmenter is
 fine-tuned on them for FEW_MASK_STEPS steps, from the pretrained body (with a new softmax head)
@@ -404,7 +404,7 @@ def fine_tune(start_weights, n, draw, seed):
 
     history = model.fit(Batches(draw_few, FEW_MASK_STEPS, BATCH_SIZE, seed), epochs=1, verbose=0)
     check_finite(history.history)
-    return scores(y_test, predict_masks(model, x_test)[:, :height, :width])["mean_iou"]
+    return scores(y_test, predict_masks(model, x_test))["mean_iou"]
 
 
 if not mask_folder:  # the labelled training scenes the few-mask draws come from
@@ -415,7 +415,7 @@ for n in FEW_MASKS:
         print(f"few masks: {n:,} skipped, there are {len(x_train):,} labelled training images (see FEW_MASKS)")
 few = {}
 if few_sizes:
-    print(f"\n== Pretraining the U-Net as a denoising autoencoder, {PRETRAIN_EPOCHS} epochs, masking {MASKING:.0%} ==")
+    print(f"\n== Denoising pretraining: {PRETRAIN_EPOCHS} x {steps_per_epoch * BATCH_SIZE:,} scenes ==")
     pretrained, pretrain_history = stages.run("denoiser", pretrain_denoiser)
     for n in few_sizes:
         row = {"pretrained": [], "random": []}
