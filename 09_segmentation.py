@@ -301,7 +301,7 @@ def train_segmenter(skips):
 
 networks, histories, seconds = {}, {}, {}
 for name, skips in (("encoder-decoder", False), ("U-Net", True)):
-    model = networks[name] = with_head(build_body(input_shape, FILTERS, skips, "x"), classes, "softmax")
+    model = networks[name] = with_head(build_body(input_shape, FILTERS, skips, name), classes, "softmax")
     print(f"\n== {name}, {model.count_params():,} weights: {EPOCHS} x {steps_per_epoch * BATCH_SIZE:,} scenes ==")
     weights, histories[name], seconds[name] = stages.run(name, train_segmenter, skips)
     model.set_weights(weights)
