@@ -117,12 +117,9 @@ def make_scenes(images, labels, n, size, most, rng):
     """`n` scenes of size x size with 1 to `most` of `images` each, and their masks: at every
     pixel, 1 + the label of the image whose stroke (pixel > 0.5) covers it, or 0 (background)."""
     h, w = images.shape[1:3]
-    scenes = np.zeros((n, size, size), np.float32)
-    masks = np.zeros((n, size, size), np.uint8)
+    scenes, masks = np.zeros((n, size, size), np.float32), np.zeros((n, size, size), np.uint8)
     count = rng.integers(1, most + 1, size=n)
-    rows = np.arange(h)[None, :, None]
-    cols = np.arange(w)[None, None, :]
-    which = np.arange(n)[:, None, None]
+    rows, cols, which = np.arange(h)[None, :, None], np.arange(w)[None, None, :], np.arange(n)[:, None, None]
     for slot in range(most):
         chosen = rng.integers(0, len(images), size=n)
         top = rng.integers(0, size - h + 1, size=n)[:, None, None] + rows
@@ -158,9 +155,7 @@ mask_folder = DATA is not None and is_mask_folder(DATA)
 if mask_folder:
     # your own images and masks: classes are the mask values found, 0 taken as background
     images, masks, values, names = read_mask_folder(DATA)
-    lookup = np.zeros(256, np.uint8)
-    lookup[values] = np.arange(len(values))
-    masks = lookup[masks]
+    masks = np.searchsorted(values, masks).astype(np.uint8)  # class k: the k-th smallest value found
     class_names = [f"class {v}" for v in values]
     if values[0] == 0:
         class_names[0] = "background"
@@ -390,21 +385,24 @@ def pretrain_denoiser():
     return denoiser.layers[1].get_weights(), history  # the body's weights; the sigmoid head is dropped
 
 
-def fine_tune(start_weights, n, draw, seed):
+def fine_tune(tuner, start_weights, n, draw, seed):
+    """Fine-tune `tuner` on n scenes from new random weights (the body's from `start_weights`, if given)."""
     chosen = np.random.default_rng((seed, n, draw)).choice(len(x_train), size=n, replace=False)
     few_x, few_y = x_train[chosen], y_train[chosen]
-    body = build_body(input_shape, FILTERS, True, "unet")
+    fresh = with_head(build_body(input_shape, FILTERS, True, "unet"), classes, "softmax")  # new random weights
     if start_weights is not None:
-        body.set_weights(start_weights)
-    model = compile_segmenter(with_head(body, classes, "softmax"), FEW_MASK_STEPS)
+        fresh.layers[1].set_weights(start_weights)
+    tuner.set_weights(fresh.get_weights())
+    for variable in tuner.optimizer.variables:  # a new optimizer: step count and moments back to 0
+        variable.assign(keras.ops.zeros_like(variable))
 
     def draw_few(rng, size):
         pick = rng.integers(0, n, size=size)
         return few_x[pick], few_y[pick]
 
-    history = model.fit(Batches(draw_few, FEW_MASK_STEPS, BATCH_SIZE, seed), epochs=1, verbose=0)
+    history = tuner.fit(Batches(draw_few, FEW_MASK_STEPS, BATCH_SIZE, seed), epochs=1, verbose=0)
     check_finite(history.history)
-    return scores(y_test, predict_masks(model, x_test))["mean_iou"]
+    return scores(y_test, predict_masks(tuner, x_test))["mean_iou"]
 
 
 if not mask_folder:  # the labelled training scenes the few-mask draws come from
@@ -417,12 +415,14 @@ few = {}
 if few_sizes:
     print(f"\n== Denoising pretraining: {PRETRAIN_EPOCHS} x {steps_per_epoch * BATCH_SIZE:,} scenes ==")
     pretrained, pretrain_history = stages.run("denoiser", pretrain_denoiser)
+    tuner = with_head(build_body(input_shape, FILTERS, True, "unet"), classes, "softmax")  # compiled once (XLA
+    tuner = compile_segmenter(tuner, FEW_MASK_STEPS)  # takes longer than the steps), given each start in turn
     for n in few_sizes:
         row = {"pretrained": [], "random": []}
         for draw in range(FEW_MASK_DRAWS):
             for start_name, start_weights in (("pretrained", pretrained), ("random", None)):
                 stage = f"few_{n}_{draw}_{start_name}"
-                row[start_name].append(stages.run(stage, fine_tune, start_weights, n, draw, SEED + draw))
+                row[start_name].append(stages.run(stage, fine_tune, tuner, start_weights, n, draw, SEED + draw))
             last = {k: f"{v[-1]:.3f}" for k, v in row.items()}
             print(f"{n:>6,} masks, draw {draw + 1}: mean IoU pretrained {last['pretrained']}   random {last['random']}")
         means = {k: float(np.mean(v)) for k, v in row.items()}
