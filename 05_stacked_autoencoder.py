@@ -374,17 +374,14 @@ def fine_tune_fixed(model, train, *, steps, batch_size, learning_rate, seed, pro
         if phase_steps == 0:
             continue
         batches = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32))).shuffle(len(x), seed=seed + phase)
-        batches = (
-            batches.repeat().batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-        )  # a new stream a phase
+        batches = batches.repeat().batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)  # one a phase
         for layer in hidden:
             layer.trainable = train_hidden
         loss = "sparse_categorical_crossentropy"  # without XLA, which on the CPU draws dropout masks slowly:
         model.compile(optimizer=adam_cosine(learning_rate, phase_steps), loss=loss, jit_compile=False)
         blocks = min(phase_steps, 20)  # the loss is logged 20 times a phase; the batches are already shuffled
-        nan_stop = [keras.callbacks.TerminateOnNaN()]
-        logged = model.fit(batches, epochs=blocks, steps_per_epoch=phase_steps // blocks, callbacks=nan_stop, verbose=0)
-        logged = logged.history
+        options = {"callbacks": [keras.callbacks.TerminateOnNaN()], "verbose": 0, "shuffle": False}
+        logged = model.fit(batches, epochs=blocks, steps_per_epoch=phase_steps // blocks, **options).history
         check_finite(logged)
         history["loss"] += logged["loss"]
     return history, time.perf_counter() - began
