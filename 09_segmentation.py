@@ -3,7 +3,7 @@ Title: Segmentation: an encoder-decoder that labels every pixel
 Description: Give the autoencoder's shape a class at every pixel instead of a grey level, measure
     what the U-Net's skip connections buy, and what denoising pretraining on images without masks
     buys when labelled masks are few.
-Run: python 09_segmentation.py   (add --train_scenes=4000 --epochs=1 --test_scenes=1000 --few_masks="()" for a quick look)
+Run: python 09_segmentation.py   (add --image_size=32 --most_objects=1 --train_scenes=12000 --epochs=1 --test_scenes=1000 --few_masks="()" for a quick look)
 """  # noqa: E501
 
 # %%
