@@ -231,7 +231,7 @@ def importance_weighted_nll(encoder: keras.Model, decoder: keras.Model, x: np.nd
         return -reconstruction_loss(images, decoded) + log_p_z - log_q_z
 
     rng = np.random.default_rng(seed)
-    batch = max(1, 20_000 // k)  # k codes for each of `batch` images decoded at once
+    batch = max(1, 2_000 // k)  # k codes for each of `batch` images decoded at once
     nll = []
     for first in range(0, len(x), batch):
         images = x[first : first + batch]
