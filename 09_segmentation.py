@@ -415,8 +415,8 @@ few = {}
 if few_sizes:
     print(f"\n== Denoising pretraining: {PRETRAIN_EPOCHS} x {steps_per_epoch * BATCH_SIZE:,} scenes ==")
     pretrained, pretrain_history = stages.run("denoiser", pretrain_denoiser)
-    tuner = with_head(build_body(input_shape, FILTERS, True, "unet"), classes, "softmax")  # compiled once (XLA
-    tuner = compile_segmenter(tuner, FEW_MASK_STEPS)  # takes longer than the steps), given each start in turn
+    tuner = with_head(build_body(input_shape, FILTERS, True, "unet"), classes, "softmax")  # one model, every start:
+    tuner = compile_segmenter(tuner, FEW_MASK_STEPS)  # compiled once, as compiling takes longer than the steps
     for n in few_sizes:
         row = {"pretrained": [], "random": []}
         for draw in range(FEW_MASK_DRAWS):
