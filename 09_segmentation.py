@@ -32,7 +32,7 @@ IMAGE_SIZE = 48  # scenes are IMAGE_SIZE x IMAGE_SIZE pixels (images from a mask
 TRAIN_LIMIT = None  # make training scenes from only the first N training images (None: all 60,000)
 VALIDATION_SIZE = None  # last N training images (or image-mask pairs) held out (None: a twelfth, at most 5,000)
 MOST_OBJECTS = 3  # each scene holds 1 to MOST_OBJECTS digits at random places
-TRAIN_SCENES = 20000  # training scenes drawn afresh for every epoch
+TRAIN_SCENES = 20000  # training scenes drawn afresh for every epoch (from a mask folder: pairs drawn at random)
 TEST_SCENES = 5000  # test scenes, made once from the test images with a fixed seed (about two digits each)
 # model
 FILTERS = (8, 16, 32, 64)  # channels at full, 1/2, 1/4 and 1/8 scale (the code), in encoder and decoder alike
@@ -174,7 +174,6 @@ if mask_folder:
         return x_train[chosen], y_train[chosen]
 
     source = f"{len(images):,} image-mask pairs from {DATA}"
-    steps_per_epoch = max(1, len(x_train) // BATCH_SIZE)
 else:
     if IMAGE_SIZE < 28 or IMAGE_SIZE % 2 ** (len(FILTERS) - 1):
         raise SettingError(
@@ -197,8 +196,8 @@ else:
     x_test, y_test = make_scenes(data.x_test, test_labels, TEST_SCENES, IMAGE_SIZE, MOST_OBJECTS, test_rng)
     height = width = IMAGE_SIZE
     source = f"scenes of {IMAGE_SIZE}x{IMAGE_SIZE} made from {data.describe()}"
-    steps_per_epoch = max(1, TRAIN_SCENES // BATCH_SIZE)
 
+steps_per_epoch = max(1, TRAIN_SCENES // BATCH_SIZE)  # a few hundred pairs are drawn again and again
 classes = len(class_names)
 print(f"data: {source}")
 print(f"validation: {len(x_val):,} scenes; test: {len(x_test):,} scenes; {classes} classes: {', '.join(class_names)}")

@@ -177,6 +177,7 @@ def test_a_folder_of_60x60_image_mask_pairs_just_works(tmp_path, capsys):
             f"--data={folder}",
             "--filters=(4,8,16,32)",
             "--epochs=2",
+            "--train_scenes=160",
             "--batch_size=8",
             "--few_masks=(100,)",
             f"--output_dir={out}",
