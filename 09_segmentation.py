@@ -3,7 +3,7 @@ Title: Segmentation: an encoder-decoder that labels every pixel
 Description: Give the autoencoder's shape a class at every pixel instead of a grey level, measure
     what the U-Net's skip connections buy, and what denoising pretraining on images without masks
     buys when labelled masks are few.
-Run: python 09_segmentation.py   (add --image_size=32 --most_objects=1 --train_scenes=12000 --epochs=1 --test_scenes=1000 --few_masks="()" for a quick look)
+Run: python 09_segmentation.py   (add --image_size=32 --most_objects=1 --train_scenes=12000 --test_scenes=1000 --few_masks="()" for a quick look)
 """  # noqa: E501
 
 # %%
@@ -37,7 +37,7 @@ TEST_SCENES = 5000  # test scenes, made once from the test images with a fixed s
 # model
 FILTERS = (8, 16, 32, 64)  # channels at full, 1/2, 1/4 and 1/8 scale (the code), in encoder and decoder alike
 # training (the same for both networks)
-EPOCHS = 2  # passes over TRAIN_SCENES fresh scenes
+EPOCHS = 1  # passes over TRAIN_SCENES fresh scenes
 BATCH_SIZE = 16  # scenes per gradient step
 LEARNING_RATE = 3e-3  # Adam's step size, decayed to zero over training (cosine)
 # few labelled masks
@@ -61,11 +61,11 @@ Every chapter so far asked an encoder-decoder for an image back. Ask it instead 
 every pixel* and it segments: the decoder ends in a softmax over the classes at each pixel, the
 loss is the cross-entropy of the true class, pixel by pixel, and nothing else changes.
 
-The scenes here are canvases with one to three MNIST digits at random places (the idea of
-M2NIST). A pixel whose digit stroke covers it (pixel > 0.5) is labelled with that digit; every
-other pixel is *background*: 11 classes. To label a pixel the network must recognise the whole
-digit around it, so it needs both the small scale (where the stroke is) and the large (which
-digit it is).
+The scenes here are canvases with one to three MNIST digits at random places where they do not
+overlap (the idea of M2NIST). A pixel whose digit stroke covers it (pixel > 0.5) is labelled
+with that digit; every other pixel is *background*: 11 classes. To label a pixel the network
+must recognise the whole digit around it, so it needs both the small scale (where the stroke
+is) and the large (which digit it is).
 
 Two networks of the same depth and widths show what that takes:
 
@@ -105,32 +105,44 @@ stages = Stages(backup_folder(out, settings, "stages"), SEED)  # Ctrl-C, then re
 """
 ## Prepare the data
 
-A *scene* is a blank canvas with 1 to MOST_OBJECTS images pasted at random places; where two
-overlap the brighter pixel shows, and the label of the one pasted last wins. Training scenes are
+A *scene* is a blank canvas with 1 to MOST_OBJECTS images pasted at random places where their
+ink touches no ink already there, as M2NIST's digits never overlap: every stroke then belongs to one
+digit, and its label is never a guess. Training scenes are
 made only from training images and drawn afresh for every batch (as the corruption was in 02-04),
 so the network never sees the same scene twice; validation scenes from the held-out training
 images; test scenes only from the test images, once, with TEST_SEED.
 """
 
 
-def make_scenes(images, labels, n, size, most, rng):
+def make_scenes(images, labels, n, size, most, rng, tries=20, margin=4):
     """`n` scenes of size x size with 1 to `most` of `images` each, and their masks: at every
-    pixel, 1 + the label of the image whose stroke (pixel > 0.5) covers it, or 0 (background)."""
+    pixel, 1 + the label of the image whose stroke (pixel > 0.5) covers it, or 0 (background).
+    Each image goes where its ink (pixel > 0) meets no other ink and stays on the canvas (its blank
+    border, up to `margin` pixels, may not); one that finds no such place in `tries` is left out."""
     h, w = images.shape[1:3]
-    scenes, masks = np.zeros((n, size, size), np.float32), np.zeros((n, size, size), np.uint8)
-    count = rng.integers(1, most + 1, size=n)
-    rows, cols, which = np.arange(h)[None, :, None], np.arange(w)[None, None, :], np.arange(n)[:, None, None]
+    big = size + 2 * margin  # the canvas and a margin all round, cropped away at the end
+    scenes, masks = np.zeros((n, big, big), np.float32), np.zeros((n, big, big), np.uint8)
+    ink_rows, ink_cols = images.any(axis=2), images.any(axis=1)  # where each image's ink begins and ends:
+    first = np.array([ink_rows.argmax(axis=1), ink_cols.argmax(axis=1)])
+    last = np.array([h - 1 - ink_rows[:, ::-1].argmax(axis=1), w - 1 - ink_cols[:, ::-1].argmax(axis=1)])
+    count, rows, cols = rng.integers(1, most + 1, size=n), np.arange(h)[:, None], np.arange(w)[None, :]
     for slot in range(most):
-        chosen = rng.integers(0, len(images), size=n)
-        top = rng.integers(0, size - h + 1, size=n)[:, None, None] + rows
-        left = rng.integers(0, size - w + 1, size=n)[:, None, None] + cols
-        here = (slot < count)[:, None, None]
-        patch = images[chosen]
-        canvas = scenes[which, top, left]
-        scenes[which, top, left] = np.where(here, np.maximum(canvas, patch), canvas)
-        stroke = here & (patch > 0.5)
-        masks[which, top, left] = np.where(stroke, labels[chosen][:, None, None] + 1, masks[which, top, left])
-    return scenes[..., None], masks
+        chosen, waiting = rng.integers(0, len(images), size=n), slot < count
+        for _ in range(tries):
+            which = np.flatnonzero(waiting)
+            c, corner = chosen[which], rng.integers(0, big - h + 1, size=(2, len(which)))
+            inside = np.all((corner + first[:, c] >= margin) & (corner + last[:, c] < margin + size), axis=0)
+            top, left = corner[0][:, None, None] + rows, corner[1][:, None, None] + cols
+            patch, canvas = images[c], scenes[which[:, None, None], top, left]
+            free = inside & ~np.any((patch > 0) & (canvas > 0), axis=(1, 2))  # no ink on ink: no overlap
+            put, top, left, patch = which[free][:, None, None], top[free], left[free], patch[free]
+            scenes[put, top, left] = np.maximum(scenes[put, top, left], patch)
+            masks[put, top, left] = np.where(patch > 0.5, labels[chosen[put]] + 1, masks[put, top, left])
+            waiting[which[free]] = False
+            if not waiting.any():
+                break
+    crop = slice(margin, margin + size)
+    return scenes[:, crop, crop, None], masks[:, crop, crop]
 
 
 class Batches(keras.utils.PyDataset):
@@ -156,9 +168,7 @@ if mask_folder:
     # your own images and masks: classes are the mask values found, 0 taken as background
     images, masks, values, names = read_mask_folder(DATA)
     masks = np.searchsorted(values, masks).astype(np.uint8)  # class k: the k-th smallest value found
-    class_names = [f"class {v}" for v in values]
-    if values[0] == 0:
-        class_names[0] = "background"
+    class_names = ["background" if v == 0 else f"class {v}" for v in values]
     n_test = max(1, round(len(images) / 5))  # a fifth kept for testing, as of a folder of images
     x_test, y_test = images[-n_test:], masks[-n_test:]
     x_train, x_val = holdout_split(images[:-n_test], VALIDATION_SIZE, "VALIDATION_SIZE")
@@ -190,9 +200,8 @@ else:
         return make_scenes(digits, labels[: len(digits)], n, IMAGE_SIZE, MOST_OBJECTS, rng)
 
     val_rng, test_rng = np.random.default_rng(SEED), np.random.default_rng(TEST_SEED)
-    x_val, y_val = make_scenes(
-        held_out, labels[len(digits) :], len(held_out) // 2 + 1, IMAGE_SIZE, MOST_OBJECTS, val_rng
-    )
+    n_val = len(held_out) // 2 + 1
+    x_val, y_val = make_scenes(held_out, labels[len(digits) :], n_val, IMAGE_SIZE, MOST_OBJECTS, val_rng)
     x_test, y_test = make_scenes(data.x_test, test_labels, TEST_SCENES, IMAGE_SIZE, MOST_OBJECTS, test_rng)
     height = width = IMAGE_SIZE
     source = f"scenes of {IMAGE_SIZE}x{IMAGE_SIZE} made from {data.describe()}"
@@ -277,10 +286,8 @@ scenes, with the loss and step size above. The validation scenes are scored afte
 
 def train(draw, model, epochs, seed, validation=None):
     batches = Batches(draw, steps_per_epoch, BATCH_SIZE, seed)
-    nan_stop = [keras.callbacks.TerminateOnNaN()]
-    history = model.fit(
-        batches, epochs=epochs, validation_data=validation, callbacks=nan_stop, verbose=progress_verbosity()
-    )
+    fit = dict(epochs=epochs, validation_data=validation, callbacks=[keras.callbacks.TerminateOnNaN()])
+    history = model.fit(batches, **fit, verbose=progress_verbosity())
     check_finite(history.history)
     return history.history
 
@@ -407,9 +414,8 @@ def fine_tune(tuner, start_weights, n, draw, seed):
 if not mask_folder:  # the labelled training scenes the few-mask draws come from
     x_train, y_train = draw_labelled(np.random.default_rng(SEED + 1), max(FEW_MASKS, default=1))
 few_sizes = [n for n in FEW_MASKS if n <= len(x_train)]
-for n in FEW_MASKS:
-    if n > len(x_train):
-        print(f"few masks: {n:,} skipped, there are {len(x_train):,} labelled training images (see FEW_MASKS)")
+for n in (n for n in FEW_MASKS if n > len(x_train)):
+    print(f"few masks: {n:,} skipped, there are {len(x_train):,} labelled training images (see FEW_MASKS)")
 few = {}
 if few_sizes:
     print(f"\n== Denoising pretraining: {PRETRAIN_EPOCHS} x {steps_per_epoch * BATCH_SIZE:,} scenes ==")
@@ -460,14 +466,8 @@ plotting.mask_rows(
     class_names,
     title=f"The U-Net's worst test scenes (mean IoU of the classes in each, from {per_scene[worst[0]]:.2f})",
 )
-plotting.bars(
-    out / "iou_per_class.png",
-    class_names,
-    {name: list(r["iou_per_class"].values()) for name, r in results.items()},
-    ylabel="IoU on the test scenes",
-    title="IoU of every class",
-    ylim=(0, 1),
-)
+ious = {name: list(r["iou_per_class"].values()) for name, r in results.items()}
+plotting.bars(out / "iou_per_class.png", class_names, ious, "IoU on the test scenes", "IoU of every class", (0, 1))
 if few:
     plotting.curves(
         out / "few_masks.png",
