@@ -231,8 +231,8 @@ on_mnist = DATA is None and DATASET == "mnist"
 ## Train: one detector per class
 
 Every autoencoder is trained from scratch on one class's images with Adam and squared error (of
-one pass: the second is only for scoring), its step size decayed to zero (cosine). PCA is fitted on the same
-images. Then, for the detector, the Gaussian of the training images' codes, and the
+one pass: the second is only for scoring), its step size decayed to zero (cosine). PCA is fitted
+on the same images. Then, for the detector, the Gaussian of the training images' codes, and the
 standardization of error and distance on the held-out images: its score model is complete.
 """
 
