@@ -12,7 +12,6 @@ import time
 from common import plotting
 from common.corruption import masking_noise
 from common.data import holdout_split, load_data
-from common.devices import use_xla
 from common.errors import SettingError
 from common.masks import is_mask_folder, pad_to_multiple, read_mask_folder
 from common.outputs import save_json, save_model
@@ -44,6 +43,7 @@ LEARNING_RATE = 3e-3  # Adam's step size, decayed to zero over training (cosine)
 FEW_MASKS = (100, 1000)  # numbers of labelled scenes; sizes larger than the training set are skipped
 FEW_MASK_DRAWS = 3  # independent draws of those scenes (and of the random weights) for each number
 FEW_MASK_STEPS = 400  # gradient steps of fine-tuning on them, from either start
+FEW_MASK_BATCH_SIZE = 8  # scenes per step of that fine-tuning (few masks: what counts is the steps)
 PRETRAIN_EPOCHS = 1  # passes over TRAIN_SCENES scenes without masks, denoising, before fine-tuning
 MASKING = 0.5  # fraction of the pixels set to 0 by the pretraining's corruption
 SEED = 0  # seeds NumPy, Python and TensorFlow, the training scenes and the draws
@@ -122,16 +122,16 @@ def make_scenes(images, labels, n, size, most, rng, tries=20, margin=4):
     h, w = images.shape[1:3]
     big = size + 2 * margin  # the canvas and a margin all round, cropped away at the end
     scenes, masks = np.zeros((n, big, big), np.float32), np.zeros((n, big, big), np.uint8)
-    ink_rows, ink_cols = images.any(axis=2), images.any(axis=1)  # where each image's ink begins and ends:
-    first = np.array([ink_rows.argmax(axis=1), ink_cols.argmax(axis=1)])
-    last = np.array([h - 1 - ink_rows[:, ::-1].argmax(axis=1), w - 1 - ink_cols[:, ::-1].argmax(axis=1)])
     count, rows, cols = rng.integers(1, most + 1, size=n), np.arange(h)[:, None], np.arange(w)[None, :]
     for slot in range(most):
         chosen, waiting = rng.integers(0, len(images), size=n), slot < count
+        ink_rows, ink_cols = images[chosen].any(axis=2), images[chosen].any(axis=1)  # where their ink is:
+        first = np.array([ink_rows.argmax(axis=1), ink_cols.argmax(axis=1)])
+        last = np.array([h - 1 - ink_rows[:, ::-1].argmax(axis=1), w - 1 - ink_cols[:, ::-1].argmax(axis=1)])
         for _ in range(tries):
             which = np.flatnonzero(waiting)
             c, corner = chosen[which], rng.integers(0, big - h + 1, size=(2, len(which)))
-            inside = np.all((corner + first[:, c] >= margin) & (corner + last[:, c] < margin + size), axis=0)
+            inside = np.all((corner + first[:, which] >= margin) & (corner + last[:, which] < margin + size), axis=0)
             top, left = corner[0][:, None, None] + rows, corner[1][:, None, None] + cols
             patch, canvas = images[c], scenes[which[:, None, None], top, left]
             free = inside & ~np.any((patch > 0) & (canvas > 0), axis=(1, 2))  # no ink on ink: no overlap
@@ -269,7 +269,8 @@ def with_head(body, channels, activation):
 def compile_segmenter(model, steps):
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=max(1, steps))
     loss = "sparse_categorical_crossentropy"  # of the true class, at every pixel
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=["accuracy"], jit_compile=use_xla())
+    # no XLA: on a CPU, it made these small convolutions' steps slower
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=["accuracy"], jit_compile=False)
     return model
 
 
@@ -372,9 +373,9 @@ of the pixels set to 0 (fresh every batch), the clean scene the target, binary c
 pixel. To rebuild a wiped-out stroke it must know its digit: it learns digits without a mask.
 
 Then, for each number N in FEW_MASKS, N labelled training scenes are drawn and the segmenter is
-fine-tuned on them for FEW_MASK_STEPS steps, from the pretrained body (with a new softmax head)
-and from random weights: the same scenes, steps and step size. Few masks give noisy figures, so
-each N is drawn FEW_MASK_DRAWS times and the means are compared.
+fine-tuned on them for FEW_MASK_STEPS steps of FEW_MASK_BATCH_SIZE scenes, from the pretrained
+body (with a new softmax head) and from random weights: the same scenes, steps and step size.
+Few masks give noisy figures, so each N is drawn FEW_MASK_DRAWS times and the means compared.
 """
 
 
@@ -386,7 +387,7 @@ def draw_denoising(rng, n):
 def pretrain_denoiser():
     denoiser = with_head(build_body(input_shape, FILTERS, True, "unet"), 1, "sigmoid")
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=PRETRAIN_EPOCHS * steps_per_epoch)
-    denoiser.compile(optimizer=keras.optimizers.Adam(schedule), loss="binary_crossentropy", jit_compile=use_xla())
+    denoiser.compile(optimizer=keras.optimizers.Adam(schedule), loss="binary_crossentropy", jit_compile=False)
     history = train(draw_denoising, denoiser, PRETRAIN_EPOCHS, SEED + 2)
     return denoiser.layers[1].get_weights(), history  # the body's weights; the sigmoid head is dropped
 
@@ -406,7 +407,7 @@ def fine_tune(tuner, start_weights, n, draw, seed):
         pick = rng.integers(0, n, size=size)
         return few_x[pick], few_y[pick]
 
-    history = tuner.fit(Batches(draw_few, FEW_MASK_STEPS, BATCH_SIZE, seed), epochs=1, verbose=0)
+    history = tuner.fit(Batches(draw_few, FEW_MASK_STEPS, FEW_MASK_BATCH_SIZE, seed), epochs=1, verbose=0)
     check_finite(history.history)
     return scores(y_test, predict_masks(tuner, x_test))["mean_iou"]
 
@@ -421,7 +422,7 @@ if few_sizes:
     print(f"\n== Denoising pretraining: {PRETRAIN_EPOCHS} x {steps_per_epoch * BATCH_SIZE:,} scenes ==")
     pretrained, pretrain_history = stages.run("denoiser", pretrain_denoiser)
     tuner = with_head(build_body(input_shape, FILTERS, True, "unet"), classes, "softmax")  # one model, every start:
-    tuner = compile_segmenter(tuner, FEW_MASK_STEPS)  # compiled once, as compiling takes longer than the steps
+    tuner = compile_segmenter(tuner, FEW_MASK_STEPS)  # compiled once, not again for every start
     for n in few_sizes:
         row = {"pretrained": [], "random": []}
         for draw in range(FEW_MASK_DRAWS):
@@ -433,7 +434,7 @@ if few_sizes:
         means = {k: float(np.mean(v)) for k, v in row.items()}
         gain = (means["pretrained"] - means["random"]) / means["random"] if means["random"] > 0 else float("nan")
         few[n] = {**{k: {"draws": v, "mean": means[k]} for k, v in row.items()}, "gain": gain}
-    print(f"\nMean IoU with few masks, mean of {FEW_MASK_DRAWS} draws ({FEW_MASK_STEPS} steps each):")
+    print(f"\nMean IoU with few masks, {FEW_MASK_DRAWS} draws, {FEW_MASK_STEPS} steps of {FEW_MASK_BATCH_SIZE}:")
     print(f"{'masks':>8}{'pretrained':>12}{'random':>10}{'gain':>10}")
     for n, r in few.items():  # a ratio to a random start that learned almost nothing says little: n/a
         gain = f"{r['gain']:+.1%}" if r["random"]["mean"] >= 0.01 else "n/a"
@@ -475,7 +476,7 @@ if few:
         {f"{k} start": [few[n][k]["draws"] for n in few] for k in ("pretrained", "random")},
         xlabel="labelled scenes",
         ylabel="mean IoU on the test scenes",
-        title=f"U-Net fine-tuned for {FEW_MASK_STEPS} steps on few masks",
+        title=f"U-Net fine-tuned for {FEW_MASK_STEPS} steps of {FEW_MASK_BATCH_SIZE} scenes on few masks",
         logx=True,
     )
 

@@ -246,6 +246,19 @@ def test_the_script_says_it_in_one_line_and_writes_nothing(tmp_path):
     assert not [p for p in out.rglob("*") if p.is_file()]
 
 
+@pytest.mark.parametrize("setting", ["--few_mask_batch_size=0", "--train_scenes=2.5", "--few_mask_steps=0"])
+def test_a_count_that_is_not_a_whole_number_is_one_line_naming_the_setting(tmp_path, setting):
+    import subprocess  # noqa: PLC0415
+
+    out = tmp_path / "out"
+    command = [sys.executable, "09_segmentation.py", setting, f"--output_dir={out}"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and setting.lstrip("-").split("=")[0] in last.lower()
+    assert not [p for p in out.rglob("*") if p.is_file()]
+
+
 def test_offline_at_its_defaults_and_a_rerun_after_ctrl_c_loads_the_networks_already_trained(tmp_path, monkeypatch):
     fits = []
     real = keras.Model.fit
