@@ -45,7 +45,7 @@ def test_a_pixel_is_labelled_with_the_digit_whose_stroke_covers_it_or_background
     scenes, masks = CHAPTER.make_scenes(images, labels, 400, 48, 3, np.random.default_rng(0))
     assert scenes.shape == (400, 48, 48, 1) and masks.shape == (400, 48, 48) and masks.dtype == np.uint8
     scenes = scenes[..., 0]
-    # the brighter pixel shows where digits overlap, so a pixel is stroke exactly where the scene is above 0.5
+    # digits never overlap, so a pixel is stroke exactly where the scene is above 0.5
     assert np.array_equal(masks > 0, scenes > 0.5)
     assert 0 <= scenes.min() and scenes.max() <= 1 and masks.max() <= 10
     # one digit alone: its mask is its label + 1 on its stroke, found where the scene holds that digit,
