@@ -2,15 +2,17 @@
 Title: A basic autoencoder, and the linear one it must beat
 Description: Compress 28x28 digits into 32 numbers and back, and measure how much better a small
     non-linear network does than PCA with the same 32 numbers.
-Run: python 01_basic_autoencoder.py            (add --epochs=2 --train_limit=5000 for a quick look)
+Run: python 01_basic_autoencoder.py                               (the full run)
+     python 01_basic_autoencoder.py --epochs=5 --batch_size=32    (a quick look)
 """
 
 # %%
+import math
 import time
 
 from common import plotting
 from common.data import load_data
-from common.devices import use_xla
+from common.devices import describe, jit_compile
 from common.metrics import image_quality
 from common.outputs import save_json, save_model
 from common.pca import pca, pca_reconstruct
@@ -34,8 +36,8 @@ HIDDEN_UNITS = (512, 256)  # encoder layer widths; the decoder mirrors them
 EPOCHS = 25  # passes over the training images
 BATCH_SIZE = 256  # images per gradient step
 LEARNING_RATE = 2e-3  # Adam's step size, decayed to zero over training (cosine)
-SEED = 0  # seeds NumPy, Python and TensorFlow
-STRATEGY = None  # None: one device; "mirrored": split every batch over all local GPUs (or 2 CPU devices)
+SEED = 0  # seeds every random draw: NumPy's, Python's and the backend's
+STRATEGY = None  # None: one device; "mirrored": split every batch over all local devices
 # output
 TENSORBOARD = False  # also write TensorBoard logs (losses, and outputs every 2 epochs) to OUTPUT_DIR/tensorboard
 OUTPUT_DIR = None  # where figures, metrics.json and model.keras go (None: outputs/01_basic_autoencoder)
@@ -104,9 +106,10 @@ ink; it trains faster than squared error on MNIST's near-binary images, and we s
 squared error.
 """
 autoencoder, encoder = build_autoencoder(CODE_DIM, tuple(HIDDEN_UNITS), IMAGE_SIZE)
-steps = EPOCHS * -(-len(data.x_train) // BATCH_SIZE)
+steps = EPOCHS * math.ceil(len(data.x_train) / BATCH_SIZE)
 schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=steps)
-autoencoder.compile(optimizer=keras.optimizers.Adam(schedule), loss="binary_crossentropy", jit_compile=use_xla())
+optimizer = keras.optimizers.Adam(schedule)
+autoencoder.compile(optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile())
 autoencoder.summary(line_length=80)
 
 # %%
@@ -117,11 +120,10 @@ The input is the target: the network learns to copy each image through the bottl
 """
 history, train_seconds = train_autoencoder(
     autoencoder,
-    data.x_train,
-    None,
+    data.x_train,  # the input
+    data.x_train,  # the target: the input itself
     epochs=EPOCHS,
     batch_size=BATCH_SIZE,
-    seed=SEED,
     resume_dir=backup_folder(out, settings, "autoencoder"),  # Ctrl-C, then rerun: resumes here
     tensorboard_dir=out / "tensorboard" if TENSORBOARD else None,
     preview=data.x_test[:8],
@@ -179,12 +181,12 @@ plotting.code_scatter(
 
 metrics = {
     "settings": settings,
+    "keras": describe(),
     "data": data.source,
     "n_train": len(data.x_train),
     "n_test": len(data.x_test),
     "code_dim": CODE_DIM,
     "epochs": EPOCHS,
-    "train_seconds": round(train_seconds, 1),
     "test_mse": ae["mse"],
     "test_psnr_db": ae["psnr_db"],
     "test_ssim": ae["ssim"],
@@ -193,6 +195,7 @@ metrics = {
     "pca_test_ssim": linear["ssim"],
     "mse_ratio_to_pca": ae["mse"] / linear["mse"],
     "loss_history": history["loss"],
+    "seconds": {"training": round(train_seconds, 1), "total": round(time.perf_counter() - started, 1)},
 }
 save_model(autoencoder, out / "model.keras")
 save_json(out / "metrics.json", metrics)

@@ -3,16 +3,18 @@ Title: Filling in what was wiped out: masking noise
 Description: Train a denoising autoencoder to rebuild images of which half the pixels were set to
     0, without ever telling it which, and compare it with a classical inpainting that is told
     exactly where the holes are.
-Run: python 03_masking_denoising.py             (add --epochs=3 --train_limit=16000 for a quick look)
+Run: python 03_masking_denoising.py                                     (the full run)
+     python 03_masking_denoising.py --epochs=3 --train_limit=16000       (a quick look)
 """
 
 # %%
+import math
 import time
 
-from common import classical_denoisers, corruption, plotting
+from common import classical_denoisers, plotting
 from common.corruption import Corruption
-from common.data import holdout_split, load_data
-from common.devices import use_xla
+from common.data import TEST_SEED, holdout_split, load_data
+from common.devices import describe, jit_compile
 from common.errors import SettingError
 from common.metrics import image_quality, psnr_per_image
 from common.outputs import save_json, save_model
@@ -24,28 +26,28 @@ import numpy as np
 from keras import layers
 from skimage.restoration import inpaint_biharmonic
 
-# --- hyperparameters: edit here, or override on the command line (--noise_fraction=0.25) ---
+# --- hyperparameters: edit here, or override on the command line (--masking=0.25) ---
 # data
 DATASET = "mnist"  # "mnist" or "fashion_mnist" (ignored when DATA is set)
 DATA = None  # an .npz, a folder of MNIST IDX files, or a folder of your own images (see the README)
 IMAGE_SIZE = 28  # images are made grey squares of IMAGE_SIZE x IMAGE_SIZE pixels (a multiple of 4)
 TRAIN_LIMIT = None  # use only the first N training images (None: all of them)
-VALIDATION_SIZE = None  # last N training images, never trained on (None: a twelfth of them, at most 5,000)
+VALIDATION_SIZE = None  # the last N training images, held out: never trained on (None: a twelfth, at most 5,000)
 # noise
-NOISE_FRACTION = 0.5  # fraction of the pixels set to 0, chosen at random for every image
+MASKING = 0.5  # fraction of the pixels set to 0, chosen at random for every image
 SWEEP_LEVELS = (0.1, 0.3, 0.5, 0.7, 0.9)  # fractions to test the model at
 # model
-CHANNELS = 32  # filters of the first convolution (the second has twice as many)
+FILTERS = (32, 64)  # filters of the two convolutions of the encoder; the decoder mirrors them
 CODE_DIM = 512  # size of the code: the dense layer in the middle
 # training
 EPOCHS = 6  # passes over the training images
 BATCH_SIZE = 128  # images per gradient step
 LEARNING_RATE = 4e-3  # Adam's step size, decayed to zero over training (cosine)
-SEED = 0  # seeds NumPy, Python and TensorFlow, and the masks of the training batches
-STRATEGY = None  # None: one device; "mirrored": split every batch over all local GPUs (or 2 CPU devices)
+SEED = 0  # seeds every random draw: NumPy's, Python's and the backend's, the training masks too
+STRATEGY = None  # None: one device; "mirrored": split every batch over all local devices
 # evaluation
 INPAINTING_IMAGES = 1000  # first N test images also given to the biharmonic inpainting (about 10 ms an image)
-BASELINE_TUNING_IMAGES = 500  # held-out images that choose the Gaussian blur's width
+CLASSICAL_TUNING_IMAGES = 500  # validation images on which the Gaussian blur's width is chosen
 # output
 TENSORBOARD = False  # also write TensorBoard logs (losses, and outputs every 2 epochs) to OUTPUT_DIR/tensorboard
 OUTPUT_DIR = None  # where figures, metrics.json and model.keras go (None: outputs/03_masking_denoising)
@@ -73,27 +75,29 @@ where all the work is.
 """
 
 
-def build_denoiser(channels: int, code_dim: int, size: int, name: str) -> keras.Model:
+def build_denoiser(filters: tuple[int, int], code_dim: int, size: int, name: str) -> keras.Model:
     """Chapter 02's convolutional autoencoder: two strided convolutions, a dense code, two
     transposed convolutions back to a size x size image in [0, 1] (size a multiple of 4), with
     batch normalization and ReLU after every layer but the last."""
     quarter = size // 4
     image = keras.Input(shape=(size, size), name="image")
     h = layers.Reshape((size, size, 1))(image)
-    h = normalized_relu(layers.Conv2D(channels, 3, strides=2, padding="same", use_bias=False, name="conv_1")(h))
-    h = normalized_relu(layers.Conv2D(2 * channels, 3, strides=2, padding="same", use_bias=False, name="conv_2")(h))
+    h = normalized_relu(layers.Conv2D(filters[0], 3, strides=2, padding="same", use_bias=False)(h))
+    h = normalized_relu(layers.Conv2D(filters[1], 3, strides=2, padding="same", use_bias=False)(h))
     h = layers.Flatten()(h)
     h = normalized_relu(layers.Dense(code_dim, use_bias=False)(h), name="code")
-    h = normalized_relu(layers.Dense(quarter * quarter * 2 * channels, use_bias=False)(h))
-    h = layers.Reshape((quarter, quarter, 2 * channels))(h)
-    h = normalized_relu(layers.Conv2DTranspose(channels, 3, strides=2, padding="same", use_bias=False)(h))
+    h = normalized_relu(layers.Dense(quarter * quarter * filters[1], use_bias=False)(h))
+    h = layers.Reshape((quarter, quarter, filters[1]))(h)
+    h = normalized_relu(layers.Conv2DTranspose(filters[0], 3, strides=2, padding="same", use_bias=False)(h))
     h = layers.Conv2DTranspose(1, 3, strides=2, padding="same", activation="sigmoid")(h)  # pixels in [0, 1]
-    return keras.Model(image, layers.Reshape((size, size), name="denoised")(h), name=name)
+    denoised = layers.Reshape((size, size), name="denoised")(h)
+    return keras.Model(image, denoised, name=name)
 
 
 def normalized_relu(h, name: str | None = None):
     """Batch normalization, then ReLU (chapter 02 explains it)."""
-    return layers.ReLU(name=name)(layers.BatchNormalization(momentum=0.9)(h))
+    normalized = layers.BatchNormalization(momentum=0.9)(h)
+    return layers.ReLU(name=name)(normalized)
 
 
 def inpaint(masked: np.ndarray, wiped: np.ndarray) -> np.ndarray:
@@ -115,7 +119,7 @@ Apply the command line's overrides to the constants above (`--help` lists them),
 check the output folder, and seed every random generator with SEED.
 """
 started = time.perf_counter()
-settings, out = start(globals())
+settings, out = start(globals(), checks={"SWEEP_LEVELS": "fraction"})
 if IMAGE_SIZE % 4:
     raise SettingError(f"IMAGE_SIZE={IMAGE_SIZE}: the model halves the image twice, so use a multiple of 4 (28)")
 
@@ -123,49 +127,52 @@ if IMAGE_SIZE % 4:
 """
 ## Prepare the data and the masks
 
-The test images are masked once, with a fixed seed. The masking is also reproduced on its own
+The test images are masked once, with the fixed TEST_SEED (the validation images with TEST_SEED
++ 1), so every run is scored on the same masked images. The masking is also reproduced on its own
 (which pixels were hit) for the inpainting: a pixel that was already 0 and got masked is still a
 hole the inpainting must fill, though it looks the same in the image.
 """
 data = load_data(DATA, DATASET, TRAIN_LIMIT, IMAGE_SIZE)
 print(f"data: {data.describe()}")
-noise = Corruption("masking", NOISE_FRACTION)
-x_fit, x_held = holdout_split(data.x_train, VALIDATION_SIZE, "VALIDATION_SIZE")
-held_masked = noise(x_held, corruption.TEST_SEED + 1)
-x_test_masked = noise(data.x_test, corruption.TEST_SEED)  # the same masked test set on every run
+masking = Corruption("masking", MASKING)
+x_fit, x_val = holdout_split(data.x_train, VALIDATION_SIZE, "VALIDATION_SIZE")
+x_val_masked = masking(x_val, TEST_SEED + 1)
+x_test_masked = masking(data.x_test, TEST_SEED)
 
 
 def wiped_pixels(images: np.ndarray, fraction: float) -> np.ndarray:
     """Which pixels the masking with the test seed hits, found by masking an image of ones."""
-    return Corruption("masking", fraction)(np.ones_like(images), corruption.TEST_SEED) == 0
+    return Corruption("masking", fraction)(np.ones_like(images), TEST_SEED) == 0
 
 
-wiped = wiped_pixels(data.x_test, NOISE_FRACTION)
+wiped = wiped_pixels(data.x_test, MASKING)
 assert np.array_equal(x_test_masked, np.where(wiped, 0, data.x_test))  # the same holes
-print(f"{len(x_fit):,} training, {len(x_held):,} held-out and {len(data.x_test):,} test images; {noise.describe()}")
+print(f"{len(x_fit):,} training, {len(x_val):,} validation and {len(data.x_test):,} test images; {masking.describe()}")
 
 # %%
 """
 ## Build and train the denoising autoencoder
 
-Masked in, clean out, binary cross-entropy per pixel, a fresh mask for every batch.
+Masked in, clean out, binary cross-entropy per pixel: as in chapter 02, the model that trains is
+the corruption, a fresh mask for every batch, followed by the denoiser.
 """
-model = build_denoiser(CHANNELS, CODE_DIM, IMAGE_SIZE, "denoising_autoencoder")
-steps = EPOCHS * -(-len(x_fit) // BATCH_SIZE)
+model = build_denoiser(FILTERS, CODE_DIM, IMAGE_SIZE, "denoising_autoencoder")
+masking_then_model = keras.Sequential([keras.Input(model.input_shape[1:]), masking.layer(SEED), model])
+steps = EPOCHS * math.ceil(len(x_fit) / BATCH_SIZE)
 schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=steps)
-model.compile(optimizer=keras.optimizers.Adam(schedule), loss="binary_crossentropy", jit_compile=use_xla())
+optimizer = keras.optimizers.Adam(schedule)
+masking_then_model.compile(optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile())
 print("\n== Training the denoising autoencoder (masked in, clean out) ==")
 history, train_seconds = train_autoencoder(
-    model,
-    x_fit,
-    noise,  # a fresh mask for every batch
+    masking_then_model,
+    x_fit,  # the input, masked by the model's first layer
+    x_fit,  # the target: the clean image
     epochs=EPOCHS,
     batch_size=BATCH_SIZE,
-    seed=SEED,
-    validation=(held_masked, x_held),
+    validation=(x_val_masked, x_val),
     resume_dir=backup_folder(out, settings, "denoising"),  # Ctrl-C, then rerun: resumes here
     tensorboard_dir=out / "tensorboard" if TENSORBOARD else None,
-    preview=held_masked[:8],
+    preview=x_val_masked[:8],
 )
 
 # %%
@@ -173,16 +180,18 @@ history, train_seconds = train_autoencoder(
 ## Evaluate: not told where the holes are, against told
 
 On all the test images: the masked input, the autoencoder, and the best a noise filter can do (a
-Gaussian blur, its width chosen on held-out images). On the first INPAINTING_IMAGES of them,
+Gaussian blur, its width chosen on validation images). On the first INPAINTING_IMAGES of them,
 also the biharmonic inpainting, given the mask, with the autoencoder on the same images.
 """
 evaluating = time.perf_counter()
 restored = model.predict(x_test_masked, batch_size=1000, verbose=0)  # the masked images go in, no mask
-tuning = slice(0, BASELINE_TUNING_IMAGES)
-blur = classical_denoisers.tune(classical_denoisers.named("Gaussian blur"), held_masked[tuning], x_held[tuning])
+tuning = slice(0, CLASSICAL_TUNING_IMAGES)
+blur = classical_denoisers.tune(classical_denoisers.named("Gaussian blur"), x_val_masked[tuning], x_val[tuning])
 blurred = blur(x_test_masked)
 some = slice(0, INPAINTING_IMAGES)
+inpainting_started = time.perf_counter()
 inpainted = inpaint(x_test_masked[some], wiped[some])  # told which pixels are holes
+inpainting_seconds = time.perf_counter() - inpainting_started
 
 clean = data.x_test
 rows = {
@@ -201,7 +210,7 @@ subset_rows = {
         psnr_of_wiped_pixels(clean[some], inpainted, wiped[some]),
     ),
 }
-print(f"\n{noise.describe()}")
+print(f"\n{masking.describe()}")
 print(f"{'':<40}{'PSNR (dB)':>10}{'SSIM':>8}{'wiped pixels (dB)':>19}")
 print(f"All {len(clean):,} test images:")
 for name, (q, holes) in rows.items():
@@ -209,33 +218,38 @@ for name, (q, holes) in rows.items():
 print(f"The first {n_some:,}:")
 for name, (q, holes) in subset_rows.items():
     print(f"  {name:<38}{q['psnr_db']:>10.2f}{q['ssim']:>8.3f}{holes:>19.2f}")
+print(f"(the inpainting took {inpainting_seconds:.1f} s, {1000 * inpainting_seconds / n_some:.0f} ms an image)")
 
 # %%
 """
 ## One masking level in training, every level in testing
 
-The model was trained at NOISE_FRACTION only. On the first INPAINTING_IMAGES test images, masked
-at each level: the autoencoder (not told), and the inpainting (told).
+The model was trained at MASKING only. On the first INPAINTING_IMAGES test images, masked
+at each level: the autoencoder (not told), and the inpainting (told), by the PSNR of the whole
+images and of the wiped pixels alone.
 """
-print(f"\n== The model trained at {NOISE_FRACTION:.0%}, tested at every level (first {n_some:,} test images) ==")
+print(f"\n== The model trained at {MASKING:.0%}, tested at every level (first {n_some:,} test images) ==")
 sweep = []
 for level in SWEEP_LEVELS:
     holes = wiped_pixels(clean[some], level)
     masked = np.where(holes, 0, clean[some])
-    autoencoder_out = model.predict(masked, batch_size=1000, verbose=0)
+    restored_at_level = model.predict(masked, batch_size=1000, verbose=0)
     inpainted_at_level = inpaint(masked, holes)
     row = {
         "level": level,
         "masked_psnr_db": float(psnr_per_image(clean[some], masked).mean()),
-        "dae_psnr_db": float(psnr_per_image(clean[some], autoencoder_out).mean()),
+        "dae_psnr_db": float(psnr_per_image(clean[some], restored_at_level).mean()),
         "inpainting_psnr_db": float(psnr_per_image(clean[some], inpainted_at_level).mean()),
+        "dae_wiped_pixels_psnr_db": psnr_of_wiped_pixels(clean[some], restored_at_level, holes),
+        "inpainting_wiped_pixels_psnr_db": psnr_of_wiped_pixels(clean[some], inpainted_at_level, holes),
     }
     sweep.append(row)
     print(
         f"  {level:>4.0%} masked {row['masked_psnr_db']:6.2f} dB   autoencoder {row['dae_psnr_db']:6.2f} dB"
-        f"   inpainting {row['inpainting_psnr_db']:6.2f} dB"
+        f" ({row['dae_wiped_pixels_psnr_db']:.2f} on the wiped pixels)   inpainting {row['inpainting_psnr_db']:6.2f} dB"
+        f" ({row['inpainting_wiped_pixels_psnr_db']:.2f})"
     )
-eval_seconds = time.perf_counter() - evaluating
+evaluation_seconds = time.perf_counter() - evaluating
 
 # %%
 """
@@ -255,7 +269,7 @@ plotting.image_rows(
         blur.denoiser.name: blurred[shown],
     },
     n=12,
-    title=f"Test images, {noise.describe()}",
+    title=f"Test images, {masking.describe()}",
 )
 plotting.curves(
     out / "sweep.png",
@@ -267,39 +281,44 @@ plotting.curves(
     },
     xlabel="fraction of pixels masked",
     ylabel=f"PSNR (dB), first {n_some:,} test images",
-    title=f"One model trained at {NOISE_FRACTION:.0%}, tested at every level",
-    marker_at=NOISE_FRACTION,
+    title=f"One model trained at {MASKING:.0%}, tested at every level",
+    marker_at=MASKING,
 )
 plotting.loss_curves(out / "loss.png", {"denoising AE": history}, ylabel="binary cross-entropy per pixel")
 
 
 def figures(q: dict[str, float], holes: float) -> dict[str, float]:
-    return {**q, "wiped_pixels_psnr_db": holes}
+    return q | {"wiped_pixels_psnr_db": holes}
 
 
 metrics = {
     "settings": settings,
+    "keras": describe(),
     "data": data.source,
     "n_train": len(x_fit),
-    "n_held_out": len(x_held),
+    "n_validation": len(x_val),
     "n_test": len(clean),
     "n_inpainting": n_some,
-    "noise": noise.as_dict(),
-    "noisy_psnr_db": rows["masked input"][0]["psnr_db"],
+    "noise": masking.as_dict(),
+    "masked_psnr_db": rows["masked input"][0]["psnr_db"],
     "dae_psnr_db": rows["denoising autoencoder"][0]["psnr_db"],
     "dae_ssim": rows["denoising autoencoder"][0]["ssim"],
     "test": {name: figures(*r) for name, r in rows.items()},
     "first_images": {name: figures(*r) for name, r in subset_rows.items()},
     "blur_sigma": blur.value,
     "sweep": sweep,
-    "train_seconds": round(train_seconds, 1),
-    "eval_seconds": round(eval_seconds, 1),
     "loss_history": history,
+    "seconds": {
+        "training": round(train_seconds, 1),
+        "inpainting": round(inpainting_seconds, 1),
+        "evaluation": round(evaluation_seconds, 1),
+        "total": round(time.perf_counter() - started, 1),
+    },
 }
 save_model(model, out / "model.keras")  # masked image in, restored image out
 save_json(out / "metrics.json", metrics)
 finish(
     out,
-    f"restored test PSNR {metrics['dae_psnr_db']:.2f} dB (masked {metrics['noisy_psnr_db']:.2f} dB)",
+    f"restored test PSNR {metrics['dae_psnr_db']:.2f} dB (masked {metrics['masked_psnr_db']:.2f} dB)",
     started,
 )

@@ -3,7 +3,8 @@ Title: A deep autoencoder: 30 numbers per image, against PCA
 Description: Pretrain a 784-1000-500-250-30 encoder one layer at a time as denoising autoencoders,
     unroll it with its decoders into one deep autoencoder, fine-tune it as a whole, and compare its
     30-number codes with PCA's 30 components (Hinton & Salakhutdinov 2006).
-Run: python 06_deep_autoencoder.py   (add --train_limit=10000 --pretrain_epochs=5 --epochs=30 for a quick look)
+Run: python 06_deep_autoencoder.py                                                       (the full run)
+     python 06_deep_autoencoder.py --train_limit=10000 --pretrain_epochs=5 --epochs=30        (a quick look)
 """
 
 # %%
@@ -14,8 +15,7 @@ from typing import NamedTuple
 from common import plotting
 from common.corruption import Corruption
 from common.data import load_data
-from common.devices import use_xla
-from common.errors import SettingError
+from common.devices import describe, jit_compile
 from common.metrics import mse_per_image
 from common.outputs import save_json, save_model
 from common.pca import pca, pca_reconstruct
@@ -25,7 +25,6 @@ from common.training import backup_folder, train_autoencoder
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import layers
 
 # --- hyperparameters: edit here, or override on the command line (--epochs=10) ---
@@ -39,7 +38,7 @@ HIDDEN_UNITS = (1000, 500, 250)  # widths of the encoder's pretrained layers, bo
 CODE_DIM = 30  # size of the code: a linear layer on top, pretrained like the others (2: a map you can plot)
 # greedy layer-wise pretraining
 MASKING = 0.5  # fraction of the pixels set to 0 in layer 1's input while it is pretrained
-UPPER_MASKING = 0.25  # fraction of the codes set to 0 in the input of every layer above it, the code layer too
+CODE_MASKING = 0.25  # fraction of the codes set to 0 in the input of every layer above it, the code layer too
 PRETRAIN_EPOCHS = 20  # passes over the training images, for each layer
 PRETRAIN_BATCH_SIZE = 256  # examples per gradient step, in pretraining
 PRETRAIN_LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over each layer's training (cosine)
@@ -48,14 +47,14 @@ EPOCHS = 40  # passes over the training images
 BATCH_SIZE = 256  # images per gradient step
 LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over the fine-tuning (cosine)
 WEIGHT_DECAY = 0.1  # AdamW's weight decay: each step shrinks every weight by this x the step size (0: plain Adam)
-SEED = 0  # seeds NumPy, Python and TensorFlow, and the corruptions
-STRATEGY = None  # None: one device; "mirrored": split every batch over all local GPUs (or 2 CPU devices)
+SEED = 0  # seeds every random draw: NumPy's, Python's and the backend's, the corruptions too
+STRATEGY = None  # None: one device; "mirrored": split every batch over all local devices
 # output
 OUTPUT_DIR = None  # where figures, metrics.json and model.keras go (None: outputs/06_deep_autoencoder)
 
 PUBLISHED = {  # Hinton & Salakhutdinov (2006), Figure 2: squared error per MNIST test image
-    "deep_ae_sq_error_per_image": 3.00,  # their 784-1000-500-250-30 autoencoder, pretrained as RBMs
-    "pca_sq_error_per_image": 13.87,  # PCA with 30 components
+    "deep_ae": 3.00,  # their 784-1000-500-250-30 autoencoder, pretrained as RBMs
+    "pca": 13.87,  # PCA with 30 components
 }
 
 # %%
@@ -72,7 +71,7 @@ with a fifth of the error of PCA's 30 components.
 
 Here every layer is pretrained as a *denoising* autoencoder (chapter 05 tells the method, for a
 classifier): layer 1 learns to rebuild the pixels from a copy with MASKING of them set to 0,
-layer 2 to rebuild layer 1's codes from a copy with UPPER_MASKING of them set to 0, and so on up
+layer 2 to rebuild layer 1's codes from a copy with CODE_MASKING of them set to 0, and so on up
 to the code layer, which is linear, so that its 30 numbers may take any value.
 
     pixels --[DAE 1]--> 1000 --[DAE 2]--> 500 --[DAE 3]--> 250 --[DAE 4]--> 30 (linear code)
@@ -86,9 +85,8 @@ come back needs the detail that heavy masking teaches a layer to ignore.
 """
 ## Setup
 
-Apply the command line's overrides to the constants above (`--help` lists them), check the
-settings they cannot check alone, create and check the output folder, and seed every random
-generator with SEED.
+Apply the command line's overrides to the constants above (`--help` lists them), check them,
+create and check the output folder, and seed every random generator with SEED.
 
 Each training below runs as a *stage*: `stages.run(name, train, *args)` seeds the random
 generators from SEED and the stage's name, calls `train(*args)` and keeps what it returns in the
@@ -97,12 +95,6 @@ resumes the fine-tuning from its last finished epoch) instead of training them a
 """
 started = time.perf_counter()
 settings, out = start(globals())
-for name in ("MASKING", "UPPER_MASKING"):
-    value = settings[name]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise SettingError(f"{name}={value!r}: a fraction of inputs set to 0 must lie in [0, 1)")
-if isinstance(WEIGHT_DECAY, bool) or not isinstance(WEIGHT_DECAY, (int, float)) or WEIGHT_DECAY < 0:
-    raise SettingError(f"WEIGHT_DECAY={WEIGHT_DECAY!r}: a weight decay must be a number, 0 or more")
 stages = Stages(backup_folder(out, settings, "stages"), SEED)  # Ctrl-C, then rerun: resumes here
 
 # %%
@@ -125,7 +117,8 @@ One layer is a one-hidden-layer autoencoder `x -> h -> x` of whatever it is give
 for layer 1, the codes of the layers below for the others. Its encoder is a ReLU layer (linear
 for the code layer). On pixels its decoder is a sigmoid trained with binary cross-entropy; on the
 ReLU codes of a layer below it is a ReLU trained with squared error. Its input is masked, a fresh
-draw for every batch (`train_autoencoder` draws it), and it must rebuild the clean input. Each
+draw for every batch (the corruption is the model's first layer, active only in training, as in
+chapters 02-05), and it must rebuild the clean input. Each
 layer is trained with Adam, its step size decayed to zero (cosine), then frozen, and the clean
 codes it gives the training images are the next layer's data.
 """
@@ -161,15 +154,16 @@ def pretrain_layer(x, units, corruption, *, pixels, linear_code=False, epochs, b
     activation = "linear" if linear_code else "relu"
     decoder_activation = "sigmoid" if pixels else "relu"
     inputs = keras.Input(shape=(x.shape[1],))
-    h = layers.Dense(units, activation=activation, name="encoder")(inputs)
+    h = inputs if corruption is None else corruption.layer(seed)(inputs)
+    h = layers.Dense(units, activation=activation, name="encoder")(h)
     outputs = layers.Dense(x.shape[1], activation=decoder_activation, name="decoder")(h)
     model = keras.Model(inputs, outputs, name=f"layer_{x.shape[1]}_{units}")
     model.compile(
         optimizer=adam_cosine(learning_rate, epochs * math.ceil(len(x) / batch_size)),
         loss="binary_crossentropy" if pixels else "mse",
-        jit_compile=use_xla(),
+        jit_compile=jit_compile(),
     )
-    history, seconds = train_autoencoder(model, x, corruption, epochs=epochs, batch_size=batch_size, seed=seed)
+    history, seconds = train_autoencoder(model, x, x, epochs=epochs, batch_size=batch_size)
     return PretrainedLayer(
         encoder=model.get_layer("encoder").get_weights(),
         decoder=model.get_layer("decoder").get_weights(),
@@ -180,25 +174,24 @@ def pretrain_layer(x, units, corruption, *, pixels, linear_code=False, epochs, b
     )
 
 
-def encode(stack, x, batch_size=2000):
-    """The (clean) codes of `x` (N, inputs) at the top of `stack`, as float32."""
-    out = []
-    for first in range(0, len(x), batch_size):
-        h = tf.convert_to_tensor(x[first : first + batch_size])
-        for layer in stack:
-            kernel, bias = layer.encoder
-            h = tf.matmul(h, kernel) + bias
-            if layer.activation == "relu":
-                h = tf.nn.relu(h)
-        out.append(h.numpy())
-    return np.concatenate(out).astype(np.float32)
+def encode(stack, x):
+    """The (clean) codes of `x` (N, inputs) at the top of `stack`: each layer's x W + b, through a
+    ReLU where the layer has one."""
+    h = x
+    for layer in stack:
+        kernel, bias = layer.encoder
+        h = h @ kernel + bias
+        if layer.activation == "relu":
+            h = np.maximum(h, 0)
+    return h.astype(np.float32)
 
 
 widths = (*HIDDEN_UNITS, CODE_DIM)
 print(f"\n== Pretraining the encoder, {' -> '.join(map(str, widths))} (code), one layer at a time ==")
-stack, codes = [], x_flat
+stack = []
+codes = x_flat
 for k, units in enumerate(widths):
-    level = MASKING if k == 0 else UPPER_MASKING
+    level = MASKING if k == 0 else CODE_MASKING
     top = k == len(widths) - 1
     print(f"\n-- layer {k + 1}: {codes.shape[1]} -> {units}{' (linear code)' if top else ''}, masking {level:.0%}")
     layer = stages.run(
@@ -258,11 +251,9 @@ def fine_tune(model, x, resume_dir):
     model.compile(
         optimizer=adam_cosine(LEARNING_RATE, EPOCHS * math.ceil(len(x) / BATCH_SIZE), WEIGHT_DECAY),
         loss="binary_crossentropy",
-        jit_compile=use_xla(),
+        jit_compile=jit_compile(),
     )
-    history, seconds = train_autoencoder(
-        model, x, None, epochs=EPOCHS, batch_size=BATCH_SIZE, seed=SEED, resume_dir=resume_dir
-    )
+    history, seconds = train_autoencoder(model, x, x, epochs=EPOCHS, batch_size=BATCH_SIZE, resume_dir=resume_dir)
     return {"weights": model.get_weights(), "history": history, "seconds": seconds}
 
 
@@ -299,41 +290,46 @@ pretrained_error = squared_error_per_image(data.x_test, pretrained_reconstructio
 pca_error = squared_error_per_image(data.x_test, pca_reconstruction)
 print(f"\nSquared error per test image (sum over {data.x_test[0].size} pixels, mean over {len(data.x_test):,} images):")
 print(f"  deep autoencoder, pretrained only      {pretrained_error:7.2f}")
-print(f"  deep autoencoder, fine-tuned           {deep_error:7.2f}   (published: 3.00)")
+print(f"  deep autoencoder, fine-tuned           {deep_error:7.2f}   (published: {PUBLISHED['deep_ae']:.2f})")
 print(f"  {f'  on its {len(data.x_train):,} training images':<39}{training_error:7.2f}")
-print(f"  {f'PCA, {CODE_DIM} components':<39}{pca_error:7.2f}   (published: 13.87, not clipped)")
+print(f"  {f'PCA, {CODE_DIM} components':<39}{pca_error:7.2f}   (published: {PUBLISHED['pca']:.2f}, not clipped)")
 
 # %%
 """
 ## Visualize and save
 
-The reconstructions of test images through the code and through PCA; the loss of every layer
-while it was pretrained, and of the fine-tuning. With a 2-number code (`--code_dim=2`) the codes
-of the test images are drawn as a map, beside PCA's first two components, as in the paper's
-Figure 3.
+The reconstructions of test images through the code, before and after the fine-tuning, and
+through PCA; the loss of every layer while it was pretrained, and of the fine-tuning. With a
+2-number code (`--code_dim=2`) the codes of the test images are drawn as a map, beside PCA's first
+two components, as in the paper's Figure 3.
 """
 plotting.image_rows(
     out / "reconstructions.png",
     {
         "original": data.x_test,
-        f"deep AE ({deep_error:.2f})": reconstruction,
-        f"PCA {CODE_DIM} ({pca_error:.2f})": pca_reconstruction,
+        f"pretrained only\n({pretrained_error:.2f})": pretrained_reconstruction,
+        f"fine-tuned\n({deep_error:.2f})": reconstruction,
+        f"PCA {CODE_DIM}\n({pca_error:.2f})": pca_reconstruction,
     },
     n=12,
     title=f"Test images through {CODE_DIM} numbers (squared error per image)",
 )
+pretraining_losses = {}
+for k, layer in enumerate(stack):
+    pretraining_losses[f"layer {k + 1} ({layer.units})"] = layer.history
 plotting.loss_curves(
     out / "pretraining_loss.png",
-    {f"layer {k + 1} ({layer.units})": layer.history for k, layer in enumerate(stack)},
+    pretraining_losses,
     ylabel="reconstruction loss (cross-entropy, then squared error)",
 )
 plotting.loss_curves(out / "loss.png", {"deep autoencoder": fine_tuned["history"]}, ylabel="cross-entropy per pixel")
 if CODE_DIM == 2:
     encoder = keras.Model(deep.input, deep.get_layer("code").output)
-    for name, points in (
-        ("codes", encoder.predict(data.x_test, batch_size=2000, verbose=0)),
-        ("pca_codes", (data.x_test.reshape(len(data.x_test), -1) - mean) @ components.T),
-    ):
+    maps = {
+        "codes": ("the deep autoencoder", encoder.predict(data.x_test, batch_size=2000, verbose=0)),
+        "pca_codes": ("PCA", (data.x_test.reshape(len(data.x_test), -1) - mean) @ components.T),
+    }
+    for name, (method, points) in maps.items():
         plotting.labelled_scatter(
             out / f"{name}.png",
             points,
@@ -341,11 +337,12 @@ if CODE_DIM == 2:
             data.class_names,
             xlabel="first number",
             ylabel="second number",
-            title=f"Test images, {'the deep autoencoder' if name == 'codes' else 'PCA'}: 2 numbers each",
+            title=f"Test images, {method}: 2 numbers each",
         )
 
 metrics = {
     "settings": settings,
+    "keras": describe(),
     "data": data.source,
     "n_train": len(data.x_train),
     "n_test": len(data.x_test),
@@ -353,7 +350,7 @@ metrics = {
     "deep_ae_pretrained_only_sq_error_per_image": pretrained_error,
     "deep_ae_training_sq_error_per_image": training_error,
     "pca_sq_error_per_image": pca_error,
-    "published": PUBLISHED,
+    "published_sq_error_per_image": PUBLISHED,
     "seconds": {
         "pretraining": round(sum(layer.seconds for layer in stack), 1),
         "fine_tuning": round(fine_tuned["seconds"], 1),

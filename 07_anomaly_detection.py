@@ -3,16 +3,18 @@ Title: Anomaly detection: the reconstruction error and the code as detectors of 
 Description: Train one autoencoder per digit on that digit alone, and find the other digits (and
     clothes) by how badly it rebuilds them and how far their codes fall from the digit's; scored by
     ROC AUC on the standard one-class benchmark.
-Run: python 07_anomaly_detection.py            (add --classes="(0,8)" --epochs=3 for a quick look)
+Run: python 07_anomaly_detection.py                                      (the full run)
+     python 07_anomaly_detection.py --classes="(0,8)" --epochs=3          (a quick look)
 """
 
 # %%
-import functools
+import math
 import re
 import time
 
 from common import plotting
-from common.data import load_data
+from common.data import holdout_split, load_data
+from common.devices import describe, jit_compile
 from common.errors import DataError, SettingError
 from common.metrics import roc_auc, roc_curve
 from common.outputs import save_arrays, save_json, save_model
@@ -32,7 +34,7 @@ DATA = None  # an .npz or a folder of your own images, one sub-folder per class 
 IMAGE_SIZE = 28  # images are made grey squares of IMAGE_SIZE x IMAGE_SIZE pixels
 TRAIN_LIMIT = None  # use only the first N training images (None: all 60,000)
 CLASSES = None  # class numbers to build a detector for, e.g. (0, 8) (None: every class)
-VALIDATION_SIZE = None  # last N of each class's training images, held out (None: a tenth, at most 500)
+VALIDATION_SIZE = None  # the last N of each class's training images, held out (None: a tenth, at most 500)
 # model
 CODE_DIM = 32  # size of the code between encoder and decoder
 FILTERS = (32, 64)  # the detector's encoder: 3x3 convolutions of stride 2, one per entry; the decoder mirrors them
@@ -40,15 +42,23 @@ FILTERS = (32, 64)  # the detector's encoder: 3x3 convolutions of stride 2, one 
 EPOCHS = 25  # passes over one class's training images
 BATCH_SIZE = 256  # images per gradient step
 LEARNING_RATE = 3e-3  # Adam's step size, decayed to zero over training (cosine)
-SEED = 0  # seeds NumPy, Python and TensorFlow
+SEED = 0  # seeds every random draw: NumPy's, Python's and the backend's
 # from score to decision
-PERCENTILE = 95.0  # threshold: this percentile of the held-out normal images' scores
+THRESHOLD_PERCENTILE = 95.0  # a detector flags the images scored above this percentile of its validation images
 # beyond digits
 OUT_OF_DISTRIBUTION = True  # on MNIST: one all-digits detector, scored on Fashion-MNIST's test images
-OOD_EPOCHS = 3  # passes over all the training images for that detector
+OUT_OF_DISTRIBUTION_EPOCHS = 3  # passes over all the training images for that detector
 # output
-SHOW_CLASSES = None  # classes whose strangest images are shown (None: the easiest and the hardest)
+PICTURED_CLASSES = None  # classes whose most normal and strangest test images are drawn (None: easiest, hardest)
 OUTPUT_DIR = None  # where figures, metrics.json and models/ go (None: outputs/07_anomaly_detection)
+
+PUBLISHED = {  # ROC AUC on MNIST under the same protocol, digits 0 to 9
+    # Ruff et al., "Deep One-Class Classification" (ICML 2018), Table 1: one-class Deep SVDD, mean of 10 seeds
+    "Deep SVDD (Ruff et al.)": (0.980, 0.997, 0.917, 0.919, 0.949, 0.885, 0.983, 0.946, 0.939, 0.965),
+    # Perera et al., "OCGAN" (CVPR 2019), its MNIST table
+    "OCGAN (Perera et al.)": (0.998, 0.999, 0.942, 0.963, 0.975, 0.980, 0.991, 0.981, 0.939, 0.981),
+}
+GEOM_MEAN_AUC = 0.980  # Golan & El-Yaniv, "Deep Anomaly Detection Using Geometric Transformations" (NeurIPS 2018)
 
 
 # %%
@@ -57,89 +67,67 @@ OUTPUT_DIR = None  # where figures, metrics.json and models/ go (None: outputs/0
 
 Chapter 01 measured how well an autoencoder rebuilds the images it was trained on. Here the
 failures are the point. An autoencoder trained only on zeros learns what zeros look like; shown
-a seven, it rebuilds something between a seven and a zero, and the squared difference is an
-*anomaly score*, learned without a single anomalous example. Rebuild the reconstruction once
-more and the seven is pulled further toward a zero, while a zero barely moves: the error of
-this second pass separates better, and it is the one the detector uses:
-
-    error(x) = sum over pixels of (x - g(f(g(f(x)))))^2      high: unlike anything in training
-
-The error misses one kind of stranger: an image with little ink (a one, to the detector of
-eights) is rebuilt with a small error whatever it looks like. Its *code* f(x) gives it away: it
-lies far from the codes of the training images. A Gaussian fitted to those codes (their mean m
-and covariance S) measures how far, in the squared Mahalanobis distance
-
-    distance(x) = (f(x) - m)^T S^-1 (f(x) - m)           high: a code unlike the training codes
-
-and the detector's score adds the two, each first standardized (its mean subtracted, divided by
-its standard deviation) on the held-out images of the normal class, so that neither dominates by
-its units alone: score(x) = z(error of the second pass) + z(distance(x)).
+a seven, it rebuilds something between a seven and a zero, and the squared difference between
+the image and its reconstruction is an *anomaly score*, learned without a single anomalous
+example. The detector of this chapter sharpens that score twice (see "The detector's score"):
+it rebuilds the reconstruction once more, and it also asks how far the image's *code* falls from
+the codes of the training images.
 
 The standard benchmark (Ruff et al., ICML 2018, and most papers since) makes ten problems of
 MNIST: for each digit d, train on the training images of d only, score all 10,000 test images,
-and measure how well the score separates the test images of d ("normal") from the 9,000 or so others
-("anomalous") by the area under the ROC curve (AUC): the probability that a random anomaly scores
-higher than a random normal image. 0.5 is a coin toss, 1.0 a perfect separation.
-
-Four scores per digit, all from the same training images, and three published detectors:
-
-- PCA with CODE_DIM components, its reconstruction error the linear baseline (as in 01);
-- a convolutional autoencoder (two 3x3 convolutions of stride 2, 28 -> 14 -> 7 pixels, a
-  32-number code, and their mirror image): the error of one pass, then of the second pass;
-- the *detector*: the same autoencoder, scored by the score above; saved as
-  `models/class_<d>.keras` (image in, reconstruction out) and `models/class_<d>_score.keras`
-  (image in, score out);
-- Deep SVDD (Ruff et al. 2018): a map of the normal images into a small ball, scored by the
-  distance to its centre; OCGAN (Perera et al., CVPR 2019): an autoencoder trained adversarially
-  so that every code decodes to a normal image; GEOM (Golan and El-Yaniv, NeurIPS 2018): a
-  classifier of the geometric transformation applied to a normal image.
+and measure how well the score separates the test images of d ("normal") from the 9,000 or so
+others ("anomalous") by the area under the ROC curve (AUC): the probability that a random anomaly
+scores higher than a random normal image. 0.5 is a coin toss, 1.0 a perfect separation. PCA's
+reconstruction error is the linear baseline, as in chapter 01; three published detectors are the
+yardsticks: Deep SVDD (Ruff et al. 2018), which maps the normal images into a small ball; OCGAN
+(Perera et al., CVPR 2019), an autoencoder trained adversarially so that every code decodes to a
+normal image; and GEOM (Golan & El-Yaniv, NeurIPS 2018), a classifier of the geometric
+transformation applied to a normal image.
 """
 
 
 def build_autoencoder(code_dim: int, filters: tuple[int, ...], size: int) -> keras.Model:
     """A convolutional autoencoder of size x size images: image in, reconstruction out, its code
-    the layer named "code"."""
+    the layer named "code". Each entry of `filters` is a 3x3 convolution of stride 2 (28 -> 14 ->
+    7 pixels for two), the code a dense linear layer, and the decoder their mirror image."""
     image = keras.Input(shape=(size, size), name="image")
     h = layers.Reshape((size, size, 1))(image)
     for n in filters:
         h = layers.Conv2D(n, 3, strides=2, padding="same", activation="relu")(h)  # halves the side
     side = size // 2 ** len(filters)
-    code = layers.Dense(code_dim, name="code")(layers.Flatten()(h))  # linear code
+    h = layers.Flatten()(h)
+    code = layers.Dense(code_dim, name="code")(h)  # linear code
     h = layers.Dense(side * side * filters[-1], activation="relu")(code)
     h = layers.Reshape((side, side, filters[-1]))(h)
     for n in reversed(filters[:-1]):
         h = layers.Conv2DTranspose(n, 3, strides=2, padding="same", activation="relu")(h)  # doubles it
     h = layers.Conv2DTranspose(1, 3, strides=2, padding="same", activation="sigmoid")(h)  # pixels in [0, 1]
-    return keras.Model(image, layers.Reshape((size, size), name="reconstruction")(h), name="autoencoder")
+    reconstruction = layers.Reshape((size, size), name="reconstruction")(h)
+    return keras.Model(image, reconstruction, name="autoencoder")
 
 
-def build_score_model(autoencoder: keras.Model, mean, covariance, standardize) -> keras.Model:
-    """Image in, anomaly score out: z(error) + z(distance) as in the introduction, from the
-    autoencoder (called twice) and layers of constant weights: the Gaussian's mean and inverse
-    covariance (S^-1 = L L^T: the distance sums the squares of (f(x) - m) L), and the standardization."""
-    (error_mean, error_std), (distance_mean, distance_std) = standardize
-    with_code = keras.Model(autoencoder.input, [autoencoder.output, autoencoder.get_layer("code").output])
-    image = keras.Input(shape=autoencoder.input.shape[1:], name="image")
-    reconstruction, code = with_code(image)
-    twice, _ = with_code(reconstruction)  # the reconstruction rebuilt: the second pass
-    residual = layers.Subtract()([layers.Flatten()(image), layers.Flatten()(twice)])
-    whitened = layers.Dense(len(mean), name="whiten")(code)  # (f(x) - m) L
-    error = layers.Dense(1, use_bias=False, name="error")(layers.Multiply()([residual, residual]))  # sums the squares
-    distance = layers.Dense(1, use_bias=False, name="distance")(layers.Multiply()([whitened, whitened]))
-    score = layers.Dense(1, name="score")(layers.Concatenate()([error, distance]))
-    model = keras.Model(image, layers.Reshape((), name="anomaly_score")(score), name="score")  # one number an image
-    lower = np.linalg.cholesky(np.linalg.inv(covariance))
-    scale = np.array([[1 / error_std], [1 / distance_std]])
-    constants = {
-        "whiten": [lower, -mean @ lower],
-        "error": [np.ones((residual.shape[-1], 1))],
-        "distance": [np.ones((len(mean), 1))],
-        "score": [scale, -np.array([error_mean, distance_mean]) @ scale],
-    }
-    for name, weights in constants.items():
-        model.get_layer(name).set_weights([w.astype(np.float32) for w in weights])
-        model.get_layer(name).trainable = False
-    return model
+# %%
+"""
+## The detector's score
+
+**A second pass.** Rebuild the reconstruction once more and a seven is pulled further toward a
+zero, while a zero barely moves: the error of this second pass separates better than the first's.
+
+    error(x) = sum over pixels of (x - g(f(g(f(x)))))^2      high: unlike anything in training
+
+**The code's distance.** The error misses one kind of stranger: an image with little ink (a one,
+to the detector of eights) is rebuilt with a small error whatever it looks like. Its code f(x)
+gives it away: it lies far from the codes of the training images. A Gaussian fitted to those codes
+(their mean m and covariance S) measures how far, in the squared Mahalanobis distance
+
+    distance(x) = (f(x) - m)^T S^-1 (f(x) - m)           high: a code unlike the training codes
+
+**Together.** The score adds the two, each first standardized (its mean subtracted, divided by its
+standard deviation) on the validation images of the normal class, so that neither dominates by
+its units alone: score(x) = z(error(x)) + z(distance(x)). The whole score is one Keras model
+(`build_score_model`), saved as `models/class_<d>_score.keras` beside the autoencoder
+(`models/class_<d>.keras`).
+"""
 
 
 def anomaly_scores(reconstruct, images: np.ndarray) -> np.ndarray:
@@ -163,6 +151,39 @@ def mahalanobis_squared(codes: np.ndarray, mean: np.ndarray, covariance: np.ndar
     return np.einsum("ij,ij->i", centred @ np.linalg.inv(covariance), centred)
 
 
+def build_score_model(autoencoder: keras.Model, mean, covariance, standardization) -> keras.Model:
+    """Image in, anomaly score out: z(error) + z(distance) as above, from the autoencoder (called
+    twice) and layers of constant weights: the Gaussian's mean and inverse covariance (S^-1 = L L^T,
+    so the distance sums the squares of (f(x) - m) L), and the standardization: the mean and
+    standard deviation of the error, then of the distance."""
+    error_mean_and_std = standardization[0]
+    distance_mean_and_std = standardization[1]
+    with_code = keras.Model(autoencoder.input, [autoencoder.output, autoencoder.get_layer("code").output])
+    image = keras.Input(shape=autoencoder.input.shape[1:], name="image")
+    reconstruction, code = with_code(image)
+    twice, _ = with_code(reconstruction)  # the reconstruction rebuilt: the second pass
+    residual = layers.Subtract()([layers.Flatten()(image), layers.Flatten()(twice)])
+    whitened = layers.Dense(len(mean), name="whiten")(code)  # (f(x) - m) L
+    error = layers.Dense(1, use_bias=False, name="error")(layers.Multiply()([residual, residual]))  # sums the squares
+    distance = layers.Dense(1, use_bias=False, name="distance")(layers.Multiply()([whitened, whitened]))
+    score = layers.Dense(1, name="score")(layers.Concatenate()([error, distance]))
+    anomaly_score = layers.Reshape((), name="anomaly_score")(score)  # one number an image
+    model = keras.Model(image, anomaly_score, name="score")
+    lower = np.linalg.cholesky(np.linalg.inv(covariance))
+    scale = np.array([[1 / error_mean_and_std[1]], [1 / distance_mean_and_std[1]]])
+    means = np.array([error_mean_and_std[0], distance_mean_and_std[0]])
+    constants = {
+        "whiten": [lower, -mean @ lower],
+        "error": [np.ones((residual.shape[-1], 1))],
+        "distance": [np.ones((len(mean), 1))],
+        "score": [scale, -means @ scale],
+    }
+    for name, weights in constants.items():
+        model.get_layer(name).set_weights([w.astype(np.float32) for w in weights])
+        model.get_layer(name).trainable = False
+    return model
+
+
 # %%
 """
 ## Setup
@@ -177,8 +198,6 @@ resumes the one in progress from its last finished epoch).
 """
 started = time.perf_counter()
 settings, out = start(globals())
-if not 0 < PERCENTILE < 100:
-    raise SettingError(f"PERCENTILE={PERCENTILE}: expected a percentile between 0 and 100")
 if not FILTERS or IMAGE_SIZE % 2 ** len(FILTERS):
     raise SettingError(f"FILTERS={FILTERS}: each halves the image; IMAGE_SIZE must divide by {2 ** len(FILTERS)}")
 stages = Stages(backup_folder(out, settings, "stages"), SEED)  # Ctrl-C, then rerun: resumes here
@@ -189,9 +208,10 @@ stages = Stages(backup_folder(out, settings, "stages"), SEED)  # Ctrl-C, then re
 
 One-class detection needs classes: the images of one class are the normal ones, the images of
 every other class the anomalies. A folder of your own images therefore needs one sub-folder per
-class (at least two). From each class's training images, the last VALIDATION_SIZE (by default a
-tenth, at most 500) are kept aside: the detector never trains on them; they standardize its score
-and set its threshold below. The test images are only ever scored.
+class (at least two). From each class's training images, the last VALIDATION_SIZE are held out:
+the detector never trains on them; they standardize its score and set its threshold. By default
+they are a tenth of the class, at most 500: a few hundred normal images give the score's mean,
+spread and percentile, and a class of MNIST has about 6,000. The test images are only ever scored.
 """
 data = load_data(DATA, DATASET, TRAIN_LIMIT, IMAGE_SIZE)
 print(f"data: {data.describe()}")
@@ -206,23 +226,21 @@ if len(names) < 2:
 classes = list(range(len(names))) if CLASSES is None else [int(c) for c in np.atleast_1d(CLASSES)]
 if not classes or any(c < 0 or c >= len(names) for c in classes):
     raise SettingError(f"CLASSES={CLASSES}: expected class numbers from 0 to {len(names) - 1}")
-train_images, held_out_images = {}, {}
+for c in classes:
+    count = int(np.sum(data.y_train == c))
+    if count < 2:
+        raise DataError(f"{DATA or data.source}: class {names[c]} has {count} training image(s); 2 are needed")
+x_train = {}  # class -> its training images
+x_val = {}  # class -> its validation images
 for c in range(len(names)):
     images = data.x_train[data.y_train == c]
-    if len(images) < 2 and c in classes:
-        raise DataError(f"{DATA or data.source}: class {names[c]} has {len(images)} training image(s); 2 are needed")
-    n_held = min(500, max(1, round(len(images) / 10))) if VALIDATION_SIZE is None else VALIDATION_SIZE
-    if c in classes and n_held >= len(images):
-        raise SettingError(
-            f"VALIDATION_SIZE={VALIDATION_SIZE}: class {names[c]} has {len(images)} training images; "
-            f"set it to at most {len(images) - 1} (or to None)"
-        )
-    n_held = max(1, min(n_held, len(images) - 1))  # the last ones: the order is random
-    train_images[c], held_out_images[c] = images[:-n_held], images[-n_held:]
-sizes, held = [len(train_images[c]) for c in classes], [len(held_out_images[c]) for c in classes]
+    setting = f"VALIDATION_SIZE (class {names[c]}, {len(images)} images)"
+    x_train[c], x_val[c] = holdout_split(images, VALIDATION_SIZE, setting, fraction=1 / 10, cap=500)
+train_sizes = [len(x_train[c]) for c in classes]
+validation_sizes = [len(x_val[c]) for c in classes]
 print(
-    f"detectors for {len(classes)} classes: {min(sizes):,}-{max(sizes):,} training images each, "
-    f"{min(held)}-{max(held)} held out"
+    f"detectors for {len(classes)} classes: {min(train_sizes):,}-{max(train_sizes):,} training images each, "
+    f"{min(validation_sizes)}-{max(validation_sizes)} for validation"
 )
 on_mnist = DATA is None and DATASET == "mnist"
 
@@ -233,20 +251,21 @@ on_mnist = DATA is None and DATASET == "mnist"
 Every autoencoder is trained from scratch on one class's images with Adam and squared error (of
 one pass: the second is only for scoring), its step size decayed to zero (cosine). PCA is fitted
 on the same images. Then, for the detector, the Gaussian of the training images' codes, and the
-standardization of error and distance on the held-out images: its score model is complete.
+standardization of error and distance on the validation images: its score model is complete.
 """
 
 
-def train_detector(images: np.ndarray, epochs: int, seed: int, resume_dir):
+def train_detector(images: np.ndarray, epochs: int, resume_dir):
     """A new autoencoder trained to rebuild `images`. Returns its weights, loss history and
     training time."""
     model = build_autoencoder(CODE_DIM, tuple(FILTERS), IMAGE_SIZE)
-    steps = epochs * -(-len(images) // BATCH_SIZE)
+    steps = epochs * math.ceil(len(images) / BATCH_SIZE)
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=steps)
-    # no XLA: compiling each of these small networks takes longer than it saves
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse", jit_compile=False)
+    optimizer = keras.optimizers.Adam(schedule)
+    # under TensorFlow without XLA: compiling each of these small networks takes longer than it saves
+    model.compile(optimizer=optimizer, loss="mse", jit_compile=jit_compile(on_tensorflow=False))
     history, seconds = train_autoencoder(
-        model, images, None, epochs=epochs, batch_size=BATCH_SIZE, seed=seed, resume_dir=resume_dir
+        model, images, images, epochs=epochs, batch_size=BATCH_SIZE, resume_dir=resume_dir
     )
     return model.get_weights(), history, seconds
 
@@ -258,23 +277,38 @@ def trained(weights: list[np.ndarray]) -> keras.Model:
 
 
 def predict(model: keras.Model, images: np.ndarray, batch: int = 2000) -> np.ndarray:
-    outputs = [np.asarray(model(images[i : i + batch], training=False)) for i in range(0, len(images), batch)]
+    """The model's outputs for `images`, as float64."""
+    outputs = []
+    for first in range(0, len(images), batch):
+        output = model(images[first : first + batch], training=False)
+        outputs.append(keras.ops.convert_to_numpy(output))
     return np.concatenate(outputs).astype(np.float64)
 
 
-models, histories, train_seconds = {}, {}, 0.0
-pcas, gaussians, standardization, score_models = {}, {}, {}, {}
+def second_pass(model: keras.Model):
+    """x -> g(f(g(f(x)))): the reconstruction, rebuilt."""
+    return lambda images: predict(model, predict(model, images).astype(np.float32))
+
+
+models = {}
+histories = {}
+train_seconds = 0.0
+pcas = {}
+gaussians = {}
+standardization = {}
+score_models = {}
 for c in classes:
-    print(f"\n-- autoencoder for class {names[c]} ({len(train_images[c]):,} images)")
+    print(f"\n-- autoencoder for class {names[c]} ({len(x_train[c]):,} images)")
     resume = stages.subfolder(f"class_{c}")
-    weights, histories[c], seconds = stages.run(f"class_{c}", train_detector, train_images[c], EPOCHS, SEED + c, resume)
-    models[c], train_seconds = trained(weights), train_seconds + seconds
-    pcas[c] = pca(train_images[c], CODE_DIM)
+    weights, histories[c], seconds = stages.run(f"class_{c}", train_detector, x_train[c], EPOCHS, resume)
+    models[c] = trained(weights)
+    train_seconds += seconds
+    pcas[c] = pca(x_train[c], CODE_DIM)
     encoder = keras.Model(models[c].input, models[c].get_layer("code").output)
-    gaussians[c] = fit_gaussian(predict(encoder, train_images[c]))
-    held_error = anomaly_scores(lambda x, ae=models[c]: predict(ae, predict(ae, x)), held_out_images[c])
-    held_distance = mahalanobis_squared(predict(encoder, held_out_images[c]), *gaussians[c])
-    standardization[c] = [(float(np.mean(v)), float(np.std(v) or 1.0)) for v in (held_error, held_distance)]
+    gaussians[c] = fit_gaussian(predict(encoder, x_train[c]))
+    validation_error = anomaly_scores(second_pass(models[c]), x_val[c])
+    validation_distance = mahalanobis_squared(predict(encoder, x_val[c]), *gaussians[c])
+    standardization[c] = [(float(np.mean(v)), float(np.std(v) or 1.0)) for v in (validation_error, validation_distance)]
     score_models[c] = build_score_model(models[c], *gaussians[c], standardization[c])
 
 # %%
@@ -286,7 +320,7 @@ all the others (`roc_auc`, the Mann-Whitney U statistic over the number of pairs
 detector's row comes from its score model, the one saved in `models/`.
 """
 detector = "second pass + code distance"
-all_variants = ["PCA", "autoencoder", "autoencoder, second pass", detector]
+variants = ["PCA", "autoencoder", "autoencoder, second pass", detector]
 
 
 def scores_of(variant: str, c: int, images: np.ndarray) -> np.ndarray:
@@ -296,61 +330,59 @@ def scores_of(variant: str, c: int, images: np.ndarray) -> np.ndarray:
     if variant == "PCA":
         return anomaly_scores(lambda x: pca_reconstruct(x, *pcas[c]), images)
     if variant == "autoencoder, second pass":
-        return anomaly_scores(lambda x: predict(models[c], predict(models[c], x)), images)
+        return anomaly_scores(second_pass(models[c]), images)
     return anomaly_scores(lambda x: predict(models[c], x), images)
 
 
-test_scores = {v: {} for v in all_variants}  # variant -> class -> score of every test image
-auc = {v: {} for v in all_variants}
-for variant in all_variants:
+test_scores = {v: {} for v in variants}  # variant -> class -> score of every test image
+auc = {v: {} for v in variants}
+for variant in variants:
     for c in classes:
-        scores, normal = scores_of(variant, c, data.x_test), data.y_test == c
+        scores = scores_of(variant, c, data.x_test)
+        normal = data.y_test == c
         separable = normal.any() and (~normal).any()  # else no test image of this class: nothing to separate
         auc[variant][c] = roc_auc(scores[normal], scores[~normal]) if separable else float("nan")
         test_scores[variant][c] = scores
-mean_auc = {v: float(np.nanmean(list(auc[v].values()))) for v in all_variants}
+mean_auc = {v: float(np.nanmean(list(auc[v].values()))) for v in variants}
 
-# published AUCs on MNIST under the same protocol, digits 0-9: Ruff et al., "Deep One-Class
-# Classification" (ICML 2018), Table 1, one-class Deep SVDD, mean over 10 seeds; Perera et al.,
-# "OCGAN" (CVPR 2019), its MNIST table; Golan and El-Yaniv, "Deep Anomaly Detection Using Geometric
-# Transformations" (NeurIPS 2018), its mean over the ten digits as tabulated by later papers
-deep_svdd = (0.980, 0.997, 0.917, 0.919, 0.949, 0.885, 0.983, 0.946, 0.939, 0.965)
-ocgan = (0.998, 0.999, 0.942, 0.963, 0.975, 0.980, 0.991, 0.981, 0.939, 0.981)
-published, geom_mean = {}, 0.980
+published = {}
 if on_mnist:
-    published = {"Deep SVDD (Ruff et al.)": deep_svdd, "OCGAN (Perera et al.)": ocgan}
-    published = {k: [v[c] for c in classes] for k, v in published.items()}
+    published = {label: [values[c] for c in classes] for label, values in PUBLISHED.items()}
 print(f"\nROC AUC of each class's detector, {len(data.x_test):,} test images:")
 print(f"{'class':<29}" + "".join(f"{names[c][:6]:>7}" for c in classes) + f"{'mean':>8}")
-for variant in all_variants:
+for variant in variants:
     row = "".join(f"{auc[variant][c]:>7.3f}" for c in classes)
     print(f"{variant:<29}{row}{mean_auc[variant]:>8.3f}")
 for label, values in published.items():
     print(f"{label:<29}" + "".join(f"{v:>7.3f}" for v in values) + f"{np.mean(values):>8.3f}")
 if published:
-    print(f"{'GEOM (Golan, El-Yaniv)':<29}{'(mean only, all ten digits)':>{7 * len(classes)}}{geom_mean:>8.3f}")
+    print(f"{'GEOM (Golan, El-Yaniv)':<29}{'(mean only, all ten digits)':>{7 * len(classes)}}{GEOM_MEAN_AUC:>8.3f}")
     for label, values in published.items():
         wins = sum(auc[detector][c] > v for c, v in zip(classes, values))
         print(f"the detector beats {label.split(' (')[0]} on {wins} of {len(classes)} digits")
     if "sample" in data.source:
         print("(the published figures are for detectors trained on the full MNIST)")
+print(f"mean AUC: the detector {mean_auc[detector]:.3f}, PCA {mean_auc['PCA']:.3f}")
 print(f"training time: {train_seconds:.0f} s ({len(classes)} autoencoders)")
 
 # %%
 """
 ## From score to decision
 
-An AUC ranks; a detector in service must decide. The threshold of each class is the PERCENTILE
-percentile of its held-out normal images' scores: about (100 - PERCENTILE) % of normal images
-will be flagged, and what matters is how many anomalies are caught at that price. No anomaly,
-and no test image, is used to set it.
+An AUC ranks; a detector in service must decide. The threshold of each class is the
+THRESHOLD_PERCENTILE percentile of its validation images' scores: about (100 - THRESHOLD_PERCENTILE) %
+of normal images will be flagged, and what matters is how many anomalies are caught at that price.
+No anomaly, and no test image, is used to set it.
 """
-thresholds, flagged, caught = {}, {}, {}
-print(f"\nThreshold at the {PERCENTILE:g}th percentile of the held-out scores (detector), on the test images:")
+thresholds = {}
+flagged = {}
+caught = {}
+print(f"\nThreshold at the {THRESHOLD_PERCENTILE:g}th percentile of the validation scores, on the test images:")
 print(f"{'class':<8}{'threshold':>10}{'normal flagged':>16}{'anomalies caught':>18}")
 for c in classes:
-    scores, normal = test_scores[detector][c], data.y_test == c
-    thresholds[c] = float(np.percentile(scores_of(detector, c, held_out_images[c]), PERCENTILE))
+    scores = test_scores[detector][c]
+    normal = data.y_test == c
+    thresholds[c] = float(np.percentile(scores_of(detector, c, x_val[c]), THRESHOLD_PERCENTILE))
     flagged[c] = float(np.mean(scores[normal] > thresholds[c])) if normal.any() else float("nan")
     caught[c] = float(np.mean(scores[~normal] > thresholds[c])) if (~normal).any() else float("nan")
     print(f"{names[c][:8]:<8}{thresholds[c]:>10.2f}{flagged[c]:>16.1%}{caught[c]:>18.1%}")
@@ -360,13 +392,14 @@ print(f"{'mean':<8}{'':>10}{np.nanmean(list(flagged.values())):>16.1%}{np.nanmea
 """
 ## Beyond digits: clothes are anomalies too
 
-One autoencoder trained on every digit at once (OOD_EPOCHS passes over all the training
-images but the held-out ones of every digit) scores, by its reconstruction error, MNIST's test
-digits and Fashion-MNIST's test images: an example of *out-of-distribution* detection, the
-question of whether an input looks like anything the model was trained on. It runs on MNIST
-only, when Fashion-MNIST is at hand.
+One autoencoder trained on every digit at once (OUT_OF_DISTRIBUTION_EPOCHS passes over the
+training images of every digit) scores, by its reconstruction error, MNIST's test digits and
+Fashion-MNIST's test images: an example of *out-of-distribution* detection, the question of
+whether an input looks like anything the model was trained on. It runs on MNIST only, when
+Fashion-MNIST is at hand.
 """
 ood = None
+fashion = None
 if not OUT_OF_DISTRIBUTION:
     print("\nout-of-distribution example: off (OUT_OF_DISTRIBUTION=False)")
 elif not on_mnist:
@@ -376,50 +409,52 @@ else:
         fashion = load_data(None, "fashion_mnist", None, IMAGE_SIZE)
     except DataError as e:
         print(f"\nout-of-distribution example: skipped ({e})")
-        fashion = None
-    if fashion is not None:
-        digits = np.concatenate(list(train_images.values()))
-        print(f"\n-- autoencoder for every digit at once ({len(digits):,} images)")
-        weights, ood_history, ood_seconds = stages.run(
-            "all_digits", train_detector, digits, OOD_EPOCHS, SEED + 100, stages.subfolder("all_digits")
-        )
-        all_digits = trained(weights)
-        rebuild = functools.partial(predict, all_digits)
-        digit_scores, fashion_scores = anomaly_scores(rebuild, data.x_test), anomaly_scores(rebuild, fashion.x_test)
-        held = np.concatenate(list(held_out_images.values()))
-        ood_threshold = float(np.percentile(anomaly_scores(rebuild, held), PERCENTILE))
-        ood = {
-            "auc": roc_auc(digit_scores, fashion_scores),
-            "threshold": ood_threshold,
-            "digits_flagged": float(np.mean(digit_scores > ood_threshold)),
-            "fashion_caught": float(np.mean(fashion_scores > ood_threshold)),
-            "train_seconds": round(ood_seconds, 1),
-        }
-        print(
-            f"MNIST digits (normal) against Fashion-MNIST (anomalous), {len(data.x_test):,} + "
-            f"{len(fashion.x_test):,} test images: AUC {ood['auc']:.4f}; at the {PERCENTILE:g}th percentile "
-            f"threshold, {ood['fashion_caught']:.1%} of clothes caught, {ood['digits_flagged']:.1%} of digits flagged"
-        )
+if fashion is not None:
+    digits = np.concatenate(list(x_train.values()))
+    print(f"\n-- autoencoder for every digit at once ({len(digits):,} images)")
+    weights, ood_history, ood_seconds = stages.run(
+        "all_digits", train_detector, digits, OUT_OF_DISTRIBUTION_EPOCHS, stages.subfolder("all_digits")
+    )
+    all_digits = trained(weights)
+    digit_scores = anomaly_scores(lambda x: predict(all_digits, x), data.x_test)
+    fashion_scores = anomaly_scores(lambda x: predict(all_digits, x), fashion.x_test)
+    validation_digits = np.concatenate(list(x_val.values()))
+    validation_scores = anomaly_scores(lambda x: predict(all_digits, x), validation_digits)
+    ood_threshold = float(np.percentile(validation_scores, THRESHOLD_PERCENTILE))
+    ood = {
+        "auc": roc_auc(digit_scores, fashion_scores),
+        "threshold": ood_threshold,
+        "digits_flagged": float(np.mean(digit_scores > ood_threshold)),
+        "fashion_caught": float(np.mean(fashion_scores > ood_threshold)),
+        "train_seconds": round(ood_seconds, 1),
+    }
+    print(
+        f"MNIST digits (normal) against Fashion-MNIST (anomalous), {len(data.x_test):,} + "
+        f"{len(fashion.x_test):,} test images: AUC {ood['auc']:.4f}; at the {THRESHOLD_PERCENTILE:g}th percentile "
+        f"threshold, {ood['fashion_caught']:.1%} of clothes caught, {ood['digits_flagged']:.1%} of digits flagged"
+    )
 
 # %%
 """
 ## Visualize and save
 
 The AUC of every detector beside the published ones; the ROC curves of the detectors; for
-the easiest and the hardest class (SHOW_CLASSES to choose), the test images the detector finds
-most normal and strangest, the strangest of its own class, and the anomalies it finds most
+the easiest and the hardest class (PICTURED_CLASSES to choose), the test images the detector
+finds most normal and strangest, the strangest of its own class, and the anomalies it finds most
 normal (the ones it misses), with the score histograms and threshold; and every detector saved:
 its autoencoder, its score model, and the Gaussian of its codes with its standardization (an
 `.npz`, to recompute the score outside Keras).
 """
 categories = [names[c] for c in classes]
+bars = {v: [auc[v][c] for c in classes] for v in variants}
 plotting.bars(
     out / "auc_per_class.png",
     categories,
-    {v: [auc[v][c] for c in classes] for v in all_variants} | published,
-    ylabel="ROC AUC (own class against the others)",
+    bars | published,
+    xlabel="class of the normal images" if not on_mnist else "digit of the normal images",
+    ylabel="ROC AUC (0.5: chance, 1: a perfect split)",
     title="One detector per class, on the test images",
-    ylim=(max(0.0, min(np.nanmin(list(auc[v].values())) for v in all_variants) - 0.05), 1.0),
+    ylim=(0.5, 1.0),
 )
 curves = {}
 for c in classes:
@@ -430,25 +465,29 @@ for c in classes:
 plotting.roc_curves(out / "roc_curves.png", curves, title="ROC curves of the detectors, test images")
 
 ranked = sorted((c for c in classes if np.isfinite(auc[detector][c])), key=lambda c: -auc[detector][c])
-shown = [c for c in np.atleast_1d(SHOW_CLASSES) if c in ranked] if SHOW_CLASSES is not None else []
-shown = shown or list(dict.fromkeys([ranked[0], ranked[-1]]))  # the easiest and the hardest class
-rows, panels = {}, {}
-for c in shown:
-    scores, normal = test_scores[detector][c], data.y_test == c
-    order = np.argsort(scores)
-    own, others = order[normal[order]], order[~normal[order]]
+pictured = [c for c in np.atleast_1d(PICTURED_CLASSES) if c in ranked] if PICTURED_CLASSES is not None else []
+if not pictured:
+    pictured = [ranked[0]] if len(ranked) == 1 else [ranked[0], ranked[-1]]  # the easiest and the hardest class
+rows = {}
+panels = {}
+for c in pictured:
+    scores = test_scores[detector][c]
+    normal = data.y_test == c
+    order = np.argsort(scores)  # from the most normal to the strangest
+    own = order[normal[order]]
+    others = order[~normal[order]]
     rows[f"{names[c]}: most normal"] = data.x_test[order[:10]]
     rows[f"{names[c]}: strangest"] = data.x_test[order[::-1][:10]]
     rows[f"strangest {names[c]}s"] = data.x_test[own[::-1][:10]]
     rows[f"others most like {names[c]}"] = data.x_test[others[:10]]
     panels[f"detector of {names[c]}"] = {f"{names[c]} (normal)": scores[normal], "others (anomalous)": scores[~normal]}
 plotting.image_rows(
-    out / "strangest.png", rows, n=10, title="Test images by their score (the detector of each shown class)"
+    out / "strangest.png", rows, n=10, title="Test images by their score (the detector of each pictured class)"
 )
 plotting.score_histograms(
     out / "score_histograms.png",
     panels,
-    {f"detector of {names[c]}": thresholds[c] for c in shown},
+    {f"detector of {names[c]}": thresholds[c] for c in pictured},
     xlabel="score: z(error of the second pass) + z(code distance)",
 )
 if ood is not None:
@@ -466,32 +505,37 @@ for c in classes:
     files = {"autoencoder": f"{stem}.keras", "score": f"{stem}_score.keras", "gaussian": f"{stem}_gaussian.npz"}
     save_model(models[c], out / files["autoencoder"])
     save_model(score_models[c], out / files["score"])
-    gaussian = {"mean": gaussians[c][0], "covariance": gaussians[c][1], "standardization": standardization[c]}
-    save_arrays(out / files["gaussian"], **gaussian)  # to recompute the score outside Keras
+    save_arrays(  # to recompute the score outside Keras
+        out / files["gaussian"],
+        mean=gaussians[c][0],
+        covariance=gaussians[c][1],
+        standardization=standardization[c],
+    )
     detector_files[names[c]] = files
 if ood is not None:
     save_model(all_digits, out / "models" / "all_digits.keras")
 
 metrics = {
     "settings": settings,
+    "keras": describe(),
     "data": data.source,
     "classes": categories,
-    "n_train_per_class": {names[c]: len(train_images[c]) for c in classes},
-    "n_held_out_per_class": {names[c]: len(held_out_images[c]) for c in classes},
+    "n_train_per_class": {names[c]: len(x_train[c]) for c in classes},
+    "n_validation_per_class": {names[c]: len(x_val[c]) for c in classes},
     "n_test": len(data.x_test),
-    "score": "z(squared error of the second pass) + z(squared Mahalanobis distance of the code), held-out z",
-    "auc_per_class": {v: {names[c]: auc[v][c] for c in classes} for v in all_variants},
+    "score": "z(squared error of the second pass) + z(squared Mahalanobis distance of the code), validation z",
+    "auc_per_class": {v: {names[c]: auc[v][c] for c in classes} for v in variants},
     "mean_auc": mean_auc,
-    "published_auc_per_class": {k: dict(zip(categories, v)) for k, v in published.items()},
-    "published_mean_auc": {"GEOM (Golan, El-Yaniv), all ten digits": geom_mean} if published else {},
-    "threshold_percentile": PERCENTILE,
+    "published_auc_per_class": {label: dict(zip(categories, values)) for label, values in published.items()},
+    "published_mean_auc": {"GEOM (Golan, El-Yaniv), all ten digits": GEOM_MEAN_AUC} if published else {},
+    "threshold_percentile": THRESHOLD_PERCENTILE,
     "threshold_per_class": {names[c]: thresholds[c] for c in classes},
     "normal_flagged_per_class": {names[c]: flagged[c] for c in classes},
     "anomalies_caught_per_class": {names[c]: caught[c] for c in classes},
     "out_of_distribution": ood,
-    "train_seconds": round(train_seconds, 1),
     "detectors": detector_files,
     "loss_history": {names[c]: histories[c]["loss"] for c in classes},
+    "seconds": {"training": round(train_seconds, 1), "total": round(time.perf_counter() - started, 1)},
 }
 save_json(out / "metrics.json", metrics)
 stages.finished()

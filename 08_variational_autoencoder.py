@@ -3,7 +3,8 @@ Title: Variational autoencoders: from a code that compresses to a code you can s
 Description: Make the encoder output a distribution and pay for straying from a standard normal,
     and every code decodes to a digit; measure the model as a density (ELBO and an
     importance-weighted estimate of the likelihood, on binarized digits) and set it beside a plain autoencoder.
-Run: python 08_variational_autoencoder.py      (add --epochs=5 --train_limit=10000 --iw_samples=100 for a quick look)
+Run: python 08_variational_autoencoder.py                                                            (the full run)
+     python 08_variational_autoencoder.py --epochs=5 --train_limit=10000 --importance_samples=100    (a quick look)
 """
 
 # %%
@@ -11,16 +12,14 @@ import math
 import time
 
 from common import plotting
-from common.data import holdout_split, load_data
-from common.devices import use_xla
-from common.errors import SettingError
+from common.data import TEST_SEED, holdout_split, load_data
+from common.devices import describe, jit_compile
 from common.outputs import save_json, save_model
 from common.script import finish, start
 from common.training import backup_folder, train_autoencoder
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import layers, ops
 from scipy.special import entr, logsumexp
 from scipy.stats import norm
@@ -31,7 +30,7 @@ DATASET = "mnist"  # "mnist" or "fashion_mnist" (ignored when DATA is set)
 DATA = None  # an .npz, a folder of MNIST IDX files, or a folder of your own images (see the README)
 IMAGE_SIZE = 28  # images are made grey squares of IMAGE_SIZE x IMAGE_SIZE pixels
 TRAIN_LIMIT = None  # use only the first N training images (None: all 60,000)
-VALIDATION_SIZE = None  # last N training images, held out for the validation loss (None: a tenth, at most 5,000)
+VALIDATION_SIZE = None  # the last N training images, held out: never trained on (None: a twelfth, at most 5,000)
 BINARIZE = True  # pixels 0 or 1, ink with probability = grey level (training: a new draw every batch); False: grey
 # model
 CODE_DIM = 32  # size of the code z, the latent variable
@@ -40,17 +39,22 @@ HIDDEN_UNITS = (512, 256)  # encoder layer widths; the decoder mirrors them
 EPOCHS = 30  # passes over the training images (the VAE with CODE_DIM numbers)
 BATCH_SIZE = 128  # images per gradient step
 LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over training (cosine)
-SEED = 0  # seeds NumPy, Python and TensorFlow, and the binarization
-STRATEGY = None  # None: one device; "mirrored": split every batch over all local GPUs (or 2 CPU devices)
+SEED = 0  # seeds every random draw: NumPy's, Python's and the backend's, the binarization too
+STRATEGY = None  # None: one device; "mirrored": split every batch over all local devices
 # the contrast and the map
-AE_EPOCHS = 3  # epochs of the plain autoencoder (same widths, a deterministic code)
+PLAIN_EPOCHS = 3  # epochs of the plain autoencoder (same widths, a deterministic code)
 MAP_EPOCHS = 5  # epochs of a second VAE with a 2-number code, drawn as a map
 # evaluation and pictures
-IW_SAMPLES = 1000  # k: codes drawn per test image for the importance-weighted estimate of -log p(x)
+IMPORTANCE_SAMPLES = 1000  # k: codes drawn per test image for the importance-weighted estimate of -log p(x)
 GRID_SIZE = 15  # the map's grid of decoded codes is GRID_SIZE x GRID_SIZE
 # output
 TENSORBOARD = False  # also write TensorBoard logs (losses, and outputs every 2 epochs) to OUTPUT_DIR/tensorboard
 OUTPUT_DIR = None  # where figures, metrics.json and the models go (None: outputs/08_variational_autoencoder)
+
+PUBLISHED = {  # Burda, Grosse & Salakhutdinov (2016), Table 1: -log p(x) on binarized MNIST, k = 5,000
+    "vae": 86.76,  # a VAE with one stochastic layer
+    "iwae_k50": 84.78,  # the same model trained on the k = 50 bound (an IWAE)
+}
 
 
 # %%
@@ -79,19 +83,8 @@ straight line between two codes passes through digits.
     image -> 512 -> 256 -> mean, log_var (CODE_DIM each) -> z = mean + exp(log_var / 2) * eps -> 256 -> 512 -> image
     `------------------ encoder ------------------'    eps ~ N(0, I)                     `------ decoder -----'
 
-`z = mean + sigma * eps` (the *reparameterisation*) draws the code so that the gradient flows
-through `mean` and `sigma` into the encoder: the randomness is in `eps`, which has no weights.
-
-**A likelihood needs binary pixels.** The decoder gives pixel `i` ink with probability `p_i`, so
-`log p(x|z) = sum_i [x_i log p_i + (1 - x_i) log(1 - p_i)]`. For pixels that are 0 or 1 this is the
-log-probability of the image (a Bernoulli per pixel), and a perfect model scores 0. MNIST's pixels
-are grey, and for grey `x_i` the same sum is minus the *binary cross-entropy* (BCE), the
-log-probability of nothing: even a decoder that returns `p = x` exactly still pays the entropy of
-the grey pixels, `sum_i H(x_i) = -sum_i [x_i log x_i + (1 - x_i) log(1 - x_i)]` (`bce_floor`), about
-45.5 nats per MNIST test image. A BCE figure is that floor plus the part the model can change; it
-is no likelihood, and cannot be set beside the published MNIST likelihoods, which are for binarized
-digits. So by default (BINARIZE) every pixel is made 1 with probability equal to its grey level,
-else 0 (`binarize`).
+The chapter then measures the model as a density, beside the published figures; sets a plain
+autoencoder of the same widths beside it; and draws a VAE with a 2-number code as a map.
 """
 
 
@@ -102,7 +95,8 @@ def build_encoder(code_dim: int, hidden_units: tuple[int, ...], size: int, varia
     for units in hidden_units:
         h = layers.Dense(units, activation="relu")(h)
     if not variational:
-        return keras.Model(image, layers.Dense(code_dim, name="code")(h), name="encoder")
+        code = layers.Dense(code_dim, name="code")(h)
+        return keras.Model(image, code, name="encoder")
     z_mean = layers.Dense(code_dim, name="z_mean")(h)
     z_log_var = layers.Dense(code_dim, name="z_log_var")(h)  # log of the variance: any real number
     return keras.Model(image, [z_mean, z_log_var], name="encoder")
@@ -115,8 +109,10 @@ def build_decoder(code_dim: int, hidden_units: tuple[int, ...], size: int) -> ke
     h = code
     for units in reversed(hidden_units):
         h = layers.Dense(units, activation="relu")(h)
-    logits = layers.Reshape((size, size), name="logits")(layers.Dense(size * size)(h))
-    return keras.Model(code, layers.Activation("sigmoid", name="image")(logits), name="decoder")
+    h = layers.Dense(size * size)(h)
+    logits = layers.Reshape((size, size), name="logits")(h)
+    image = layers.Activation("sigmoid", name="image")(logits)
+    return keras.Model(code, image, name="decoder")
 
 
 def logits_of(decoder: keras.Model) -> keras.Model:
@@ -136,10 +132,40 @@ def kl_divergence(z_mean, z_log_var):
     return -0.5 * ops.sum(1 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=-1)
 
 
-def binarize(images, seed):
-    """Each pixel 1 with probability equal to its grey level, else 0. `seed` is a pair of integers:
-    the same pair gives the same draw (a stateless generator), another pair a fresh one."""
-    return tf.cast(tf.random.stateless_uniform(tf.shape(images), seed) < images, tf.float32)
+class Sampling(layers.Layer):
+    """One code drawn from q(z|x) for each image, z = mean + exp(log_var / 2) * eps with eps ~
+    N(0, I): the *reparameterisation*, which draws the code so that the gradient flows through
+    `mean` and `log_var` into the encoder; the randomness is in `eps`, which has no weights."""
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs):
+        z_mean, z_log_var = inputs
+        eps = keras.random.normal(ops.shape(z_mean), dtype=z_mean.dtype, seed=self.seed_generator)
+        return z_mean + ops.exp(0.5 * z_log_var) * eps
+
+
+class Binarize(layers.Layer):
+    """While the model trains, each pixel becomes 1 with probability equal to its grey level, else
+    0, a fresh draw for every batch (*dynamic binarization*); otherwise the input passes through."""
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=False):
+        if not training:
+            return x
+        u = keras.random.uniform(ops.shape(x), dtype=x.dtype, seed=self.seed_generator)
+        return ops.cast(u < x, x.dtype)
+
+
+def binarize(images: np.ndarray, seed: int) -> np.ndarray:
+    """A fixed set of images binarized once: each pixel 1 with probability equal to its grey level."""
+    u = np.random.default_rng(seed).random(images.shape)
+    return (u < images).astype(np.float32)
 
 
 def bce_floor(x: np.ndarray) -> np.ndarray:
@@ -149,103 +175,27 @@ def bce_floor(x: np.ndarray) -> np.ndarray:
     return np.sum(entr(x) + entr(1 - x), axis=(1, 2))
 
 
-class VAE(keras.Model):
-    """The encoder and decoder trained on the negative ELBO, reconstruction and KL tracked apart."""
-
-    def __init__(self, encoder: keras.Model, decoder: keras.Model, seed: int, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.encoder, self.logits = encoder, logits_of(decoder)
-        self.noise = keras.random.SeedGenerator(seed)
-        self.trackers = [keras.metrics.Mean(name) for name in ("loss", "reconstruction", "kl")]
-        self.built = True  # its weights are the encoder's and the decoder's, both built already
-
-    @property
-    def metrics(self) -> list:
-        return self.trackers
-
-    def loss_terms(self, x, training: bool) -> tuple:
-        z_mean, z_log_var = self.encoder(x, training=training)
-        eps = keras.random.normal(ops.shape(z_mean), seed=self.noise)
-        z = z_mean + ops.exp(0.5 * z_log_var) * eps  # the reparameterisation: one code drawn per image
-        reconstruction = ops.mean(reconstruction_loss(x, self.logits(z, training=training)))
-        kl = ops.mean(kl_divergence(z_mean, z_log_var))
-        return reconstruction + kl, reconstruction, kl
-
-    def train_step(self, data):
-        x, _ = data  # (input, target) pairs from the training pipeline: the input, binarized or grey
-        with tf.GradientTape() as tape:
-            terms = self.loss_terms(x, training=True)
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync  # gradients are summed over replicas
-            loss = terms[0] / replicas
-        gradients = tape.gradient(loss, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
-        return self.track(terms)
-
-    def test_step(self, data):
-        x, _ = data
-        return self.track(self.loss_terms(x, training=False))
-
-    def track(self, terms: tuple) -> dict:
-        for tracker, value in zip(self.trackers, terms):
-            tracker.update_state(value)
-        return {tracker.name: tracker.result() for tracker in self.trackers}
+def with_loss_terms(encoder: keras.Model, decoder: keras.Model, binarized: bool, seed: int) -> keras.Model:
+    """The model that trains: image in, the two terms of the negative ELBO out, in nats per image
+    (`reconstruction` and `kl`), with the image binarized afresh while it trains when `binarized`.
+    A plain encoder (one code, no distribution) gives the plain autoencoder: its KL term is 0."""
+    image = keras.Input(shape=encoder.input_shape[1:], name="image")
+    x = Binarize(seed)(image) if binarized else image
+    if isinstance(encoder.output, list):
+        z_mean, z_log_var = encoder(x)
+        z = Sampling(seed)([z_mean, z_log_var])
+        kl = kl_divergence(z_mean, z_log_var)
+    else:
+        z = encoder(x)
+        kl = ops.zeros_like(z[:, 0])
+    reconstruction = reconstruction_loss(x, logits_of(decoder)(z))
+    return keras.Model(image, {"reconstruction": reconstruction, "kl": kl}, name="elbo")
 
 
-class PlainAutoencoder(VAE):
-    """The same training with a deterministic code and no KL term: the reconstruction term alone."""
-
-    def loss_terms(self, x, training: bool) -> tuple:
-        reconstruction = ops.mean(reconstruction_loss(x, self.logits(self.encoder(x, training=training))))
-        return reconstruction, reconstruction, ops.zeros_like(reconstruction)
-
-
-def test_terms(encoder: keras.Model, decoder: keras.Model, x: np.ndarray, seed: int) -> dict[str, float]:
-    """The negative ELBO on `x`, in nats per image, and its two terms: one code drawn per image,
-    the KL in closed form (pytorch/examples' `vae` prints this figure)."""
-    rng = np.random.default_rng(seed)
-    z_mean, z_log_var = encoder.predict(x, batch_size=1000, verbose=0)
-    z = z_mean + np.exp(0.5 * z_log_var) * rng.standard_normal(z_mean.shape, dtype=np.float32)
-    reconstruction = float(np.mean(reconstruction_loss(x, logits_of(decoder)(z))))
-    kl = float(np.mean(kl_divergence(z_mean, z_log_var)))
-    return {"negative_elbo": reconstruction + kl, "reconstruction": reconstruction, "kl": kl}
-
-
-def importance_weighted_nll(encoder: keras.Model, decoder: keras.Model, x: np.ndarray, k: int, seed: int) -> float:
-    """An estimate of -log p(x) in nats per image (Burda, Grosse & Salakhutdinov, 2016): draw k
-    codes z_1..z_k from q(z|x) and average the importance weights p(x|z) p(z) / q(z|x):
-
-        -log p(x) ~ -log (1/k) sum_j p(x|z_j) p(z_j) / q(z_j|x)
-
-    One code (k = 1) gives an estimate of the ELBO; more codes give a tighter bound, which
-    approaches -log p(x) as k grows. The k codes of a few images are decoded in one batch; the
-    weights, about e^-90, are summed as logs, in float64 (logsumexp)."""
-    logits, log_2pi = logits_of(decoder), math.log(2 * math.pi)
-
-    @tf.function(jit_compile=use_xla())
-    def log_weights(images, eps):  # images (n, size, size), eps (k, n, code) -> log w (k, n)
-        z_mean, z_log_var = encoder(images)
-        z = z_mean + ops.exp(0.5 * z_log_var) * eps
-        decoded = ops.reshape(logits(ops.reshape(z, (-1, z.shape[-1]))), (k, *images.shape))
-        log_p_z = -0.5 * ops.sum(ops.square(z) + log_2pi, axis=-1)
-        log_q_z = -0.5 * ops.sum(ops.square(eps) + log_2pi + z_log_var, axis=-1)
-        return -reconstruction_loss(images, decoded) + log_p_z - log_q_z
-
-    rng = np.random.default_rng(seed)
-    batch = max(1, 2_000 // k)  # k codes for each of `batch` images decoded at once
-    nll = []
-    for first in range(0, len(x), batch):
-        images = x[first : first + batch]
-        eps = rng.standard_normal((k, len(images), encoder.output[0].shape[-1]), dtype=np.float32)
-        log_w = np.asarray(log_weights(images, eps), dtype=np.float64)
-        nll.append(math.log(k) - logsumexp(log_w, axis=0))
-    return float(np.mean(np.concatenate(nll)))
-
-
-def interpolate(codes_a: np.ndarray, codes_b: np.ndarray, steps: int) -> np.ndarray:
-    """Codes on the straight line from each code in `codes_a` to its partner in `codes_b`:
-    (pairs, steps, code)."""
-    t = np.linspace(0, 1, steps, dtype=np.float32)[None, :, None]
-    return (1 - t) * codes_a[:, None] + t * codes_b[:, None]
+def nats(placeholder, term):
+    """The loss of an output that is a loss term already: its value, in nats per image (Keras pairs
+    every output with a target; here the target is a placeholder, and ignored)."""
+    return term
 
 
 # %%
@@ -257,29 +207,38 @@ check the output folder, and seed every random generator with SEED.
 """
 started = time.perf_counter()
 settings, out = start(globals())
-if IW_SAMPLES < 1:
-    raise SettingError(f"--iw_samples={IW_SAMPLES}: must be a whole number of at least 1")
 
 # %%
 """
-## Prepare the data
+## Prepare the data: binarized digits
 
-Pixel values in [0, 1], the grey level. With BINARIZE the training images are binarized afresh for
-every batch (*dynamic binarization*, as in Burda et al., 2016), batch number i with the seed
-(SEED, i), handed to the training as chapters 02-04 hand it their noise: the model never sees the
-same binary digit twice. The validation and test images are binarized once, with the seeds
-(SEED, -1) and (SEED, -2), so that every run scores the same binary images. The last VALIDATION_SIZE
-training images (by default a tenth, at most 5,000) are held out: they give the validation loss
-after every epoch and are never trained on. The labels only colour the map.
+Pixel values in [0, 1], the grey level. The last VALIDATION_SIZE training images are held out:
+they give the validation loss after every epoch and are never trained on. The labels only colour
+the map.
+
+**A likelihood needs binary pixels.** The decoder gives pixel `i` ink with probability `p_i`, so
+`log p(x|z) = sum_i [x_i log p_i + (1 - x_i) log(1 - p_i)]`. For pixels that are 0 or 1 this is the
+log-probability of the image (a Bernoulli per pixel), and a perfect model scores 0. MNIST's pixels
+are grey, and for grey `x_i` the same sum is minus the *binary cross-entropy* (BCE), the
+log-probability of nothing: even a decoder that returns `p = x` exactly still pays the entropy of
+the grey pixels (`bce_floor`), about 45.5 nats per MNIST test image. A BCE figure is that floor
+plus the part the model can change; it is no likelihood, and cannot be set beside the published
+MNIST likelihoods, which are for binarized digits. So by default (BINARIZE) every pixel is made 1
+with probability equal to its grey level, else 0: the training images afresh for every batch
+(*dynamic binarization*, as in Burda et al., 2016: the model never sees the same binary digit
+twice), the validation and test images once, with the fixed seeds TEST_SEED + 1 and TEST_SEED, so
+that every run scores the same binary images.
 """
 data = load_data(DATA, DATASET, TRAIN_LIMIT, IMAGE_SIZE)
 print(f"data: {data.describe()}")
-x_fit, x_validation = holdout_split(data.x_train, VALIDATION_SIZE, "VALIDATION_SIZE", fraction=1 / 10, cap=5000)
-x_test, binarization, pixels = data.x_test, None, "grey"
+x_fit, x_val = holdout_split(data.x_train, VALIDATION_SIZE, "VALIDATION_SIZE")
+x_test = data.x_test
+pixels = "grey"
 if BINARIZE:
-    x_validation, x_test = np.asarray(binarize(x_validation, (SEED, -1))), np.asarray(binarize(x_test, (SEED, -2)))
-    binarization, pixels = binarize, "binarized"  # binarize(batch, (SEED, i)) for training batch number i
-print(f"training on {len(x_fit):,} images, {len(x_validation):,} held out for validation; {pixels} pixels")
+    x_val = binarize(x_val, TEST_SEED + 1)
+    x_test = binarize(x_test, TEST_SEED)
+    pixels = "binarized"
+print(f"training on {len(x_fit):,} images, {len(x_val):,} held out for validation; {pixels} pixels")
 
 
 # %%
@@ -287,12 +246,13 @@ print(f"training on {len(x_fit):,} images, {len(x_validation):,} held out for va
 ## Build the model
 
 Two plain functional models, so that each saves and loads on its own: the encoder (image -> mean
-and log-variance of q(z|x)) and the decoder (code -> image). The `VAE` model above joins them for
-training: its `train_step` draws the code and computes the two terms of the loss.
+and log-variance of q(z|x)) and the decoder (code -> image). `with_loss_terms` joins them for
+training: it binarizes the image, draws one code with `Sampling` and computes the two terms of the
+loss, which are its outputs.
 """
 encoder = build_encoder(CODE_DIM, tuple(HIDDEN_UNITS), IMAGE_SIZE, variational=True)
 decoder = build_decoder(CODE_DIM, tuple(HIDDEN_UNITS), IMAGE_SIZE)
-vae = VAE(encoder, decoder, seed=SEED)
+vae = with_loss_terms(encoder, decoder, BINARIZE, SEED)
 encoder.summary(line_length=80)
 decoder.summary(line_length=80)
 
@@ -300,20 +260,30 @@ decoder.summary(line_length=80)
 """
 ## Train
 
-Each epoch prints the negative ELBO (`loss`) and its two terms, in nats per image, on the
-training batches and on the held-out images (`val_`).
+The loss is the sum of the model's two outputs, averaged over the batch: the negative ELBO. Each
+epoch prints it (`loss`) and its two terms, in nats per image, on the training batches and on the
+held-out images (`val_`).
 """
 
 
-def fit(model: keras.Model, epochs: int, stage: str, **options) -> tuple[dict, float]:
-    """Adam with a learning rate decayed to zero over `epochs` (cosine), XLA on one device; with
-    BINARIZE a fresh binarization of every batch; the validation loss after every epoch."""
-    schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, epochs * -(-len(x_fit) // BATCH_SIZE))
-    model.compile(optimizer=keras.optimizers.Adam(schedule), jit_compile=use_xla())
+def fit(model: keras.Model, epochs: int, stage: str, tensorboard_dir=None) -> tuple[dict, float]:
+    """Adam with a learning rate decayed to zero over `epochs` (cosine); the validation loss after
+    every epoch; backed up after every epoch, to resume from."""
+    schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, epochs * math.ceil(len(x_fit) / BATCH_SIZE))
+    optimizer = keras.optimizers.Adam(schedule)
+    model.compile(optimizer=optimizer, loss={"reconstruction": nats, "kl": nats}, jit_compile=jit_compile())
+    no_target = {"reconstruction": np.zeros(len(x_fit)), "kl": np.zeros(len(x_fit))}
+    validation_no_target = {"reconstruction": np.zeros(len(x_val)), "kl": np.zeros(len(x_val))}
     return train_autoencoder(
-        model, x_fit, binarization, epochs=epochs, batch_size=BATCH_SIZE, seed=SEED,
-        validation=(x_validation, x_validation), resume_dir=backup_folder(out, settings, stage), **options,
-    )  # fmt: skip
+        model,
+        x_fit,
+        no_target,
+        epochs=epochs,
+        batch_size=BATCH_SIZE,
+        validation=(x_val, validation_no_target),
+        resume_dir=backup_folder(out, settings, stage),
+        tensorboard_dir=tensorboard_dir,
+    )
 
 
 history, train_seconds = fit(vae, EPOCHS, "vae", tensorboard_dir=out / "tensorboard" if TENSORBOARD else None)
@@ -323,73 +293,126 @@ history, train_seconds = fit(vae, EPOCHS, "vae", tensorboard_dir=out / "tensorbo
 ## Evaluate: the negative ELBO, and an importance-weighted estimate of -log p(x)
 
 Both on every test image, in nats per image. The ELBO is what training minimised; the
-importance-weighted estimate with IW_SAMPLES codes per image is a tighter bound on the negative
-log-likelihood, so it must come out lower. On binarized digits these are the figures the literature
-gives. Burda, Grosse & Salakhutdinov (ICLR 2016) report, for one stochastic layer on dynamically
-binarized MNIST, 86.76 nats for a VAE and 84.78 for an IWAE (the same model trained on the k = 50
-bound), both estimated with k = 5,000; their models (two layers of 200 tanh units, a code of 50
-numbers) trained for 3,280 epochs, this one for tens. On grey pixels the two figures are binary
-cross-entropies: the floor is printed beside them, and only the part above it is the model's.
+importance-weighted estimate with IMPORTANCE_SAMPLES codes per image is a tighter bound on the
+negative log-likelihood, so it must come out lower. On binarized digits these are the figures the
+literature gives. Burda, Grosse & Salakhutdinov (ICLR 2016) report, for one stochastic layer on
+dynamically binarized MNIST, 86.76 nats for a VAE and 84.78 for an IWAE (the same model trained on
+the k = 50 bound), both estimated with k = 5,000; their models (two layers of 200 tanh units, a
+code of 50 numbers) trained for 3,280 epochs, this one for tens. On grey pixels the two figures are
+binary cross-entropies: the floor is printed beside them, and only the part above it is the model's.
 """
-evaluate_started = time.perf_counter()
-test = test_terms(encoder, decoder, x_test, SEED)
-iw_nll = importance_weighted_nll(encoder, decoder, x_test, IW_SAMPLES, SEED)
-evaluate_seconds = time.perf_counter() - evaluate_started
+
+
+def test_terms(encoder: keras.Model, decoder: keras.Model, x: np.ndarray, seed: int) -> dict[str, float]:
+    """The negative ELBO on `x`, in nats per image, and its two terms: one code drawn per image,
+    the KL in closed form (pytorch/examples' `vae` prints this figure)."""
+    rng = np.random.default_rng(seed)
+    z_mean, z_log_var = encoder.predict(x, batch_size=1000, verbose=0)
+    z = z_mean + np.exp(0.5 * z_log_var) * rng.standard_normal(z_mean.shape, dtype=np.float32)
+    logits = logits_of(decoder).predict(z, batch_size=1000, verbose=0)
+    reconstruction = float(np.mean(keras.ops.convert_to_numpy(reconstruction_loss(x, logits))))
+    kl = float(np.mean(keras.ops.convert_to_numpy(kl_divergence(z_mean, z_log_var))))
+    return {"negative_elbo": reconstruction + kl, "reconstruction": reconstruction, "kl": kl}
+
+
+def importance_weighted_nll(encoder: keras.Model, decoder: keras.Model, x: np.ndarray, k: int, seed: int) -> float:
+    """An estimate of -log p(x) in nats per image (Burda, Grosse & Salakhutdinov, 2016): draw k
+    codes z_1..z_k from q(z|x) and average the importance weights p(x|z) p(z) / q(z|x):
+
+        -log p(x) ~ -log (1/k) sum_j p(x|z_j) p(z_j) / q(z_j|x)
+
+    One code (k = 1) gives an estimate of the ELBO; more codes give a tighter bound, which
+    approaches -log p(x) as k grows. A Keras model computes the log-weights, the k codes of a few
+    images decoded in one batch; the weights, about e^-90, are summed as logs, in float64."""
+    code_dim = encoder.output[0].shape[-1]
+    log_2pi = math.log(2 * math.pi)
+    image = keras.Input(shape=x.shape[1:])
+    eps = keras.Input(shape=(k, code_dim))  # (images, k, code)
+    z_mean, z_log_var = encoder(image)
+    z = ops.expand_dims(z_mean, 1) + ops.exp(0.5 * ops.expand_dims(z_log_var, 1)) * eps
+    decoded = logits_of(decoder)(ops.reshape(z, (-1, code_dim)))
+    decoded = ops.reshape(decoded, (-1, k, *x.shape[1:]))
+    log_p_x_given_z = -reconstruction_loss(ops.expand_dims(image, 1), decoded)
+    log_p_z = -0.5 * ops.sum(ops.square(z) + log_2pi, axis=-1)
+    log_q_z = -0.5 * ops.sum(ops.square(eps) + log_2pi + ops.expand_dims(z_log_var, 1), axis=-1)
+    log_weights = keras.Model([image, eps], log_p_x_given_z + log_p_z - log_q_z)  # (images, k)
+
+    rng = np.random.default_rng(seed)
+    images_a_batch = max(1, 2_000 // k)  # k codes for each of these images decoded at once
+    chunk = images_a_batch * max(1, 200_000 // (k * images_a_batch))  # images whose codes are drawn at once
+    nll = []
+    for first in range(0, len(x), chunk):
+        images = x[first : first + chunk]
+        draws = rng.standard_normal((len(images), k, code_dim), dtype=np.float32)
+        log_w = log_weights.predict([images, draws], batch_size=images_a_batch, verbose=0).astype(np.float64)
+        nll.append(math.log(k) - logsumexp(log_w, axis=1))
+    return float(np.mean(np.concatenate(nll)))
+
+
+evaluation_started = time.perf_counter()
+test = test_terms(encoder, decoder, x_test, TEST_SEED)
+iw_nll = importance_weighted_nll(encoder, decoder, x_test, IMPORTANCE_SAMPLES, TEST_SEED)
+evaluation_seconds = time.perf_counter() - evaluation_started
 floor = float(np.mean(bce_floor(data.x_test)))  # of the grey test images
-burda = {"vae": 86.76, "iwae_k50": 84.78}  # Burda et al. (2016), table 1, one stochastic layer
 print(f"\nTest set ({len(x_test):,} images, {pixels}), code of {CODE_DIM} numbers, in nats per image:")
 print(
     f"  negative ELBO {test['negative_elbo']:.2f} = reconstruction {test['reconstruction']:.2f} + KL {test['kl']:.2f}"
 )
-print(f"  importance-weighted estimate of -log p(x), k = {IW_SAMPLES:,}: {iw_nll:.2f}")
+print(f"  importance-weighted estimate of -log p(x), k = {IMPORTANCE_SAMPLES:,}: {iw_nll:.2f}")
 print(f"  binary cross-entropy floor of the grey test images: {floor:.2f}{' (0 on binary ones)' if BINARIZE else ''}")
 if BINARIZE:
-    print(f"  Burda et al. (2016), 3,280 epochs, k = 5,000: VAE {burda['vae']}, IWAE (k = 50) {burda['iwae_k50']}")
+    burda = f"VAE {PUBLISHED['vae']}, IWAE (k = 50) {PUBLISHED['iwae_k50']}"
+    print(f"  Burda et al. (2016), 3,280 epochs, k = 5,000: {burda}")
 else:
-    above = {"negative ELBO": test["negative_elbo"] - floor, "importance-weighted": iw_nll - floor}
-    print("  above the floor (not likelihoods): " + ", ".join(f"{name} {value:.2f}" for name, value in above.items()))
+    above_elbo = test["negative_elbo"] - floor
+    above_iw = iw_nll - floor
+    print(f"  above the floor (not likelihoods): negative ELBO {above_elbo:.2f}, importance-weighted {above_iw:.2f}")
 
 # %%
 """
 ## The contrast: a plain autoencoder of the same widths
 
-The same encoder widths with a deterministic code, the same decoder, trained on the
-reconstruction term alone (chapter 01's loss, summed over the pixels), for AE_EPOCHS epochs: a
-contrast for the pictures more than for the figures. Nothing pulls its codes together, but it has
-no prior to sample from: the fairest stand-in is a normal distribution fitted to its training codes
-(their mean and covariance), and we decode codes drawn from that.
+What the KL term buys, seen in pictures. The same encoder widths with a deterministic code, the
+same decoder, trained on the reconstruction term alone (chapter 01's loss, summed over the
+pixels), for PLAIN_EPOCHS epochs. Nothing pulls its codes together, and it has no prior to sample
+from: the fairest stand-in is a normal distribution fitted to its training codes (their mean and
+covariance), and we decode codes drawn from that.
 """
-ae_encoder = build_encoder(CODE_DIM, tuple(HIDDEN_UNITS), IMAGE_SIZE, variational=False)
-ae_decoder = build_decoder(CODE_DIM, tuple(HIDDEN_UNITS), IMAGE_SIZE)
-ae_history, ae_seconds = fit(PlainAutoencoder(ae_encoder, ae_decoder, seed=SEED), AE_EPOCHS, "plain_ae")
-ae_test_codes = ae_encoder.predict(x_test, batch_size=1000, verbose=0)
-ae_reconstruction = float(np.mean(reconstruction_loss(x_test, logits_of(ae_decoder)(ae_test_codes))))
+plain_encoder = build_encoder(CODE_DIM, tuple(HIDDEN_UNITS), IMAGE_SIZE, variational=False)
+plain_decoder = build_decoder(CODE_DIM, tuple(HIDDEN_UNITS), IMAGE_SIZE)
+plain = with_loss_terms(plain_encoder, plain_decoder, BINARIZE, SEED)
+plain_history, plain_seconds = fit(plain, PLAIN_EPOCHS, "plain")
+plain_test_codes = plain_encoder.predict(x_test, batch_size=1000, verbose=0)
+plain_logits = logits_of(plain_decoder).predict(plain_test_codes, batch_size=1000, verbose=0)
+plain_reconstruction = float(np.mean(keras.ops.convert_to_numpy(reconstruction_loss(x_test, plain_logits))))
 vae_test_means = encoder.predict(x_test, batch_size=1000, verbose=0)[0]  # the mean code, no draw
-vae_mean_reconstruction = float(np.mean(reconstruction_loss(x_test, logits_of(decoder)(vae_test_means))))
+vae_logits = logits_of(decoder).predict(vae_test_means, batch_size=1000, verbose=0)
+vae_mean_reconstruction = float(np.mean(keras.ops.convert_to_numpy(reconstruction_loss(x_test, vae_logits))))
 print(f"\nReconstruction of the test images, -log p(x|code) in nats per image ({pixels} pixels):")
-print(f"  plain autoencoder ({AE_EPOCHS} epochs): {ae_reconstruction:.2f}")
+print(f"  plain autoencoder ({PLAIN_EPOCHS} epochs): {plain_reconstruction:.2f}")
 print(f"  VAE, decoding the mean code: {vae_mean_reconstruction:.2f}")
 
 rng = np.random.default_rng(SEED)
-vae_samples = np.asarray(decoder(rng.standard_normal((100, CODE_DIM), dtype=np.float32)))
-ae_train_codes = ae_encoder.predict(x_fit, batch_size=1000, verbose=0).astype(np.float64)
-ae_code_covariance = np.cov(ae_train_codes, rowvar=False).reshape(CODE_DIM, CODE_DIM)
-ae_random_codes = rng.multivariate_normal(ae_train_codes.mean(axis=0), ae_code_covariance, 100)
-ae_samples = np.asarray(ae_decoder(ae_random_codes.astype(np.float32)))
+vae_samples = decoder.predict(rng.standard_normal((100, CODE_DIM), dtype=np.float32), verbose=0)
+plain_train_codes = plain_encoder.predict(x_fit, batch_size=1000, verbose=0).astype(np.float64)
+plain_code_covariance = np.cov(plain_train_codes, rowvar=False).reshape(CODE_DIM, CODE_DIM)
+plain_random_codes = rng.multivariate_normal(plain_train_codes.mean(axis=0), plain_code_covariance, 100)
+plain_samples = plain_decoder.predict(plain_random_codes.astype(np.float32), verbose=0)
 
 # %%
 """
 ## A map: a VAE with a two-number code
 
-With CODE_DIM = 2 the codes can be drawn directly. A second, smaller training (MAP_EPOCHS) gives
-the test codes coloured by class and the grid of images the decoder makes from codes spread over
-the prior: each grid point is a quantile of N(0, 1) along each axis, so equal areas of the grid
-hold equal probability under the prior.
+The code space seen whole. With CODE_DIM = 2 the codes can be drawn directly. A second, smaller
+training (MAP_EPOCHS) gives the test codes coloured by class and the grid of images the decoder
+makes from codes spread over the prior: each grid point is a quantile of N(0, 1) along each axis,
+so equal areas of the grid hold equal probability under the prior.
 """
 map_encoder = build_encoder(2, tuple(HIDDEN_UNITS), IMAGE_SIZE, variational=True)
 map_decoder = build_decoder(2, tuple(HIDDEN_UNITS), IMAGE_SIZE)
-map_history, map_seconds = fit(VAE(map_encoder, map_decoder, seed=SEED), MAP_EPOCHS, "map_vae")
-map_test = test_terms(map_encoder, map_decoder, x_test, SEED)
+map_vae = with_loss_terms(map_encoder, map_decoder, BINARIZE, SEED)
+map_history, map_seconds = fit(map_vae, MAP_EPOCHS, "map_vae")
+map_test = test_terms(map_encoder, map_decoder, x_test, TEST_SEED)
 print(
     f"\nVAE with a 2-number code ({MAP_EPOCHS} epochs): test negative ELBO {map_test['negative_elbo']:.2f} "
     f"= reconstruction {map_test['reconstruction']:.2f} + KL {map_test['kl']:.2f}"
@@ -397,7 +420,7 @@ print(
 map_codes = map_encoder.predict(x_test, batch_size=1000, verbose=0)[0]
 quantiles = norm.ppf(np.linspace(0.5 / GRID_SIZE, 1 - 0.5 / GRID_SIZE, GRID_SIZE)).astype(np.float32)
 z1, z2 = np.meshgrid(quantiles, quantiles[::-1])  # z2 grows upwards, as on the map's axis
-grid = np.asarray(map_decoder(np.stack([z1.ravel(), z2.ravel()], axis=1)))
+grid = map_decoder.predict(np.stack([z1.ravel(), z2.ravel()], axis=1), verbose=0)
 
 # %%
 """
@@ -410,29 +433,43 @@ the decoder's probability of ink at every pixel, drawn in grey: on binarized dig
 model's picture of a digit, not a binary image drawn from it (which would look speckled). The
 originals beside them are the test images as scored, binarized or grey.
 """
+
+
+def interpolate(codes_a: np.ndarray, codes_b: np.ndarray, steps: int) -> np.ndarray:
+    """Codes on the straight line from each code in `codes_a` to its partner in `codes_b`:
+    (pairs, steps, code)."""
+    t = np.linspace(0, 1, steps, dtype=np.float32)[None, :, None]
+    return (1 - t) * codes_a[:, None] + t * codes_b[:, None]
+
+
 side = (IMAGE_SIZE, IMAGE_SIZE)
 plotting.image_grids(
     out / "samples.png",
     {
         "VAE: codes drawn from N(0, I)": vae_samples.reshape(10, 10, *side),
-        "plain autoencoder: codes drawn from a normal fitted to its codes": ae_samples.reshape(10, 10, *side),
+        "plain autoencoder: codes drawn from a normal fitted to its codes": plain_samples.reshape(10, 10, *side),
     },
     title=f"Decoded random codes ({CODE_DIM} numbers): the probability of ink at every pixel",
 )
-reconstructions = {"VAE (mean code)": decoder(vae_test_means[:12]), "plain AE": ae_decoder(ae_test_codes[:12])}
 plotting.image_rows(
     out / "reconstructions.png",
-    {f"original ({pixels})": x_test[:12], **reconstructions},
+    {
+        f"original ({pixels})": x_test[:12],
+        "VAE (mean code)": decoder.predict(vae_test_means[:12], verbose=0),
+        "plain AE": plain_decoder.predict(plain_test_codes[:12], verbose=0),
+    },
     n=12,
     title=f"Test images through a {CODE_DIM}-number code (decoded: the probability of ink)",
 )
-pairs, steps = min(6, len(x_test) // 2), 10
-a, b = np.arange(pairs) * 2, np.arange(pairs) * 2 + 1  # test images 0 and 1, 2 and 3, ...
-ends = x_test[a][:, None], x_test[b][:, None]
+pairs = min(6, len(x_test) // 2)
+steps = 10
+first_of_pair = np.arange(pairs) * 2  # test images 0 and 1, 2 and 3, ...
+second_of_pair = first_of_pair + 1
 interpolations = {}
-for label, codes, model in (("VAE", vae_test_means, decoder), ("plain autoencoder", ae_test_codes, ae_decoder)):
-    line = interpolate(codes[a], codes[b], steps).reshape(-1, CODE_DIM)
-    decoded = np.asarray(model(line)).reshape(pairs, steps, *side)
+for label, codes, model in (("VAE", vae_test_means, decoder), ("plain autoencoder", plain_test_codes, plain_decoder)):
+    line = interpolate(codes[first_of_pair], codes[second_of_pair], steps).reshape(-1, CODE_DIM)
+    decoded = model.predict(line, verbose=0).reshape(pairs, steps, *side)
+    ends = (x_test[first_of_pair][:, None], x_test[second_of_pair][:, None])
     interpolations[label] = np.concatenate([ends[0], decoded, ends[1]], axis=1)
 plotting.image_grids(
     out / "interpolations.png",
@@ -456,41 +493,61 @@ plotting.image_grids(
     axis_values=(quantiles, quantiles[::-1]),
     axis_labels=("z1", "z2"),
 )
-curves = {"VAE: -ELBO": history, "plain AE: reconstruction": ae_history}
-for term, label in (("reconstruction", "reconstruction"), ("kl", "KL")):
-    curves[f"VAE: {label}"] = {"loss": history[term], "val_loss": history.get(f"val_{term}")}
+curves = {
+    "VAE: -ELBO": history,
+    "VAE: reconstruction": {"loss": history["reconstruction_loss"], "val_loss": history["val_reconstruction_loss"]},
+    "VAE: KL": {"loss": history["kl_loss"], "val_loss": history["val_kl_loss"]},
+    "plain AE: reconstruction": plain_history,
+}
 plotting.loss_curves(out / "loss.png", curves, ylabel="nats per image")
 
-test_figures = {"test_neg_elbo_nats": test["negative_elbo"], "test_reconstruction_nats": test["reconstruction"]}
-test_figures |= {"test_kl_nats": test["kl"], "iw_samples": IW_SAMPLES, "test_iw_nll_nats": iw_nll}
-if BINARIZE:
-    test_figures["burda_2016_nats"] = burda
-else:
-    test_figures["above_floor_nats"] = {"neg_elbo": test["negative_elbo"] - floor, "iw_nll": iw_nll - floor}
 metrics = {
     "settings": settings,
+    "keras": describe(),
     "data": data.source,
     "binarized": BINARIZE,
     "n_train": len(x_fit),
-    "n_validation": len(x_validation),
+    "n_validation": len(x_val),
     "n_test": len(x_test),
     "code_dim": CODE_DIM,
     "epochs": EPOCHS,
-    "train_seconds": round(train_seconds, 1),
-    "history": history,
-    **test_figures,
+    "test_neg_elbo_nats": test["negative_elbo"],
+    "test_reconstruction_nats": test["reconstruction"],
+    "test_kl_nats": test["kl"],
+    "importance_samples": IMPORTANCE_SAMPLES,
+    "test_iw_nll_nats": iw_nll,
     "bce_floor_nats": floor,
-    "evaluate_seconds": round(evaluate_seconds, 1),
     "test_reconstruction_mean_code_nats": vae_mean_reconstruction,
-    "plain_ae": {"epochs": AE_EPOCHS, "train_seconds": round(ae_seconds, 1), "history": ae_history},
-    "map": {"epochs": MAP_EPOCHS, "train_seconds": round(map_seconds, 1), "history": map_history},
+    "history": history,
+    "plain_ae": {
+        "epochs": PLAIN_EPOCHS,
+        "test_reconstruction_nats": plain_reconstruction,
+        "history": plain_history,
+    },
+    "map": {
+        "epochs": MAP_EPOCHS,
+        "test_neg_elbo_nats": map_test["negative_elbo"],
+        "test_reconstruction_nats": map_test["reconstruction"],
+        "test_kl_nats": map_test["kl"],
+        "history": map_history,
+    },
+    "seconds": {
+        "vae": round(train_seconds, 1),
+        "evaluation": round(evaluation_seconds, 1),
+        "plain_ae": round(plain_seconds, 1),
+        "map_vae": round(map_seconds, 1),
+        "total": round(time.perf_counter() - started, 1),
+    },
 }
-metrics["plain_ae"]["test_reconstruction_nats"] = ae_reconstruction
-metrics["map"] |= {f"test_{key}_nats": value for key, value in map_test.items()}
+if BINARIZE:
+    metrics["published_nats"] = PUBLISHED
+else:
+    metrics["above_floor_nats"] = {"neg_elbo": test["negative_elbo"] - floor, "iw_nll": iw_nll - floor}
 save_model(encoder, out / "encoder.keras")
 save_model(decoder, out / "decoder.keras")
-metrics["total_seconds"] = round(time.perf_counter() - started, 1)
 save_json(out / "metrics.json", metrics)
 finish(
-    out, f"test -ELBO {test['negative_elbo']:.2f} nats, importance-weighted {iw_nll:.2f} (k = {IW_SAMPLES})", started
+    out,
+    f"test -ELBO {test['negative_elbo']:.2f} nats, importance-weighted {iw_nll:.2f} (k = {IMPORTANCE_SAMPLES})",
+    started,
 )

@@ -1,43 +1,84 @@
 """What the numbered scripts share, one job per module:
 
-- `data`: loading the images (MNIST, Fashion-MNIST, your own), and splitting off held-out images
+- `data`: loading the images (MNIST, Fashion-MNIST, your own), held-out splits, the test seed
 - `masks`: loading your own images with their segmentation masks (chapter 09)
-- `corruption`: the three corruption processes, and batches with a fresh corruption each
+- `scenes`: canvases of a few digits and their masks, to segment (chapter 09)
+- `corruption`: the three corruption processes, for a fixed set and as a layer for training
+- `batches`: training batches drawn afresh for every step
 - `classical_denoisers`: the filters a practitioner would reach for, each with its parameter tuned
-- `metrics`: MSE, PSNR and SSIM over a test set
+- `pca`: PCA, the linear baseline
+- `metrics`: MSE, PSNR and SSIM over a test set; ROC AUC
 - `plotting`: the PNG figures
-- `hyperparams`: `--name=value` overrides of a script's UPPER_CASE constants
+- `hyperparams`: `--name=value` overrides of a script's UPPER_CASE constants, and their checks
 - `outputs`: the output folder, and files written so they are never half-written
-- `training`: fitting an autoencoder, with a clear stop on a NaN loss, and resuming after Ctrl-C
+- `training`: fitting a model: resumable, TensorBoard on request, a clear stop on a NaN loss
 - `stages`: resuming a run made of many trainings, training by training
 - `labels`: drawing a few labelled images, as many of each class
-- `devices`: one device, or several under a distribution strategy
+- `devices`: the backend, the compiled training step, one device or several
+- `gradients`: the gradient of a model's output with respect to its input (chapter 02's pictures)
 - `script`: the start and end every script shares
 
-Importing `common` first (the scripts do) loads TensorFlow with its C++ start-up lines (CUDA
-drivers not found, CPU features) sent nowhere: on a CPU they say nothing a reader needs, and they
-would come before even `--help` and the one-line errors.
+Keras runs on TensorFlow, JAX or PyTorch: KERAS_BACKEND chooses (`KERAS_BACKEND=jax python
+01_basic_autoencoder.py`). Where it is not set and Keras' own configuration file names no backend,
+Keras' default, TensorFlow, is used when it is installed, else JAX, else PyTorch: whatever
+`requirements-jax.txt` or `requirements-torch.txt` installed runs without a setting.
+
+Under TensorFlow, importing `common` first (the scripts do) loads it with its C++ start-up lines
+(CUDA drivers not found, CPU features) sent nowhere: on a CPU they say nothing a reader needs, and
+they would come before even `--help` and the one-line errors.
 """
 
+import contextlib
+import importlib.util
+import json
 import os
 import sys
+from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+BACKENDS = ("tensorflow", "jax", "torch")
 
 
-def _import_tensorflow_quietly() -> None:
+def _choose_backend() -> None:
+    """Set KERAS_BACKEND to an installed backend when neither it nor Keras' configuration names one."""
+    if os.environ.get("KERAS_BACKEND"):
+        return
+    config = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "keras.json"
+    try:
+        if json.loads(config.read_text()).get("backend"):
+            return
+    except (OSError, ValueError, AttributeError):
+        pass
+    for name in BACKENDS:
+        if importlib.util.find_spec(name) is not None:
+            os.environ["KERAS_BACKEND"] = name
+            return
+
+
+@contextlib.contextmanager
+def tensorflow_start_quietly():
+    """Run the block with TensorFlow's C++ start-up lines sent nowhere, if it may start TensorFlow:
+    Keras imports it under its own backend, and seeds it under any other wherever it is installed."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "3":
+        yield
         return
     sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     try:
-        import keras  # noqa: F401, PLC0415
-        import tensorflow  # noqa: F401, PLC0415
+        yield
     finally:
         os.dup2(saved, 2)  # before any error is reported
         os.close(saved)
         os.close(devnull)
 
 
-_import_tensorflow_quietly()
+_choose_backend()
+with tensorflow_start_quietly():
+    import keras  # noqa: E402
+
+if keras.backend.backend() == "tensorflow":  # its warnings about retracing functions are no lesson of ours
+    import logging  # noqa: E402
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)

@@ -5,11 +5,19 @@
 - salt-and-pepper noise: a random fraction of the pixels set to 0 or 1 (1 with probability
   `salt_ratio`, 0 otherwise).
 
-Each function takes a batch of images (NumPy array or tensor, any shape, float) and a `seed`, an
-int or a pair of ints, and is a pure function of the two: the same seed gives the same corruption
-on every run, a different seed a fresh one. They use TensorFlow's stateless random ops, so the same
-code corrupts a test set once with a fixed seed and, inside a `tf.data` pipeline, draws a fresh
-corruption for every training batch (`denoising_batches`). A NumPy input gives a NumPy output.
+Each is written twice, for its two uses:
+
+- `Corruption("masking", 0.5)(images, seed)` corrupts a fixed set of images once, in NumPy: the
+  same seed gives the same corruption on every run and every backend, so every run is scored on
+  the same corrupted test images;
+- `Corruption("masking", 0.5).layer(seed)` is a Keras layer that corrupts its input while the
+  model trains, a fresh draw for every batch, and passes it through untouched otherwise, as
+  Keras' own `Dropout` and `GaussianNoise` do. Put in front of a model, it makes the denoising
+  criterion: `keras.Sequential([noise.layer(SEED), denoiser])` trains the denoiser on corrupted
+  inputs, computed with `keras.ops` and `keras.random` on whatever backend and device the model
+  runs on.
+
+`LevelRange("salt_and_pepper", 0.0, 0.9)` is one process at a level drawn afresh for every image.
 """
 
 from __future__ import annotations
@@ -20,87 +28,117 @@ from typing import Any
 
 from common.errors import SettingError
 
+import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 KINDS = ("gaussian", "masking", "salt_and_pepper")
-TEST_SEED = 2010  # the corrupted test set is the same on every run, whatever the training SEED
 
 
-def _seed(seed: Any) -> tf.Tensor:
-    seed = tf.convert_to_tensor(seed, dtype=tf.int64)
-    return tf.stack([seed, tf.constant(0, tf.int64)]) if seed.shape.rank == 0 else seed
+def check_std(std: float, what: str = "the noise standard deviation") -> None:
+    if isinstance(std, bool) or not isinstance(std, (int, float)) or not math.isfinite(std) or std < 0:
+        raise SettingError(f"{what} {std!r}: must be a finite number, 0 or more")
 
 
-def _as_tensor(x: Any) -> tuple[tf.Tensor, bool]:
-    """The images as a float tensor, and whether they came as a NumPy array."""
-    if tf.is_tensor(x):
-        return x, False
+def check_fraction(fraction: float, what: str = "the fraction of pixels hit") -> None:
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+        raise SettingError(f"{what} {fraction!r}: must lie between 0 and 1")
+
+
+def _float_images(x: Any) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype.kind != "f":
         raise ValueError(f"corruption expects float images in [0, 1], got dtype {x.dtype}")
-    return tf.convert_to_tensor(x), True
+    return x
 
 
-def _back(y: tf.Tensor, is_numpy: bool) -> Any:
-    return y.numpy() if is_numpy else y
+# The processes on a fixed set of images, in NumPy. The level is a number, or an array that
+# broadcasts against the images (one level per image, for `LevelRange`).
+def _gaussian(x: np.ndarray, std: Any, rng: np.random.Generator) -> np.ndarray:
+    noise = rng.standard_normal(x.shape)
+    return np.clip(x + std * noise, 0, 1).astype(x.dtype)
 
 
-def check_std(std: float, name: str = "NOISE_STD") -> None:
-    if isinstance(std, bool) or not isinstance(std, (int, float)) or not math.isfinite(std) or std < 0:
-        raise SettingError(f"{name}={std!r}: the noise standard deviation must be a finite number >= 0")
+def _masking(x: np.ndarray, fraction: Any, rng: np.random.Generator) -> np.ndarray:
+    hit = rng.random(x.shape) < fraction
+    return np.where(hit, 0, x).astype(x.dtype)
 
 
-def check_fraction(fraction: float, name: str = "NOISE_FRACTION") -> None:
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
-        raise SettingError(f"{name}={fraction!r}: a fraction of pixels must lie between 0 and 1")
+def _salt_and_pepper(x: np.ndarray, fraction: Any, salt_ratio: float, rng: np.random.Generator) -> np.ndarray:
+    hit = rng.random(x.shape) < fraction
+    salt = rng.random(x.shape) < salt_ratio
+    return np.where(hit, salt, x).astype(x.dtype)
 
 
-def gaussian_noise(x: Any, std: float, seed: Any) -> Any:
-    """Add N(0, std^2) to every pixel and clip to [0, 1]."""
+def gaussian_noise(x: Any, std: float, seed: Any) -> np.ndarray:
+    """Add N(0, std^2) to every pixel and clip to [0, 1]. `seed`: an int or a tuple of ints."""
     check_std(std)
-    x, is_numpy = _as_tensor(x)
+    x = _float_images(x)
     if std == 0:
-        return _back(x, is_numpy)  # exactly the input (no round trip through the arithmetic)
-    return _back(_gaussian(x, std, _seed(seed)), is_numpy)
+        return x.copy()  # exactly the input (no round trip through the arithmetic)
+    return _gaussian(x, std, np.random.default_rng(seed))
 
 
-def masking_noise(x: Any, fraction: float, seed: Any) -> Any:
+def masking_noise(x: Any, fraction: float, seed: Any) -> np.ndarray:
     """Set a random `fraction` of the pixels to 0 (each pixel independently)."""
     check_fraction(fraction)
-    x, is_numpy = _as_tensor(x)
-    return _back(_masking(x, fraction, _seed(seed)), is_numpy)
+    return _masking(_float_images(x), fraction, np.random.default_rng(seed))
 
 
-def salt_and_pepper_noise(x: Any, fraction: float, seed: Any, salt_ratio: float = 0.5) -> Any:
+def salt_and_pepper_noise(x: Any, fraction: float, seed: Any, salt_ratio: float = 0.5) -> np.ndarray:
     """Set a random `fraction` of the pixels to 1 (probability `salt_ratio`) or 0."""
     check_fraction(fraction)
-    check_fraction(salt_ratio, "SALT_RATIO")
-    x, is_numpy = _as_tensor(x)
-    return _back(_salt_and_pepper(x, fraction, _seed(seed), salt_ratio), is_numpy)
+    check_fraction(salt_ratio, "the share of salt among the pixels hit")
+    return _salt_and_pepper(_float_images(x), fraction, salt_ratio, np.random.default_rng(seed))
 
 
-# The processes themselves, on a tensor; the level is a number, or a tensor that broadcasts
-# against the images (one level per image, for `LevelRange`).
-def _gaussian(x: tf.Tensor, std: Any, seed: tf.Tensor) -> tf.Tensor:
-    noise = tf.random.stateless_normal(tf.shape(x), seed=seed, dtype=x.dtype)
-    return tf.clip_by_value(x + noise * tf.cast(std, x.dtype), 0.0, 1.0)
+class Corrupt(keras.layers.Layer):
+    """A corruption process as a layer: while the model trains, every batch gets a fresh draw;
+    otherwise (predict, evaluate, validation) the input passes through untouched. The level is
+    `low` for every image, or drawn for each image uniformly between `low` and `high`."""
 
+    def __init__(self, kind: str, low: float, high: float | None = None, salt_ratio: float = 0.5, seed=None, **kw):
+        super().__init__(**kw)
+        self.kind = kind
+        self.low = low
+        self.high = low if high is None else high
+        self.salt_ratio = salt_ratio
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
 
-def _masking(x: tf.Tensor, fraction: Any, seed: tf.Tensor) -> tf.Tensor:
-    hit = tf.random.stateless_uniform(tf.shape(x), seed=seed, dtype=x.dtype) < tf.cast(fraction, x.dtype)
-    return tf.where(hit, tf.zeros_like(x), x)
+    def call(self, x, training=False):
+        if not training:
+            return x
+        level = self.low
+        if self.high != self.low:  # one level per image, broadcast over its pixels
+            per_image = (ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
+            level = keras.random.uniform(per_image, self.low, self.high, dtype=x.dtype, seed=self.seed_generator)
+        if self.kind == "gaussian":
+            noise = keras.random.normal(ops.shape(x), dtype=x.dtype, seed=self.seed_generator)
+            return ops.clip(x + level * noise, 0.0, 1.0)
+        hit = keras.random.uniform(ops.shape(x), dtype=x.dtype, seed=self.seed_generator) < level
+        if self.kind == "masking":
+            return ops.where(hit, ops.zeros_like(x), x)
+        salt = keras.random.uniform(ops.shape(x), dtype=x.dtype, seed=self.seed_generator) < self.salt_ratio
+        return ops.where(hit, ops.cast(salt, x.dtype), x)
 
+    def compute_output_shape(self, input_shape):
+        return input_shape
 
-def _salt_and_pepper(x: tf.Tensor, fraction: Any, seed: tf.Tensor, salt_ratio: float) -> tf.Tensor:
-    u = tf.random.stateless_uniform(tf.concat([[2], tf.shape(x)], 0), seed=seed, dtype=x.dtype)
-    salt = tf.cast(u[1] < salt_ratio, x.dtype)
-    return tf.where(u[0] < tf.cast(fraction, x.dtype), salt, x)
+    def get_config(self) -> dict[str, Any]:
+        return super().get_config() | {
+            "kind": self.kind,
+            "low": self.low,
+            "high": self.high,
+            "salt_ratio": self.salt_ratio,
+            "seed": self.seed,
+        }
 
 
 @dataclass(frozen=True)
 class Corruption:
-    """One corruption process at one level: `Corruption("masking", 0.5)(images, seed)`.
+    """One corruption process at one level: `Corruption("masking", 0.5)(images, seed)` for a fixed
+    set, `Corruption("masking", 0.5).layer(seed)` for training.
 
     `level` is the standard deviation for "gaussian" and the fraction of pixels for the others.
     """
@@ -116,14 +154,18 @@ class Corruption:
             check_std(self.level)
         else:
             check_fraction(self.level)
-        check_fraction(self.salt_ratio, "SALT_RATIO")
+        check_fraction(self.salt_ratio, "the share of salt among the pixels hit")
 
-    def __call__(self, x: Any, seed: Any) -> Any:
+    def __call__(self, x: Any, seed: Any) -> np.ndarray:
         if self.kind == "gaussian":
             return gaussian_noise(x, self.level, seed)
         if self.kind == "masking":
             return masking_noise(x, self.level, seed)
         return salt_and_pepper_noise(x, self.level, seed, self.salt_ratio)
+
+    def layer(self, seed: int | None = None) -> Corrupt:
+        """This corruption as a layer, active only while a model trains."""
+        return Corrupt(self.kind, self.level, salt_ratio=self.salt_ratio, seed=seed, name=f"{self.kind}_corruption")
 
     def at(self, level: float) -> Corruption:
         """The same process at another level (for sweeps)."""
@@ -158,25 +200,30 @@ class LevelRange:
         if self.kind not in KINDS:
             raise SettingError(f"unknown corruption {self.kind!r}: choose one of {', '.join(KINDS)}")
         for level in (self.low, self.high):
-            check = check_std if self.kind == "gaussian" else check_fraction
-            check(level, "TRAIN_RANGE")
-        check_fraction(self.salt_ratio, "SALT_RATIO")
+            if self.kind == "gaussian":
+                check_std(level, "a level of the range")
+            else:
+                check_fraction(level, "a level of the range")
+        check_fraction(self.salt_ratio, "the share of salt among the pixels hit")
         if self.low > self.high:
-            raise SettingError(f"TRAIN_RANGE=({self.low:g}, {self.high:g}): the lowest level must come first")
+            raise SettingError(f"the range ({self.low:g}, {self.high:g}): the lowest level must come first")
 
-    def __call__(self, x: Any, seed: Any) -> Any:
-        x, is_numpy = _as_tensor(x)
-        seed = _seed(seed)
-        per_image = tf.concat([tf.shape(x)[:1], tf.ones_like(tf.shape(x)[1:])], 0)  # (N, 1, 1)
-        level_seed = tf.random.experimental.stateless_fold_in(seed, 1)
-        levels = tf.random.stateless_uniform(per_image, level_seed, minval=self.low, maxval=self.high, dtype=x.dtype)
+    def __call__(self, x: Any, seed: Any) -> np.ndarray:
+        x = _float_images(x)
+        sequence = np.random.SeedSequence(seed)
+        per_image = (len(x),) + (1,) * (x.ndim - 1)
+        levels = np.random.default_rng(sequence.spawn(1)[0]).uniform(self.low, self.high, per_image)
+        rng = np.random.default_rng(sequence)
         if self.kind == "gaussian":
-            y = _gaussian(x, levels, seed)
-        elif self.kind == "masking":
-            y = _masking(x, levels, seed)
-        else:
-            y = _salt_and_pepper(x, levels, seed, self.salt_ratio)
-        return _back(y, is_numpy)
+            return _gaussian(x, levels, rng)
+        if self.kind == "masking":
+            return _masking(x, levels, rng)
+        return _salt_and_pepper(x, levels, self.salt_ratio, rng)
+
+    def layer(self, seed: int | None = None) -> Corrupt:
+        """This corruption as a layer, active only while a model trains: a level for every image."""
+        name = f"{self.kind}_range_corruption"
+        return Corrupt(self.kind, self.low, self.high, salt_ratio=self.salt_ratio, seed=seed, name=name)
 
     def describe(self) -> str:
         what = {"gaussian": "standard deviation", "masking": "fraction masked", "salt_and_pepper": "fraction hit"}
@@ -185,30 +232,3 @@ class LevelRange:
 
     def as_dict(self) -> dict[str, Any]:
         return {"type": self.kind, "low": self.low, "high": self.high, "salt_ratio": self.salt_ratio}
-
-
-def denoising_batches(
-    x: np.ndarray, corruption: Corruption | LevelRange | None, batch_size: int, seed: int
-) -> tuple[tf.data.Dataset, int]:
-    """An endless, shuffled stream of (corrupted batch, clean batch) pairs, and the number of
-    batches in one epoch (for `fit(..., steps_per_epoch=...)`).
-
-    Batch number i is corrupted with the seed (seed, i), so every batch of every epoch gets a
-    fresh corruption, and the whole stream is the same on every run with the same seed. With
-    `corruption=None` the input is the clean batch itself (a plain autoencoder).
-    """
-    steps = math.ceil(len(x) / batch_size)
-    batches = (
-        tf.data.Dataset.from_tensor_slices(x)
-        .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-        .repeat()
-        .batch(batch_size)
-    )
-    numbered = tf.data.Dataset.zip(batches, tf.data.Dataset.counter())
-
-    def pair(clean: tf.Tensor, i: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        if corruption is None:
-            return clean, clean
-        return corruption(clean, tf.stack([tf.constant(seed, tf.int64), i])), clean
-
-    return numbered.map(pair, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE), steps

@@ -39,12 +39,11 @@ KERAS_CACHE = KERAS_DATASETS / "mnist.npz"
 FASHION_KERAS_CACHE = KERAS_DATASETS / "fashion-mnist"  # the four IDX files, gzipped
 FASHION_DEBIAN = Path("/usr/share/datasets/fashion-mnist")  # apt-get install dataset-fashion-mnist
 DATASETS = ("mnist", "fashion_mnist")
+FASHION_CLASSES = "T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, Ankle boot"
 CLASS_NAMES = {
     "mnist": [str(d) for d in range(10)],
-    "fashion_mnist": [
-        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"
-    ],
-}  # fmt: skip
+    "fashion_mnist": FASHION_CLASSES.split(", "),
+}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 TEST_FRACTION = 0.2  # of your own images, kept for testing when they come without a test split
 DOWNLOAD_HOST = ("storage.googleapis.com", 443)
@@ -54,7 +53,10 @@ IDX_FILES = {
     "x_test": "t10k-images-idx3-ubyte",
     "y_test": "t10k-labels-idx1-ubyte",
 }
-IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
+IMAGE_MAGIC = 2051
+LABEL_MAGIC = 2049
+GREY_WEIGHTS = np.array([0.2989, 0.5870, 0.1140], np.float32)  # red, green, blue: TensorFlow's rgb_to_grayscale
+TEST_SEED = 2010  # the seed of every random draw a test set is made with: every run is scored on the same images
 
 
 sample_in_use = False  # set when load_data fell back to the bundled sample: a run's closing line says so
@@ -111,7 +113,8 @@ def _check_arrays(arrays: dict[str, np.ndarray], where: str, classes: int | None
         given, missing = ("y_train", "y_test") if has[0] else ("y_test", "y_train")
         raise DataError(f"{where}: has {given} but is missing {missing} (give labels for both splits, or for neither)")
     for split in ("train", "test"):
-        x, y = arrays[f"x_{split}"], arrays.get(f"y_{split}")
+        x = arrays[f"x_{split}"]
+        y = arrays.get(f"y_{split}")
         if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[3] not in (1, 3, 4)):
             raise DataError(
                 f"{where}: x_{split} must have shape (N, height, width) or (N, height, width, 1, 3 or 4 channels), "
@@ -120,7 +123,8 @@ def _check_arrays(arrays: dict[str, np.ndarray], where: str, classes: int | None
         if len(x) == 0:
             raise DataError(f"{where}: x_{split} holds no images")
         if np.issubdtype(x.dtype, np.floating):
-            low, high = float(np.min(x)), float(np.max(x))
+            low = float(np.min(x))
+            high = float(np.max(x))
             if not 0 <= low <= high <= 1:
                 raise DataError(
                     f"{where}: x_{split} holds {x.dtype} values from {low:g} to {high:g}, outside [0, 1] "
@@ -211,44 +215,47 @@ def _image_files(folder: Path) -> list[Path]:
     ]
 
 
+def _read_image(path: Path, image_size: int) -> np.ndarray:
+    """One image file as uint8 grey (size x size): colour averaged to grey as TensorFlow does, its
+    largest centred square kept, and shrunk (area averaging) or enlarged (bilinear)."""
+    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
+
+    try:
+        with Image.open(path) as image:
+            rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"{path}: cannot read it as an image ({first_line})") from None
+    grey = rgb @ GREY_WEIGHTS
+    height, width = grey.shape
+    side = min(height, width)
+    top = (height - side) // 2
+    left = (width - side) // 2
+    square = grey[top : top + side, left : left + side]
+    return np.round(resize(square[None], image_size)[0]).clip(0, 255).astype(np.uint8)
+
+
 def _images_from_directory(folder: Path, image_size: int) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
     """Every image under `folder` as uint8 grey (N, size, size), with class numbers when the images
     sit in one sub-folder per class (None when they sit in `folder` itself)."""
-    import keras  # noqa: PLC0415  (slow import, only for folders of images)
-    import tensorflow as tf  # noqa: PLC0415
-
-    by_class = any(d.is_dir() and not d.name.startswith(".") and _image_files(d) for d in folder.iterdir())
-    try:
-        batches = keras.utils.image_dataset_from_directory(
-            folder,
-            labels="inferred" if by_class else None,
-            color_mode="grayscale",
-            image_size=(image_size, image_size),
-            batch_size=256,
-            shuffle=False,
-            interpolation="area",  # averages the pixels it shrinks together
-            crop_to_aspect_ratio=True,  # the largest centred square, not a squashed image
-            verbose=False,
-        )
-        class_names = batches.class_names if by_class else None
-        images, labels = [], []
-        for batch in batches:  # streamed from disk, 256 images at a time
-            x, y = batch if by_class else (batch, None)
-            images.append(tf.cast(tf.round(x[..., 0]), tf.uint8).numpy())
-            if y is not None:
-                labels.append(y.numpy().astype(np.uint8 if len(class_names) <= 256 else np.int32))
-    except (ValueError, tf.errors.OpError) as e:
-        first_line = (getattr(e, "message", None) or str(e)).strip().splitlines()[0]
-        raise DataError(f"{folder}: cannot read its images ({first_line})") from None
-    if not images:
+    classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".") and _image_files(d))
+    if classes:
+        files = [(path, k) for k, name in enumerate(classes) for path in sorted(_image_files(folder / name))]
+    else:
+        files = [(path, None) for path in sorted(_image_files(folder))]
+    if not files:
         raise DataError(f"{folder}: no images (PNG, JPEG, BMP, GIF) found")
-    return np.concatenate(images), np.concatenate(labels) if labels else None, class_names
+    images = np.stack([_read_image(path, image_size) for path, _ in files])
+    if not classes:
+        return images, None, None
+    labels = np.array([k for _, k in files], dtype=np.uint8 if len(classes) <= 256 else np.int32)
+    return images, labels, classes
 
 
 def read_image_folder(folder: str | Path, image_size: int = 28) -> tuple[dict[str, np.ndarray], list[str] | None]:
     """Read a folder of your own images (PNG, JPEG, BMP, GIF; any size, colour or grey) with
-    `keras.utils.image_dataset_from_directory`: each becomes a grey `image_size` x `image_size`
-    square (the largest centred square of it, resized). Layouts understood:
+    Pillow: each becomes a grey `image_size` x `image_size` square (the largest centred square of
+    it, resized). Layouts understood:
 
         folder/*.png                           no labels
         folder/<class>/*.png                   one sub-folder per class: labelled by sub-folder
@@ -268,10 +275,8 @@ def read_image_folder(folder: str | Path, image_size: int = 28) -> tuple[dict[st
             raise DataError(f"{folder}: test/ has classes {test_names} but train/ has {names}")
         if names is not None and test_names != names:  # test/ lacks a class: number its own the same
             y_test = np.array([names.index(test_names[k]) for k in y_test], dtype=y_test.dtype)
-        train, test = (
-            np.random.default_rng(0).permutation(len(x_train)),
-            np.random.default_rng(1).permutation(len(x_test)),
-        )
+        train = np.random.default_rng(0).permutation(len(x_train))
+        test = np.random.default_rng(1).permutation(len(x_test))
     else:
         x, y, names = _images_from_directory(folder, image_size)
         if len(x) < 2:
@@ -280,12 +285,15 @@ def read_image_folder(folder: str | Path, image_size: int = 28) -> tuple[dict[st
         n_test = max(1, round(TEST_FRACTION * len(x)))
         x_train = x_test = x
         y_train = y_test = y
-        test, train = order[:n_test], order[n_test:]
+        test = order[:n_test]
+        train = order[n_test:]
     # in a fixed random order, not folder by folder: the first or last N images (TRAIN_LIMIT, a
     # chapter's held-out or validation images) are then a mix of every class
-    x_train, x_test = x_train[train], x_test[test]
+    x_train = x_train[train]
+    x_test = x_test[test]
     if y_train is not None:
-        y_train, y_test = y_train[train], y_test[test]
+        y_train = y_train[train]
+        y_test = y_test[test]
     arrays = {"x_train": x_train, "x_test": x_test}
     if y_train is not None:
         arrays.update(y_train=y_train, y_test=y_test)
@@ -391,14 +399,16 @@ def load_data(
         source = str(path)
     elif dataset == "fashion_mnist":
         arrays, source = _fashion_mnist()
-        class_names, source = CLASS_NAMES["fashion_mnist"], f"Fashion-MNIST, {source}"
+        class_names = CLASS_NAMES["fashion_mnist"]
+        source = f"Fashion-MNIST, {source}"
     else:
         class_names = CLASS_NAMES["mnist"]
         if os.environ.get("MNIST_PATH"):
             source = os.environ["MNIST_PATH"]
             arrays = _read_ten_classes(source)
         else:
-            arrays, source = _keras_download(), f"the Keras download ({KERAS_CACHE})"
+            arrays = _keras_download()
+            source = f"the Keras download ({KERAS_CACHE})"
             if arrays is None:
                 sample_in_use = True
                 arrays = read_npz(SAMPLE_PATH)
@@ -435,11 +445,36 @@ def to_grey_images(x: np.ndarray, image_size: int) -> np.ndarray:
     if not np.issubdtype(x.dtype, np.floating):
         images /= np.float32(255)
     if images.ndim == 4:
-        images = images[..., :3] @ np.float32([0.2989, 0.5870, 0.1140]) if images.shape[3] >= 3 else images[..., 0]
+        images = images[..., :3] @ GREY_WEIGHTS if images.shape[3] >= 3 else images[..., 0]
     if images.shape[1:] != (image_size, image_size):
-        import tensorflow as tf  # noqa: PLC0415
-
-        method = "area" if images.shape[1] >= image_size and images.shape[2] >= image_size else "bilinear"
-        resized = tf.image.resize(images[..., None], (image_size, image_size), method=method)
-        images = np.clip(resized.numpy()[..., 0], 0, 1)
+        images = np.clip(resize(images, image_size), 0, 1)
     return np.ascontiguousarray(images, dtype=np.float32)
+
+
+def resize(images: np.ndarray, size: int) -> np.ndarray:
+    """Images (N, height, width) resized to (N, size, size), as `tf.image.resize` does: each side
+    shrunk by area averaging (every output pixel the mean of the input area it covers) or enlarged
+    bilinearly (pixel centres at half-integers), one matrix product per side."""
+    rows = _resize_matrix(images.shape[1], size)
+    cols = _resize_matrix(images.shape[2], size)
+    return np.einsum("oh,nhw,pw->nop", rows, images.astype(np.float64), cols).astype(np.float32)
+
+
+def _resize_matrix(n: int, size: int) -> np.ndarray:
+    """The (size, n) matrix that resizes one side of n pixels to `size`."""
+    matrix = np.zeros((size, n))
+    scale = n / size
+    if n >= size:  # area: the overlap of input pixel i with output pixel o's span, over the span
+        for o in range(size):
+            start = o * scale
+            stop = (o + 1) * scale
+            for i in range(int(np.floor(start)), min(n, int(np.ceil(stop)))):
+                matrix[o, i] = (min(stop, i + 1) - max(start, i)) / scale
+        return matrix
+    for o in range(size):  # bilinear, from the nearest two pixel centres, clamped at the edges
+        position = min(max((o + 0.5) * scale - 0.5, 0.0), n - 1.0)
+        below = int(np.floor(position))
+        above = min(below + 1, n - 1)
+        matrix[o, below] += 1 - (position - below)
+        matrix[o, above] += position - below
+    return matrix

@@ -1,23 +1,89 @@
-"""Where the training runs: one device (the default), or several with `tf.distribute`.
+"""Where and how the training runs: the backend Keras runs on, whether its training step is
+compiled, and one device (the default) or several.
 
-`--strategy=mirrored` puts a whole run under `tf.distribute.MirroredStrategy`: every model built
-and trained after `use_strategy` keeps one copy of its weights on each local GPU (or, on a
-machine without GPUs, on each of CPU_DEVICES logical CPU devices), every batch is split between
-the copies, and their gradients are summed before each step. The scripts do not change: Keras'
-`fit` and `predict` follow the strategy that is in force.
+Keras runs the same models on TensorFlow, JAX or PyTorch, each on a GPU when one is visible to it
+and on the CPU otherwise. What differs is how a training step is made fast:
 
-XLA compilation (`jit_compile`) is turned off under a strategy: XLA cannot compile a step whose
-variables live on several devices.
+- JAX compiles every step with XLA; uncompiled, it would run op by op, far slower;
+- TensorFlow can compile with XLA or not: XLA speeds up the dense networks of this collection on
+  a CPU and slows down the small convolutions of some chapters (`jit_compile(on_tensorflow=...)`);
+- PyTorch runs op by op: compiling with `torch.compile` costs more than it saves on these small
+  models.
+
+`--strategy=mirrored` spreads a run over several devices: every batch is split between copies of
+the model, one a device, and their gradients are summed before each step. Under TensorFlow that
+is `tf.distribute.MirroredStrategy` over every local GPU, or two CPU devices where there is none
+(it shows the mechanics, it is not faster); under JAX, `keras.distribution.DataParallel` over
+every local device. Keras' `fit` and `predict` follow it: the scripts do not change.
 """
 
 from __future__ import annotations
 
+import importlib.util
+
+from common import tensorflow_start_quietly
 from common.errors import SettingError
 
-import tensorflow as tf
+import keras
 
 STRATEGIES = (None, "mirrored")
-CPU_DEVICES = 2  # logical CPU devices to mirror over when there is no GPU
+CPU_DEVICES = 2  # logical CPU devices TensorFlow mirrors over when there is no GPU
+
+
+def backend() -> str:
+    """The backend Keras runs on: "tensorflow", "jax" or "torch"."""
+    return keras.backend.backend()
+
+
+def describe() -> str:
+    """One line: Keras, its backend and their versions, and the devices it trains on."""
+    name = backend()
+    module = __import__(name)
+    return f"Keras {keras.__version__} on {_BACKEND_NAMES[name]} {module.__version__}, {_device_kind(name)}"
+
+
+_BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+
+
+def _device_kind(name: str) -> str:
+    if name == "tensorflow":
+        import tensorflow as tf  # noqa: PLC0415
+
+        gpus = tf.config.list_physical_devices("GPU")
+    elif name == "jax":
+        import jax  # noqa: PLC0415
+
+        gpus = [d for d in jax.devices() if d.platform != "cpu"]
+    else:
+        import torch  # noqa: PLC0415
+
+        gpus = list(range(torch.cuda.device_count()))
+    return f"{len(gpus)} GPU{'s' if len(gpus) > 1 else ''}" if gpus else "CPU"
+
+
+def set_random_seed(seed: int) -> None:
+    """Seed every random generator: Python's, NumPy's, Keras' and the backend's (and TensorFlow's,
+    which Keras seeds wherever it is installed, under any backend)."""
+    with tensorflow_start_quietly():
+        keras.utils.set_random_seed(seed)
+
+
+def tensorflow_installed() -> bool:
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+def jit_compile(on_tensorflow: bool = True) -> bool:
+    """Whether `model.compile` should compile the training step: always under JAX, never under
+    PyTorch, under TensorFlow as `on_tensorflow` says (XLA) unless a strategy is in force (XLA
+    cannot compile a step whose variables live on several devices)."""
+    name = backend()
+    if name == "jax":
+        return True
+    if name == "torch":
+        return False
+    import tensorflow as tf  # noqa: PLC0415
+
+    return on_tensorflow and not tf.distribute.has_strategy()
 
 
 def use_strategy(name: str | None) -> str:
@@ -25,6 +91,18 @@ def use_strategy(name: str | None) -> str:
     default). Returns a one-line description of the devices used."""
     if name not in STRATEGIES:
         raise SettingError(f"STRATEGY={name!r}: expected None (one device) or 'mirrored'")
+    if backend() == "tensorflow":
+        return _tensorflow_strategy(name)
+    if backend() == "jax":
+        return _jax_distribution(name)
+    if name is not None:
+        raise SettingError(f"STRATEGY={name!r}: runs under TensorFlow or JAX (KERAS_BACKEND), not under PyTorch")
+    return "one device"
+
+
+def _tensorflow_strategy(name: str | None) -> str:
+    import tensorflow as tf  # noqa: PLC0415
+
     tf.distribute.experimental_set_strategy(None)
     if name is None:
         return "one device"
@@ -43,6 +121,10 @@ def use_strategy(name: str | None) -> str:
     return f"MirroredStrategy over {strategy.num_replicas_in_sync} devices ({names})"
 
 
-def use_xla() -> bool:
-    """Whether to compile training steps with XLA: yes on one device, no under a strategy."""
-    return not tf.distribute.has_strategy()
+def _jax_distribution(name: str | None) -> str:
+    keras.distribution.set_distribution(None)
+    if name is None:
+        return "one device"
+    devices = keras.distribution.list_devices()
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    return f"DataParallel over {len(devices)} device{'s' if len(devices) > 1 else ''} ({', '.join(devices)})"

@@ -8,11 +8,16 @@ exactly those names for one run:
 
 Names are case-insensitive, unknown names and badly typed values are rejected with a one-line
 message, every change is echoed, and `--help` lists every name with its default and comment.
+
+Every setting is then checked, edited or overridden, by what its name says it holds (`RULES`:
+EPOCHS, BATCH_SIZE, ... are whole numbers of at least 1; MASKING and DROPOUT fractions below 1;
+...), and a script adds the checks its own names need (`start(globals(), checks={...})`).
 """
 
 from __future__ import annotations
 
 import ast
+import math
 import re
 import sys
 from pathlib import Path
@@ -22,9 +27,43 @@ from common.errors import SettingError
 
 _DEFAULTS_KEY = "__hyperparameter_defaults__"
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
-# Settings that count things: they must be whole numbers of at least 1 (None allowed where it
-# is the default, meaning "all" or "automatic").
-_POSITIVE = re.compile(r"(^|_)(EPOCHS|BATCH_SIZE|CODE_DIM|LIMIT|UNITS|STEPS|SIZE|WIDTH)$")
+
+
+def _whole(least: int):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= least
+
+
+def _number(low: float, high: float, high_included: bool = True):
+    def ok(v: Any) -> bool:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return False
+        return low <= v <= high if high_included else low <= v < high
+
+    return ok
+
+
+# What a setting may hold: a test of one value (each item, for a tuple), and its words. None is
+# allowed where it is the default (meaning "all" or "automatic").
+KINDS = {
+    "count": (_whole(1), "a whole number, 1 or more"),
+    "count_or_zero": (_whole(0), "a whole number, 0 or more"),
+    "fraction": (_number(0, 1), "a fraction between 0 and 1"),
+    "fraction_below_one": (_number(0, 1, high_included=False), "a fraction in [0, 1)"),
+    "non_negative": (_number(0, math.inf), "a finite number, 0 or more"),
+    "positive": (lambda v: _number(0, math.inf)(v) and v > 0, "a finite number above 0"),
+    "percentile": (lambda v: _number(0, 100)(v) and 0 < v < 100, "a percentile between 0 and 100"),
+}
+# The kind of a setting, by the end of its name; the first rule that matches decides.
+RULES = (
+    (r"PROBE_STEPS$", "count_or_zero"),
+    (r"(^|_)(EPOCHS|BATCH_SIZE|CODE_DIM|LIMIT|UNITS|STEPS|SIZE|DRAWS|SCENES|LABELS|MASKS|SAMPLES)$", "count"),
+    (r"(PER_SCENE|PER_EPOCH)$", "count"),
+    (r"(^|_)(MASKING|DROPOUT)$", "fraction_below_one"),
+    (r"(^|_)(NOISE_FRACTION|SALT_RATIO)$", "fraction"),
+    (r"(^|_)(NOISE_STD|WEIGHT_DECAY|L1_WEIGHTS?)$", "non_negative"),
+    (r"(^|_)LEARNING_RATE$", "positive"),
+    (r"PERCENTILE$", "percentile"),
+)
 
 
 def hyperparameters(namespace: dict[str, Any]) -> dict[str, Any]:
@@ -76,14 +115,25 @@ def _parse_value(name: str, text: str, default: Any) -> Any:
     raise bad(f"a {type(default).__name__} like {default!r}")
 
 
-def _check_value(name: str, value: Any) -> None:
-    """Reject counts of 0 or less (epochs, batch size, code size, ...)."""
-    if value is None or not _POSITIVE.search(name):
-        return
-    items = value if isinstance(value, (tuple, list)) else (value,)
-    for item in items:
-        if isinstance(item, bool) or not isinstance(item, int) or item < 1:
-            raise SettingError(f"--{name.lower()}={value}: must be a whole number of at least 1")
+def kind_of(name: str, checks: dict[str, str] | None = None) -> str | None:
+    """The kind of the setting `name` (a key of KINDS): from `checks`, else from RULES."""
+    if checks and name in checks:
+        return checks[name]
+    return next((kind for pattern, kind in RULES if re.search(pattern, name)), None)
+
+
+def check_settings(settings: dict[str, Any], checks: dict[str, str] | None = None, defaults=None) -> None:
+    """Raise SettingError, in one line naming the setting, for the first setting that does not hold
+    what its kind says (None passes where it is the default)."""
+    for name, value in settings.items():
+        kind = kind_of(name, checks)
+        if kind is None or (value is None and (defaults or {}).get(name, value) is None):
+            continue
+        test, words = KINDS[kind]
+        several = isinstance(value, (tuple, list))
+        if not all(test(item) for item in (value if several else (value,))):
+            must = "each must" if several else "must"
+            raise SettingError(f"{name}={value!r}: {must} be {words}")
 
 
 def _comments(source_file: str | None) -> dict[str, str]:
@@ -109,9 +159,12 @@ def help_text(namespace: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def apply_overrides(namespace: dict[str, Any], argv: list[str] | None = None) -> dict[str, Any]:
+def apply_overrides(
+    namespace: dict[str, Any], argv: list[str] | None = None, checks: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Apply `--name=value` arguments to the UPPER_CASE constants of `namespace` (a script's
-    `globals()`), echo what changed, and return the resolved hyperparameters.
+    `globals()`), check every setting (`check_settings`, with the script's own `checks`), echo
+    what changed, and return the resolved hyperparameters.
 
     Calling it again on the same namespace starts from the original defaults, so a test can run
     `main()` several times in one process. `--help` prints the settings and exits.
@@ -135,9 +188,8 @@ def apply_overrides(namespace: dict[str, Any], argv: list[str] | None = None) ->
             close = [n.lower() for n in defaults if n.startswith(name[:3])]
             hint = f" (did you mean {', '.join('--' + c for c in close)}?)" if close else ""
             raise SettingError(f"--{key}: unknown setting{hint}; --help lists them all")
-        value = _parse_value(name, text, defaults[name])
-        _check_value(name, value)
-        changes[name] = value
+        changes[name] = _parse_value(name, text, defaults[name])
+    check_settings({**defaults, **changes}, checks, defaults)
     namespace.update(changes)
     for name, value in changes.items():
         print(f"setting {name} = {value!r} (default {defaults[name]!r})")

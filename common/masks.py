@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common.data import IMAGE_SUFFIXES
+from common.data import IMAGE_SUFFIXES, holdout_split
 from common.errors import DataError
+from common.scenes import Segmentation
 
 import numpy as np
 
@@ -55,7 +56,8 @@ def read_mask_folder(folder: str | Path) -> tuple[np.ndarray, np.ndarray, np.nda
         raise DataError(f"{folder}: no images/ folder (a segmentation folder holds images/ and masks/)")
     if not (folder / "masks").is_dir():
         raise DataError(f"{folder}: no masks/ folder beside images/ (one PNG of class numbers per image)")
-    images, masks = _files(folder / "images", IMAGE_SUFFIXES), _files(folder / "masks", (".png",))
+    images = _files(folder / "images", IMAGE_SUFFIXES)
+    masks = _files(folder / "masks", (".png",))
     if not images:
         raise DataError(f"{folder / 'images'}: no images (PNG, JPEG, BMP, GIF) found")
     for name in images:
@@ -65,7 +67,9 @@ def read_mask_folder(folder: str | Path) -> tuple[np.ndarray, np.ndarray, np.nda
         if name not in images:
             raise DataError(f"{masks[name]}: a mask with no image of the same name in {folder / 'images'}")
     names = sorted(images)
-    xs, ys, size = [], [], None
+    xs = []
+    ys = []
+    size = None
     for name in names:  # each file read once, as RGB; grey if every image turns out grey
         x = _read(images[name], "RGB")
         y = _read(masks[name], None)
@@ -99,9 +103,52 @@ def pad_to_multiple(xs, ys, multiple: int):
     height and width that are multiples of `multiple` (what a network that halves the size k
     times needs); returns them and the original (h, w)."""
     h, w = xs[0].shape[1:3]
-    pad_h, pad_w = -h % multiple, -w % multiple
+    pad_h = (multiple - h % multiple) % multiple  # rows to add: up to the next multiple
+    pad_w = (multiple - w % multiple) % multiple
     if pad_h or pad_w:
         print(f"images of {w}x{h} padded to {w + pad_w}x{h + pad_h}, a multiple of {multiple}; scored on the {w}x{h}")
     xs = tuple(np.pad(x, ((0, 0), (0, pad_h), (0, pad_w), (0, 0))) for x in xs)
     ys = tuple(np.pad(y, ((0, 0), (0, pad_h), (0, pad_w))) for y in ys)
     return xs, ys, (h, w)
+
+
+def mask_folder_data(
+    folder: str | Path, validation_size: int | None, train_limit: int | None, multiple: int
+) -> Segmentation:
+    """A folder of your own images and masks, ready to segment: the classes are the mask values
+    found (class k: the k-th smallest value; 0 taken as background); a fifth of the pairs kept for
+    testing, as of a folder of images; the last `validation_size` of the others held out; training
+    pairs drawn at random; every image padded to a multiple of `multiple` (scored on its own pixels)."""
+    images, masks, values, _ = read_mask_folder(folder)
+    masks = np.searchsorted(values, masks).astype(np.uint8)
+    class_names = ["background" if v == 0 else f"class {v}" for v in values]
+    n_test = max(1, round(len(images) / 5))
+    x_test = images[-n_test:]
+    y_test = masks[-n_test:]
+    x_train, x_val = holdout_split(images[:-n_test], validation_size, "VALIDATION_SIZE")
+    y_train = masks[: len(x_train)]
+    y_val = masks[len(x_train) : len(images) - n_test]
+    if train_limit:
+        x_train = x_train[:train_limit]
+        y_train = y_train[:train_limit]
+    (x_train, x_val, x_test), (y_train, y_val, y_test), (height, width) = pad_to_multiple(
+        (x_train, x_val, x_test), (y_train, y_val, y_test), multiple
+    )
+
+    def draw(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        chosen = rng.integers(0, len(x_train), size=n)
+        return x_train[chosen], y_train[chosen]
+
+    return Segmentation(
+        draw=draw,
+        x_val=x_val,
+        y_val=y_val,
+        x_test=x_test,
+        y_test=y_test,
+        class_names=class_names,
+        height=height,
+        width=width,
+        source=f"{len(images):,} image-mask pairs from {folder}",
+        x_train=x_train,
+        y_train=y_train,
+    )

@@ -53,11 +53,13 @@ def _ssim(x: np.ndarray, y: np.ndarray, win: int = 7, k1: float = 0.01, k2: floa
         return uniform_filter(a, size=(1, win, win))
 
     cov_norm = win**2 / (win**2 - 1)  # sample (not population) covariances, as scikit-image
-    ux, uy = mean(x), mean(y)
+    ux = mean(x)
+    uy = mean(y)
     vx = cov_norm * (mean(x * x) - ux * ux)
     vy = cov_norm * (mean(y * y) - uy * uy)
     vxy = cov_norm * (mean(x * y) - ux * uy)
-    c1, c2 = k1**2, k2**2  # (K * data range)^2, with a data range of 1
+    c1 = k1**2  # (K * data range)^2, with a data range of 1
+    c2 = k2**2
     s = (2 * ux * uy + c1) * (2 * vxy + c2) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
     pad = (win - 1) // 2
     return s[:, pad:-pad, pad:-pad].mean(axis=(1, 2))
@@ -94,7 +96,8 @@ def roc_curve(normal_scores: np.ndarray, anomaly_scores: np.ndarray) -> tuple[np
     normal = np.asarray(normal_scores, dtype=np.float64).ravel()
     anomalies = np.asarray(anomaly_scores, dtype=np.float64).ravel()
     thresholds = np.unique(np.concatenate([normal, anomalies]))[::-1]
-    normal_sorted, anomalies_sorted = np.sort(normal), np.sort(anomalies)
+    normal_sorted = np.sort(normal)
+    anomalies_sorted = np.sort(anomalies)
     flagged = len(normal) - np.searchsorted(normal_sorted, thresholds, side="left")
     caught = len(anomalies) - np.searchsorted(anomalies_sorted, thresholds, side="left")
     fpr = np.concatenate([[0.0], flagged / len(normal)])

@@ -37,6 +37,30 @@ def image_rows(path: str | Path, rows: dict[str, np.ndarray], n: int = 10, title
     return save_figure(fig, path)
 
 
+def level_rows(path: str | Path, rows: dict[str, dict[str, np.ndarray]], title: str = "") -> Path:
+    """One labelled row per entry of `rows`, each a dict of {caption: image}: the same image
+    under one process at several levels, say, each captioned with its level."""
+    n = max(len(images) for images in rows.values())
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.3 * n + 1.8, 1.45 * len(rows) + 0.4), squeeze=False)
+    for r, (label, images) in enumerate(rows.items()):
+        for c, ax in enumerate(axes[r]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(images):
+                ax.axis("off")
+                continue
+            caption, image = list(images.items())[c]
+            image = np.asarray(image)
+            side = int(round(np.sqrt(image.size)))
+            ax.imshow(image.reshape(side, side), cmap="gray", vmin=0, vmax=1)
+            ax.set_xlabel(caption, fontsize=9)
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=10)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def loss_curves(path: str | Path, histories: dict[str, dict[str, list[float]]], ylabel: str = "loss") -> Path:
     """Training (solid) and validation (dashed) loss per epoch, one colour per model."""
     fig, ax = plt.subplots(figsize=(6.4, 4))
@@ -140,7 +164,10 @@ def curves(
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if len(series) > 3:  # many lines: the legend below the plot, where it hides none of them
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize="small")
+    else:
+        ax.legend()
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -236,10 +263,12 @@ def bars(
     ylabel: str,
     title: str = "",
     ylim: tuple[float, float] | None = None,
+    xlabel: str = "",
 ) -> Path:
     """Grouped bars: one group per category (e.g. a class), one bar of each series in every
-    group, the series told apart by colour. A missing value (None or NaN) leaves a gap."""
-    fig, ax = plt.subplots(figsize=(max(6.4, 0.25 * len(categories) * (len(series) + 1)), 4.4))
+    group, the series told apart by colour and named in a legend below the plot. A missing value
+    (None or NaN) leaves a gap."""
+    fig, ax = plt.subplots(figsize=(9, 4.6))
     width = 0.8 / max(1, len(series))
     positions = np.arange(len(categories))
     for i, (label, values) in enumerate(series.items()):
@@ -247,12 +276,13 @@ def bars(
         ax.bar(positions + (i - (len(series) - 1) / 2) * width, heights, width, label=label)
     ax.set_xticks(positions)
     ax.set_xticklabels(categories)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if ylim is not None:
         ax.set_ylim(*ylim)
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=len(series))
+    ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(3, len(series)))
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -293,7 +323,8 @@ def score_histograms(
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False)
     for ax, (title, groups) in zip(axes[0], panels.items()):
         values = np.concatenate([np.ravel(g) for g in groups.values()])
-        low, high = float(values.min()), float(values.max())
+        low = float(values.min())
+        high = float(values.max())
         logarithmic = low > 0 and high > 10 * low  # scores spread over more than a factor of 10
         bins = np.geomspace(low, high, 50) if logarithmic else np.linspace(low, high if high > low else low + 1, 50)
         for i, (label, scores) in enumerate(groups.items()):

@@ -22,33 +22,35 @@ from typing import Any
 from common import data, devices, outputs
 from common.errors import UserError
 from common.hyperparams import apply_overrides
-
-import keras
+from common.training import check_tensorboard
 
 _folder: list[Path] = []  # the output folder of the run in progress, for the Ctrl-C message
 
 
-def start(namespace: dict[str, Any], argv: list[str] | None = None) -> tuple[dict[str, Any], Path]:
-    """Apply command-line overrides to a script's constants, create (and check) the output folder
-    before any work is done, put the run under its STRATEGY (one device by default), and seed
-    every random generator with SEED.
+def start(
+    namespace: dict[str, Any], argv: list[str] | None = None, checks: dict[str, str] | None = None
+) -> tuple[dict[str, Any], Path]:
+    """Apply command-line overrides to a script's constants and check them, create (and check) the
+    output folder before any work is done, put the run under its STRATEGY (one device by default),
+    say which backend runs it, and seed every random generator with SEED.
 
     `argv` defaults to the command line when the script runs as a program, and to no overrides
-    in a notebook (whose command line belongs to the notebook's kernel)."""
+    in a notebook (whose command line belongs to the notebook's kernel). `checks` names the kind
+    of the settings whose names do not say it (`common.hyperparams.KINDS`)."""
     script_file = _script_file(namespace)
     as_program = script_file is not None and Path(sys.argv[0]).resolve() == Path(script_file).resolve()
     if argv is None:
         argv = sys.argv[1:] if as_program else []
     if as_program:
         sys.excepthook = _one_line_errors
-    settings = apply_overrides(namespace, argv)
+    settings = apply_overrides(namespace, argv, checks)
+    check_tensorboard(settings.get("TENSORBOARD", False))
     folder = outputs.output_dir(script_file or "notebook", settings.get("OUTPUT_DIR"))
     outputs.saved_this_run.clear()
     _folder[:] = [folder]
     where = devices.use_strategy(settings.get("STRATEGY"))
-    if settings.get("STRATEGY"):
-        print(f"devices: {where}")
-    keras.utils.set_random_seed(settings["SEED"])
+    print(devices.describe() + (f"; {where}" if settings.get("STRATEGY") else ""))
+    devices.set_random_seed(settings["SEED"])
     return settings, folder
 
 
@@ -93,9 +95,11 @@ def _exit(code: int) -> None:
 def _one_line_errors(kind: type[BaseException], error: BaseException, tb: Any, exit: Callable = os._exit) -> None:
     """The last word of a script that stopped on an exception (installed as `sys.excepthook`)."""
     if issubclass(kind, UserError):
-        message, code = f"error: {error}", 2
+        message = f"error: {error}"
+        code = 2
     elif issubclass(kind, KeyboardInterrupt):
-        message, code = f"\n{interrupted_message()}", 130
+        message = f"\n{interrupted_message()}"
+        code = 130
     else:
         sys.__excepthook__(kind, error, tb)
         return

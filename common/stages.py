@@ -22,9 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from common import devices
 from common.outputs import atomic_path
-
-import keras
 
 T = TypeVar("T")
 
@@ -33,7 +32,8 @@ class Stages:
     """The finished stages of one run, kept in `folder` (see `training.backup_folder`)."""
 
     def __init__(self, folder: Path, seed: int) -> None:
-        self.folder, self.seed = Path(folder), seed
+        self.folder = Path(folder)
+        self.seed = seed
         if self.folder.is_dir() and any(self.folder.glob("*.pkl")):
             print(f"resuming: stages finished by an earlier run are loaded from {self.folder}")
 
@@ -44,7 +44,7 @@ class Stages:
         if path.exists():
             with path.open("rb") as f:
                 return pickle.load(f)
-        keras.utils.set_random_seed(self.stage_seed(name))
+        devices.set_random_seed(self.stage_seed(name))
         result = compute(*args, **kwargs)
         self.folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(path, record=False) as tmp, tmp.open("wb") as f:  # a backup, not a result

@@ -1,5 +1,6 @@
-"""Training loop glue shared by every script: fit with a fresh corruption per batch, one log line
-per epoch when the output is not a terminal, a clear stop on a NaN loss, and the time it took."""
+"""Fitting a model the way every chapter does: shuffled batches of the training images, one log
+line per epoch when the output is not a terminal, a backup after every epoch to resume from, a
+clear stop on a NaN loss, TensorBoard logs on request, and the time it took."""
 
 from __future__ import annotations
 
@@ -13,12 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common.corruption import Corruption, LevelRange, denoising_batches
-from common.errors import TrainingError
+from common.devices import tensorflow_installed
+from common.errors import SettingError, TrainingError
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 FEW_STEPS = 200  # a training with fewer gradient steps than this, in all, rarely gets far
 _noted_few_steps = False  # the note below is printed once a run
@@ -45,48 +45,48 @@ def progress_verbosity() -> int:
 
 def train_autoencoder(
     model: keras.Model,
-    x_train: np.ndarray,
-    corruption: Corruption | LevelRange | None,
+    inputs: np.ndarray,
+    targets: np.ndarray,
     *,
     epochs: int,
     batch_size: int,
-    seed: int,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     callbacks: list[keras.callbacks.Callback] | None = None,
     resume_dir: Path | None = None,
     tensorboard_dir: Path | None = None,
     preview: np.ndarray | None = None,
 ) -> tuple[dict[str, list[float]], float]:
-    """Train `model` to map corrupted images to clean ones (clean to clean when `corruption` is
-    None), drawing a fresh corruption for every batch of every epoch.
+    """`model.fit(inputs, targets)` for `epochs` passes in shuffled batches of `batch_size`.
 
-    With `resume_dir`, the model and optimizer are backed up there after every epoch; a run that
-    was interrupted continues from its last completed epoch when started again with the same
-    settings, and the backup is removed once training ends. With `tensorboard_dir`, TensorBoard
-    logs go there: the losses, and the model's output on the `preview` images every few epochs.
-    Returns the Keras history (loss per epoch; after a resume, only the epochs run this time) and
-    the training time in seconds.
+    A model that should see corrupted inputs carries its corruption as its first layer, active only
+    in training (see `common.corruption`), so `inputs` are the clean images. With `resume_dir`, the
+    model and optimizer are backed up there after every epoch; a run that was interrupted continues
+    from its last completed epoch when started again with the same settings, and the backup is
+    removed once training ends. With `tensorboard_dir`, TensorBoard logs go there: the losses, and
+    the model's output on the `preview` images every few epochs. Returns the Keras history (loss
+    per epoch; after a resume, only the epochs run this time) and the training time in seconds.
     """
-    batches, steps = denoising_batches(x_train, corruption, batch_size, seed)
-    note_if_few_steps(steps, epochs)
+    note_if_few_steps(math.ceil(len(inputs) / batch_size), epochs)
     callbacks = [keras.callbacks.TerminateOnNaN(), *(callbacks or [])]
     if resume_dir is not None:
         if (resume_dir / "latest.weights.h5").exists():
             print(f"resuming from the backup in {resume_dir}")
         callbacks.append(keras.callbacks.BackupAndRestore(str(resume_dir)))
     if tensorboard_dir is not None:
+        check_tensorboard(True)
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard_dir)))
         if preview is not None:
             callbacks.append(PreviewImages(tensorboard_dir / "images", preview))
     started = time.perf_counter()
     history = model.fit(
-        batches,
+        inputs,
+        targets,
         epochs=epochs,
-        steps_per_epoch=steps,
+        batch_size=batch_size,
+        shuffle=True,
         validation_data=validation,
         validation_batch_size=1000,
         callbacks=callbacks,
-        shuffle=False,  # the batches are already shuffled
         verbose=progress_verbosity(),
     )
     seconds = time.perf_counter() - started
@@ -96,6 +96,15 @@ def train_autoencoder(
             resume_dir.parent.rmdir()  # only if no other backup is left in it
     check_finite(history.history)
     return history.history, seconds
+
+
+def check_tensorboard(wanted: bool) -> None:
+    """TensorBoard logs are written by TensorFlow: say so in one line where it is missing."""
+    if wanted and not tensorflow_installed():
+        raise SettingError(
+            "TENSORBOARD=True: TensorBoard logs are written with TensorFlow, which is not installed here "
+            "(pip install -r requirements.txt)"
+        )
 
 
 def backup_folder(out: Path, settings: dict[str, Any], stage: str) -> Path:
@@ -112,8 +121,12 @@ class PreviewImages(keras.callbacks.Callback):
     `every` epochs."""
 
     def __init__(self, log_dir: Path, images: np.ndarray, every: int = 2) -> None:
+        import tensorflow as tf  # noqa: PLC0415  (TensorBoard's writer)
+
         super().__init__()
-        self.images, self.every = images[:8], every
+        self.images = images[:8]
+        self.every = every
+        self.summary = tf.summary
         self.writer = tf.summary.create_file_writer(str(log_dir))
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -121,8 +134,8 @@ class PreviewImages(keras.callbacks.Callback):
             return
         outputs = self.model.predict(self.images, verbose=0)
         with self.writer.as_default():
-            tf.summary.image("input", self.images[..., None], step=epoch + 1, max_outputs=8)
-            tf.summary.image("output", outputs[..., None], step=epoch + 1, max_outputs=8)
+            self.summary.image("input", self.images[..., None], step=epoch + 1, max_outputs=8)
+            self.summary.image("output", outputs[..., None], step=epoch + 1, max_outputs=8)
         self.writer.flush()
 
 

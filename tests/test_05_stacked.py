@@ -5,7 +5,7 @@ the number of images, and a run resumed after Ctrl-C."""
 import json
 
 from common import training
-from common.corruption import Corruption
+from common.corruption import Corrupt
 from common.errors import SettingError, TrainingError
 from common.labels import balanced_subset, balanced_subset_problem
 from common.stages import Stages
@@ -32,6 +32,7 @@ TINY = [
     "--patience_epochs=2",
     "--few_labels=(20,50)",
     "--few_label_steps=20",
+    "--few_label_probe_steps=10",
     "--few_label_draws=2",
     "--batch_size=20",
     "--dropout=0.1",
@@ -83,6 +84,8 @@ def tiny_stack(rng):
 
 def test_one_pretrained_layer_learns_to_rebuild_its_input():
     x = np.random.default_rng(0).random((64, 12)).astype(np.float32)
+    from common.corruption import Corruption
+
     layer = chapter.pretrain_layer(
         x, 6, Corruption("masking", 0.25), pixels=True, epochs=3, batch_size=16, learning_rate=1e-2, seed=0
     )
@@ -115,13 +118,13 @@ def test_the_linear_probe_trains_the_softmax_layer_alone_then_every_layer():
 
     probed = chapter.build_classifier((20, 8), stack, dropout=0.0, input_dropout=0.0, name="probe")
     before = hidden_and_top(probed)
-    history, _ = chapter.fine_tune_fixed(
+    losses, _ = chapter.fine_tune_fixed(
         probed, (x, y), steps=0, batch_size=10, learning_rate=1e-2, seed=0, probe_steps=10
     )
     after = hidden_and_top(probed)
     assert np.array_equal(after[0], before[0]) and np.array_equal(after[1], before[1])  # frozen
     assert not np.array_equal(after[2], before[2])  # the softmax layer learned
-    assert len(history["loss"]) == 10
+    assert len(losses) == 1  # one phase: the probe
     chapter.fine_tune_fixed(probed, (x, y), steps=10, batch_size=10, learning_rate=1e-2, seed=0, probe_steps=0)
     assert not np.array_equal(hidden_and_top(probed)[0], before[0])  # then every layer trains
 
@@ -140,10 +143,11 @@ def test_a_nan_loss_stops_fine_tuning_with_a_training_error():
     "args, words",
     [
         (["--masking=1.5"], ["MASKING=1.5", "[0, 1)"]),
-        (["--upper_masking=1"], ["UPPER_MASKING=1", "[0, 1)"]),
-        (["--dropout=-0.1"], ["DROPOUT=-0.1", "dropout rate"]),
+        (["--code_masking=1"], ["CODE_MASKING=1", "[0, 1)"]),
+        (["--dropout=-0.1"], ["DROPOUT=-0.1", "[0, 1)"]),
+        (["--few_label_probe_steps=-1"], ["FEW_LABEL_PROBE_STEPS=-1", "0 or more"]),
         ([f"--validation_size={TRAIN}"], [f"VALIDATION_SIZE={TRAIN}", "less than", f"at most {TRAIN - 1}", "None"]),
-        (["--few_labels=(0,)"], ["FEW_LABELS=(0,)", "1 or more"]),
+        (["--few_labels=(0,)"], ["FEW_LABELS=(0,)", "each must be a whole number, 1 or more"]),
         (["--few_label_draws=0"], ["FEW_LABEL_DRAWS=0", "1 or more"]),
     ],
 )
@@ -164,29 +168,35 @@ def test_the_validation_set_and_the_few_label_sizes_follow_the_number_of_images(
             "--pretrain_epochs=1",
             "--epochs=1",
             "--few_label_draws=1",
-            "--few_label_probe=5",
+            "--few_label_probe_steps=5",
             "--few_label_steps=5",
             f"--output_dir={tmp_path}",
         ]
     )
     printed = capsys.readouterr().out
     assert metrics["settings"]["VALIDATION_SIZE"] is None and tuple(metrics["settings"]["FEW_LABELS"]) == (100, 1000)
-    assert metrics["n_validation"] == 100 and metrics["n_labelled"] == 500  # a sixth of 600
+    assert metrics["n_validation"] == 100 and metrics["n_train"] == 500  # a sixth of 600
     assert metrics["validation_indices"] == [500, 600]
     assert set(metrics["few_labels"]) == {"100"}  # the sizes the 500 labelled images can give
     assert "few labels: 1,000 skipped, more than the 500 labelled images" in printed
+    assert "(05 needs" not in printed
     assert (tmp_path / "few_labels.png").exists()
 
 
+def corruption_of(model):
+    layers = [layer for layer in model.layers if isinstance(layer, Corrupt)]
+    return (layers[0].kind, layers[0].low) if layers else None
+
+
 def test_stacked_autoencoder_chapter(tmp_path, monkeypatch):
-    streams = []
-    real_batches = training.denoising_batches
+    trainings = []
+    real_train = training.train_autoencoder
 
-    def spy_batches(x, corruption, batch_size, seed):
-        streams.append((np.shape(x), corruption))
-        return real_batches(x, corruption, batch_size, seed)
+    def spy_train(model, inputs, targets, **kwargs):
+        trainings.append((np.shape(inputs), corruption_of(model)))
+        return real_train(model, inputs, targets, **kwargs)
 
-    monkeypatch.setattr(training, "denoising_batches", spy_batches)
+    monkeypatch.setattr(training, "train_autoencoder", spy_train)
     script = load_script("05_stacked_autoencoder")
     metrics = script.main([*TINY, f"--output_dir={tmp_path}"])
 
@@ -198,23 +208,25 @@ def test_stacked_autoencoder_chapter(tmp_path, monkeypatch):
     assert saved["test_error_pct"] == pytest.approx(metrics["test_error_pct"])
 
     # greedy pretraining: each layer on the codes of the one below, the SDAE's corrupted (its own
-    # level for the pixels, another for the codes above), the SAE's not
-    pixels = Corruption("masking", saved["settings"]["MASKING"])
-    codes = Corruption("masking", saved["settings"]["UPPER_MASKING"])
+    # level for the pixels, another for the codes above), the SAE's not; on the training images
+    # alone, never on the validation images
+    pixels = ("masking", saved["settings"]["MASKING"])
+    codes = ("masking", saved["settings"]["CODE_MASKING"])
     assert pixels != codes
-    assert streams == [
-        ((TRAIN, 784), pixels),
-        ((TRAIN, 64), codes),
-        ((TRAIN, 32), codes),
-        ((TRAIN, 784), None),
-        ((TRAIN, 64), None),
-        ((TRAIN, 32), None),
+    labelled = TRAIN - VALIDATION
+    assert trainings == [
+        ((labelled, 784), pixels),
+        ((labelled, 64), codes),
+        ((labelled, 32), codes),
+        ((labelled, 784), None),
+        ((labelled, 64), None),
+        ((labelled, 32), None),
     ]
 
-    # who sees what: labelled, validation and test images are separate
-    assert saved["n_pretrain"] == TRAIN and saved["n_test"] == 1000
-    assert saved["n_labelled"] == TRAIN - VALIDATION and saved["n_validation"] == VALIDATION
-    assert saved["validation_indices"] == [TRAIN - VALIDATION, TRAIN]
+    # who sees what: training, validation and test images are separate
+    assert saved["n_test"] == 1000
+    assert saved["n_train"] == labelled and saved["n_validation"] == VALIDATION
+    assert saved["validation_indices"] == [labelled, TRAIN]
 
     from common.data import load_mnist
 
@@ -230,25 +242,27 @@ def test_stacked_autoencoder_chapter(tmp_path, monkeypatch):
     x_val, y_val = data.x_train[-VALIDATION:], data.y_train[-VALIDATION:]
     val_scores = model.predict(x_val, batch_size=500, verbose=0)
     assert 100 * np.mean(val_scores.argmax(axis=1) != y_val) == pytest.approx(saved["validation_error_pct"]["sdae"])
-    assert set(saved["test_error_pct"]) == {"sdae", "sae", "scratch"}
+    assert set(saved["test_error_pct"]) == {"sdae", "sae", "random"}
     for name, error in saved["test_error_pct"].items():
         assert 0 <= error < 70, name  # a few epochs on 1,000 labels: well above chance (90 %)
         assert 1 <= saved["kept_epoch"][name] <= 3
+        p = error / 100  # the standard error of an error rate on 1,000 test images
+        assert saved["test_error_standard_error_pct"][name] == pytest.approx(100 * np.sqrt(p * (1 - p) / 1000))
 
-    # few labels: two different balanced draws from the labelled part only, never from validation
-    # or test; the figures are the means over the draws
+    # few labels: two different balanced draws from the training images only, never from validation
+    # or test; the figures are the means over the draws, for the SDAE, the SAE and random weights
     assert set(saved["few_labels"]) == {"20", "50"}
     for n, result in saved["few_labels"].items():
         assert len(result["indices"]) == 2 and result["indices"][0] != result["indices"][1]
         for chosen in result["indices"]:
             indices = np.array(chosen)
-            assert len(set(indices)) == int(n) and indices.max() < TRAIN - VALIDATION
+            assert len(set(indices)) == int(n) and indices.max() < labelled
             assert np.bincount(data.y_train[indices], minlength=10).tolist() == [int(n) // 10] * 10
-        for name in ("sdae", "scratch"):
-            assert len(result[f"{name}_draws"]) == 2
-            assert all(0 <= error <= 100 for error in result[f"{name}_draws"])
-            assert result[name] == pytest.approx(np.mean(result[f"{name}_draws"]))
-    assert saved["published"]["test_error_pct"]["sdae"] == 1.28
+        for name in ("sdae", "sae", "random"):
+            assert len(result["draws"][name]) == 2
+            assert all(0 <= error <= 100 for error in result["draws"][name])
+            assert result["mean"][name] == pytest.approx(np.mean(result["draws"][name]))
+    assert saved["published_test_error_pct"]["sdae"] == 1.28
     assert saved["settings"]["HIDDEN_UNITS"] == [64, 32, 16]
 
 
@@ -278,16 +292,15 @@ def test_stacked_chapter_resumes_after_ctrl_c_with_the_figures_of_an_uninterrupt
         return real_run(stages, name, compute, *args, **kwargs)
 
     autoencoder_trainings = []
-    real_batches = training.denoising_batches
+    real_train = training.train_autoencoder
     monkeypatch.setattr(Stages, "run", record_what_is_trained)
     monkeypatch.setattr(
-        training, "denoising_batches", lambda *a, **k: autoencoder_trainings.append(1) or real_batches(*a, **k)
+        training, "train_autoencoder", lambda *a, **k: autoencoder_trainings.append(1) or real_train(*a, **k)
     )
     resumed = load_script("05_stacked_autoencoder").main([*TINY, f"--output_dir={out}"])
-    # the six pretrained layers and the SDAE classifier were loaded, not trained again
+    # the six pretrained layers, the few-label fine-tunings and the SDAE classifier were loaded
     assert autoencoder_trainings == []
-    few = [f"{name}_{n}_labels_draw_{d}" for n in (20, 50) for d in (1, 2) for name in ("sdae", "scratch")]
-    assert computed == ["sae_classifier", "scratch_classifier", *few]
+    assert computed == ["sae_classifier", "random_classifier"]
     assert not (out / ".resume").exists()  # the backup is removed once the results are saved
     # the same figures as the uninterrupted run, to the printed precision
     for key in ("test_error_pct", "validation_error_pct", "kept_epoch", "few_labels"):

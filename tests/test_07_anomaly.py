@@ -19,7 +19,8 @@ from conftest import SAMPLE, load_script
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TRAIN = 1000
-TINY = [f"--train_limit={TRAIN}", "--epochs=1", "--ood_epochs=1", "--batch_size=50", "--filters=(4,8)", "--code_dim=8"]
+TINY = [f"--train_limit={TRAIN}", "--epochs=1", "--out_of_distribution_epochs=1", "--batch_size=50", "--filters=(4,8)"]
+TINY += ["--code_dim=8"]
 FIGURES = ["auc_per_class.png", "roc_curves.png", "strangest.png", "score_histograms.png"]
 DETECTOR = "second pass + code distance"
 CHAPTER = load_script("07_anomaly_detection")
@@ -29,9 +30,10 @@ def numpy_score(autoencoder, images, mean, covariance, standardization):
     """The detector's score, recomputed outside the score model: z(squared error of the
     reconstruction rebuilt) + z(squared Mahalanobis distance of the code), the distance from SciPy."""
     x = images.astype(np.float64)
-    twice = np.asarray(autoencoder(autoencoder(images)), dtype=np.float64)
+    once = autoencoder.predict(images, verbose=0)
+    twice = autoencoder.predict(once, verbose=0).astype(np.float64)
     error = np.sum((x - twice) ** 2, axis=(1, 2))
-    codes = np.asarray(keras.Model(autoencoder.input, autoencoder.get_layer("code").output)(images))
+    codes = keras.Model(autoencoder.input, autoencoder.get_layer("code").output).predict(images, verbose=0)
     inverse = np.linalg.inv(covariance)
     distance = np.array([mahalanobis(code, mean, inverse) ** 2 for code in codes.astype(np.float64)])
     (error_mean, error_std), (distance_mean, distance_std) = standardization
@@ -56,16 +58,16 @@ def test_the_score_model_computes_the_score_of_numpy(tmp_path):
     autoencoder = CHAPTER.build_autoencoder(6, (4, 8), 28)
     with np.load(SAMPLE) as f:
         images = f["x_test"][:64].astype(np.float32) / 255
-    codes = np.asarray(keras.Model(autoencoder.input, autoencoder.get_layer("code").output)(images))
+    codes = keras.Model(autoencoder.input, autoencoder.get_layer("code").output).predict(images, verbose=0)
     mean, covariance = CHAPTER.fit_gaussian(codes[:48])
     standardize = [(20.0, 4.0), (6.0, 3.0)]
     model = CHAPTER.build_score_model(autoencoder, mean, covariance, standardize)
     expected = numpy_score(autoencoder, images, mean, covariance, standardize)
-    scores = np.asarray(model(images))
+    scores = model.predict(images, verbose=0)
     assert scores.shape == (64,) and not model.get_layer("score").trainable_weights  # constants, not trained
     assert np.allclose(scores, expected, rtol=1e-4, atol=1e-3)
     model.save(tmp_path / "score.keras")  # built-in layers only: it reloads without custom objects
-    assert np.allclose(np.asarray(keras.models.load_model(tmp_path / "score.keras")(images)), scores, atol=1e-5)
+    assert np.allclose(keras.models.load_model(tmp_path / "score.keras").predict(images, verbose=0), scores, atol=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +104,7 @@ def test_the_saved_score_models_give_the_printed_figures(sample_run):
     for digit in (0, 8):
         files = saved["detectors"][str(digit)]
         autoencoder = keras.models.load_model(out / files["autoencoder"])
-        reconstructions = np.asarray(autoencoder(x_test[:5]))
+        reconstructions = autoencoder.predict(x_test[:5], verbose=0)
         assert reconstructions.shape == (5, 28, 28) and 0 <= reconstructions.min() <= reconstructions.max() <= 1
         score_model = keras.models.load_model(out / files["score"])
         scores = np.asarray(score_model.predict(x_test, verbose=0), dtype=np.float64)
@@ -115,9 +117,9 @@ def test_the_saved_score_models_give_the_printed_figures(sample_run):
         normal, anomalies = scores[y_test == digit], scores[y_test != digit]
         reference = mannwhitneyu(anomalies, normal).statistic / (len(normal) * len(anomalies))
         assert saved["auc_per_class"][DETECTOR][str(digit)] == pytest.approx(reference, abs=1e-4)
-        # the threshold: the percentile of the held-out images, the last 10 % of the digit's training images
+        # the threshold: the percentile of the validation images, the last 10 % of the digit's training images
         own = x_train[y_train == digit]
-        held_out = own[-saved["n_held_out_per_class"][str(digit)] :]
+        held_out = own[-saved["n_validation_per_class"][str(digit)] :]
         assert len(held_out) == round(0.1 * len(own))
         assert saved["n_train_per_class"][str(digit)] == len(own) - len(held_out)
         held_scores = np.asarray(score_model.predict(held_out, verbose=0), dtype=np.float64)

@@ -8,8 +8,10 @@ import runpy
 import sys
 
 from common import data as data_module
+from common.data import TEST_SEED
 from common.errors import DataError
 from common.masks import read_mask_folder
+from common.scenes import make_scenes
 
 import keras
 import numpy as np
@@ -23,14 +25,14 @@ CHAPTER = load_script("09_segmentation")
 TINY = [
     "--image_size=32",
     "--filters=(4,8)",
-    "--train_scenes=200",
+    "--scenes_per_epoch=200",
     "--test_scenes=60",
     "--epochs=1",
     "--batch_size=20",
     "--few_masks=(10,)",
     "--few_mask_draws=1",
     "--few_mask_steps=4",
-    "--pretrain_epochs=1",
+    "--denoising_epochs=1",
 ]
 FIGURES = ["scenes.png", "worst.png", "iou_per_class.png", "few_masks.png"]
 
@@ -42,7 +44,7 @@ def digits(n, seed=0):
 
 def test_a_pixel_is_labelled_with_the_digit_whose_stroke_covers_it_or_background():
     images, labels = digits(300)
-    scenes, masks = CHAPTER.make_scenes(images, labels, 400, 48, 3, np.random.default_rng(0))
+    scenes, masks = make_scenes(images, labels, 400, 48, 3, np.random.default_rng(0))
     assert scenes.shape == (400, 48, 48, 1) and masks.shape == (400, 48, 48) and masks.dtype == np.uint8
     scenes = scenes[..., 0]
     # digits never overlap, so a pixel is stroke exactly where the scene is above 0.5
@@ -50,7 +52,7 @@ def test_a_pixel_is_labelled_with_the_digit_whose_stroke_covers_it_or_background
     assert 0 <= scenes.min() and scenes.max() <= 1 and masks.max() <= 10
     # one digit alone: its mask is its label + 1 on its stroke, found where the scene holds that digit,
     # and all its ink is on the canvas (its blank border may not be)
-    single, single_masks = CHAPTER.make_scenes(images[:1], labels[:1], 50, 48, 1, np.random.default_rng(1))
+    single, single_masks = make_scenes(images[:1], labels[:1], 50, 48, 1, np.random.default_rng(1))
     ink_rows, ink_cols = np.nonzero(images[0].any(axis=1))[0], np.nonzero(images[0].any(axis=0))[0]
     for scene, mask in zip(single[..., 0], single_masks):
         rows, cols = np.nonzero(scene)
@@ -65,7 +67,7 @@ def test_a_pixel_is_labelled_with_the_digit_whose_stroke_covers_it_or_background
 
 def test_scenes_hold_between_one_and_most_objects_digits_that_never_overlap():
     images, labels = digits(1)
-    scenes, masks = CHAPTER.make_scenes(images, labels, 300, 48, 3, np.random.default_rng(2))
+    scenes, masks = make_scenes(images, labels, 300, 48, 3, np.random.default_rng(2))
     # the same digit pasted k times without overlap: k times its ink and k times its stroke, exactly
     copies = scenes[..., 0].sum(axis=(1, 2)) / images[0].sum()
     assert np.allclose(copies, np.round(copies), atol=1e-4)
@@ -117,10 +119,11 @@ def sample_run(tmp_path_factory):
 
 def test_test_scenes_come_from_test_images_and_training_scenes_from_training_images(sample_run):
     _, ns, _ = sample_run
-    assert set(np.unique(ns["x_test"])) == {0.0, 1.0}  # test strokes only
-    drawn, _ = ns["draw_labelled"](np.random.default_rng(0), 50)
+    data = ns["data"]
+    assert set(np.unique(data.x_test)) == {0.0, 1.0}  # test strokes only
+    drawn, _ = data.draw(np.random.default_rng(0), 50)
     assert np.unique(drawn).tolist() == pytest.approx([0, 0.6])  # training strokes only
-    assert np.unique(ns["x_val"]).tolist() == pytest.approx([0, 0.6])  # validation: held-out training images
+    assert np.unique(data.x_val).tolist() == pytest.approx([0, 0.6])  # validation: held-out training images
 
 
 def test_the_chapter_end_to_end_on_the_sample(sample_run):
@@ -136,13 +139,13 @@ def test_the_chapter_end_to_end_on_the_sample(sample_run):
         digit_ious = [v for k, v in r["iou_per_class"].items() if k != "background" and v is not None]
         assert r["mean_iou"] == pytest.approx(np.mean(digit_ious))
         assert 0 <= r["mean_iou"] <= 1 and 0 < r["pixel_accuracy"] <= 1
-    few = saved["few_labels"]["10"]
+    few = saved["few_masks"]["10"]
     assert len(few["pretrained"]["draws"]) == 1 and len(few["random"]["draws"]) == 1
     assert few["gain"] == pytest.approx((few["pretrained"]["mean"] - few["random"]["mean"]) / few["random"]["mean"])
     # the saved model, reloaded, gives the printed IoU on the same test scenes, remade from the test images
     model = keras.models.load_model(out / "model.keras")
-    scenes, masks = CHAPTER.make_scenes(x_test, y_test, 60, 32, 3, np.random.default_rng(CHAPTER.TEST_SEED))
-    assert np.array_equal(scenes, ns["x_test"])
+    scenes, masks = make_scenes(x_test, y_test, 60, 32, 3, np.random.default_rng(TEST_SEED))
+    assert np.array_equal(scenes, ns["data"].x_test)
     probabilities = model.predict(scenes, verbose=0)
     assert probabilities.shape == (60, 32, 32, 11) and np.allclose(probabilities.sum(axis=-1), 1, atol=1e-4)
     predicted = probabilities.argmax(axis=-1)
@@ -180,7 +183,7 @@ def test_a_folder_of_60x60_image_mask_pairs_just_works(tmp_path, capsys):
             f"--data={folder}",
             "--filters=(4,8,16,32)",
             "--epochs=2",
-            "--train_scenes=160",
+            "--scenes_per_epoch=160",
             "--batch_size=8",
             "--few_masks=(100,)",
             f"--output_dir={out}",
@@ -189,7 +192,7 @@ def test_a_folder_of_60x60_image_mask_pairs_just_works(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "padded to 64x64" in printed and "100 skipped" in printed
     assert metrics["classes"] == ["background", "class 3", "class 7"]
-    assert metrics["n_test"] == 8 and metrics["few_labels"] == {}
+    assert metrics["n_test"] == 8 and metrics["few_masks"] == {}
     model = keras.models.load_model(out / "model.keras")
     assert model.output_shape == (None, 64, 64, 3)
 
@@ -246,7 +249,7 @@ def test_the_script_says_it_in_one_line_and_writes_nothing(tmp_path):
     assert not [p for p in out.rglob("*") if p.is_file()]
 
 
-@pytest.mark.parametrize("setting", ["--few_mask_batch_size=0", "--train_scenes=2.5", "--few_mask_steps=0"])
+@pytest.mark.parametrize("setting", ["--few_mask_batch_size=0", "--scenes_per_epoch=2.5", "--few_mask_steps=0"])
 def test_a_count_that_is_not_a_whole_number_is_one_line_naming_the_setting(tmp_path, setting):
     import subprocess  # noqa: PLC0415
 

@@ -1,16 +1,19 @@
+"""The three corruption processes, on a fixed set (NumPy) and as a layer active only in training
+(keras.random), against scikit-image's `random_noise` and their definitions (with Hypothesis)."""
+
 from common.corruption import (
+    Corrupt,
     Corruption,
     LevelRange,
-    denoising_batches,
     gaussian_noise,
     masking_noise,
     salt_and_pepper_noise,
 )
 from common.errors import SettingError
 
+import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -19,29 +22,37 @@ from skimage.util import random_noise
 GREY = np.full((200, 200), 0.5, np.float32)  # a flat image: every change is visible
 
 
+def in_training(layer, x):
+    """What a corruption layer does to `x` while a model trains."""
+    return keras.ops.convert_to_numpy(layer(x, training=True))
+
+
 def test_gaussian_matches_scikit_image_random_noise():
-    ours = gaussian_noise(GREY, 0.5, seed=1)
     theirs = random_noise(GREY, mode="gaussian", var=0.5**2, clip=True, rng=1)
+    ours = gaussian_noise(GREY, 0.5, seed=1)
+    layer = in_training(Corruption("gaussian", 0.5).layer(seed=1), GREY[None])[0]
     # the same process, different random streams: compare the distributions of the output
-    for stat in (np.mean, np.std, lambda a: np.mean(a == 0), lambda a: np.mean(a == 1)):
-        assert stat(ours) == pytest.approx(stat(theirs), abs=0.01)
-    assert np.mean(ours == 0) == pytest.approx(0.1587, abs=0.01)  # P(N(0, 0.5) < -0.5)
+    for output in (ours, layer):
+        for stat in (np.mean, np.std, lambda a: np.mean(a == 0), lambda a: np.mean(a == 1)):
+            assert stat(output) == pytest.approx(stat(theirs), abs=0.01)
+        assert np.mean(output == 0) == pytest.approx(0.1587, abs=0.01)  # P(N(0, 0.5) < -0.5)
 
 
 def test_masking_matches_scikit_image_pepper():
-    ours = masking_noise(GREY, 0.3, seed=2)
     theirs = random_noise(GREY, mode="pepper", amount=0.3, rng=2)
-    assert np.mean(ours == 0) == pytest.approx(np.mean(theirs == 0), abs=0.01)
-    assert np.mean(ours == 0.5) == pytest.approx(np.mean(theirs == 0.5), abs=0.01)
+    for output in (masking_noise(GREY, 0.3, seed=2), in_training(Corruption("masking", 0.3).layer(2), GREY[None])[0]):
+        assert np.mean(output == 0) == pytest.approx(np.mean(theirs == 0), abs=0.01)
+        assert np.mean(output == 0.5) == pytest.approx(np.mean(theirs == 0.5), abs=0.01)
 
 
 @pytest.mark.parametrize("ratio", [0.5, 0.2])
 def test_salt_and_pepper_matches_scikit_image(ratio):
-    ours = salt_and_pepper_noise(GREY, 0.4, seed=3, salt_ratio=ratio)
     theirs = random_noise(GREY, mode="s&p", amount=0.4, salt_vs_pepper=ratio, rng=3)
-    for value in (0.0, 0.5, 1.0):
-        assert np.mean(ours == value) == pytest.approx(np.mean(theirs == value), abs=0.01)
-    assert np.mean(ours == 1) == pytest.approx(0.4 * ratio, abs=0.01)
+    layer = Corruption("salt_and_pepper", 0.4, salt_ratio=ratio).layer(3)
+    for output in (salt_and_pepper_noise(GREY, 0.4, seed=3, salt_ratio=ratio), in_training(layer, GREY[None])[0]):
+        for value in (0.0, 0.5, 1.0):
+            assert np.mean(output == value) == pytest.approx(np.mean(theirs == value), abs=0.01)
+        assert np.mean(output == 1) == pytest.approx(0.4 * ratio, abs=0.01)
 
 
 @pytest.mark.parametrize(
@@ -49,11 +60,68 @@ def test_salt_and_pepper_matches_scikit_image(ratio):
 )
 def test_same_seed_same_corruption_other_seed_other_corruption(corruption, sample_arrays):
     x = sample_arrays["x_test"][:16].astype(np.float32) / 255
-    a, b, c = corruption(x, 7), corruption(x, 7), corruption(x, 8)
+    a = corruption(x, 7)
+    b = corruption(x, 7)
+    c = corruption(x, 8)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     assert isinstance(a, np.ndarray) and a.dtype == np.float32 and a.shape == x.shape
-    assert tf.is_tensor(corruption(tf.constant(x), 7))  # tensors in, tensors out
+    np.testing.assert_array_equal(corruption(x, (7, 1)), corruption(x, (7, 1)))  # a pair of ints is a seed too
+
+
+def test_the_fixed_sets_draw_from_numpy_alone():
+    """The corrupted test sets are the same on every backend: NumPy's generator, seeded, draws them."""
+    x = np.full((3, 5, 5), 0.5, np.float32)
+    rng = np.random.default_rng(11)
+    expected = np.where(rng.random(x.shape) < 0.4, 0, x)
+    np.testing.assert_array_equal(masking_noise(x, 0.4, 11), expected)
+
+
+def test_the_layer_corrupts_only_in_training_and_draws_afresh_every_call():
+    x = np.full((4, 28, 28), 0.5, np.float32)
+    layer = Corruption("masking", 0.5).layer(seed=0)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x)), x)  # predict, evaluate: untouched
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x, training=False)), x)
+    draws = [in_training(layer, x) for _ in range(3)]
+    masks = [d == 0 for d in draws]
+    assert not np.array_equal(masks[0], masks[1]) and not np.array_equal(masks[1], masks[2])  # a fresh draw
+    for d in draws:
+        assert np.all((d == 0) | (d == x)) and abs(np.mean(d == 0) - 0.5) < 0.05
+    again = Corruption("masking", 0.5).layer(seed=0)
+    np.testing.assert_array_equal(in_training(again, x), draws[0])  # the seed fixes the stream
+
+
+SEEN = []  # what the layer below is given, batch by batch
+
+
+class Recorder(keras.layers.Layer):
+    """Passes its input on, and keeps a copy of every batch it is given (in an eager model)."""
+
+    def call(self, x):
+        try:
+            SEEN.append(keras.ops.convert_to_numpy(x))
+        except Exception:  # noqa: BLE001  (a symbolic call, while Keras works out the model's shapes)
+            pass
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def test_a_model_trained_behind_the_layer_sees_a_fresh_corruption_every_batch_of_every_epoch():
+    SEEN.clear()
+    seen = SEEN
+    x = np.full((8, 6, 6), 0.5, np.float32)
+    layers = [keras.Input((6, 6)), Corruption("masking", 0.5).layer(1), Recorder(), keras.layers.Flatten()]
+    model = keras.Sequential([*layers, keras.layers.Dense(36)])
+    model.compile(optimizer="sgd", loss="mse", run_eagerly=True)
+    model.fit(x, x.reshape(8, -1), batch_size=4, epochs=2, shuffle=False, verbose=0)
+    assert len(seen) == 4  # two batches an epoch, two epochs
+    holes = [batch == 0 for batch in seen]
+    for i in range(4):
+        assert abs(holes[i].mean() - 0.5) < 0.1
+        for j in range(i):
+            assert not np.array_equal(holes[i], holes[j])  # every batch of every epoch: a new mask
 
 
 def test_masking_only_ever_zeroes_pixels(sample_arrays):
@@ -62,12 +130,12 @@ def test_masking_only_ever_zeroes_pixels(sample_arrays):
     assert np.all((y == x) | (y == 0))
 
 
-def test_invalid_levels_name_the_setting():
-    with pytest.raises(SettingError, match="NOISE_STD=-0.1"):
+def test_invalid_levels_are_refused_in_one_line():
+    with pytest.raises(SettingError, match="-0.1: must be a finite number, 0 or more"):
         Corruption("gaussian", -0.1)
-    with pytest.raises(SettingError, match="NOISE_FRACTION=1.5"):
+    with pytest.raises(SettingError, match="1.5: must lie between 0 and 1"):
         Corruption("masking", 1.5)
-    with pytest.raises(SettingError, match="SALT_RATIO=2"):
+    with pytest.raises(SettingError, match="salt among the pixels hit 2"):
         Corruption("salt_and_pepper", 0.5, salt_ratio=2)
     with pytest.raises(SettingError, match="unknown corruption 'blur'"):
         Corruption("blur", 0.5)
@@ -75,26 +143,13 @@ def test_invalid_levels_name_the_setting():
         masking_noise(np.zeros((2, 2), np.uint8), 0.5, seed=0)
 
 
-def test_training_batches_get_a_fresh_corruption_every_batch_and_epoch():
-    x = np.full((8, 28, 28), 0.5, np.float32)  # identical images: any difference is the noise
-    stream, steps = denoising_batches(x, Corruption("masking", 0.5), batch_size=4, seed=0)
-    assert steps == 2
-    batches = [(noisy.numpy(), clean.numpy()) for noisy, clean in stream.take(2 * steps)]  # two epochs
-    noisy = np.concatenate([n for n, _ in batches])
-    assert all(np.array_equal(c, x[:4]) for _, c in batches)  # the target is the clean image
-    masks = (noisy == 0).reshape(len(noisy), -1)
-    for i in range(len(masks)):
-        for j in range(i):
-            assert not np.array_equal(masks[i], masks[j])
-    again = [n.numpy() for n, _ in denoising_batches(x, Corruption("masking", 0.5), 4, seed=0)[0].take(4)]
-    np.testing.assert_array_equal(np.concatenate(again), noisy)  # and the stream repeats with the seed
-
-
-def test_plain_batches_are_clean_to_clean(sample_arrays):
-    x = sample_arrays["x_test"][:10].astype(np.float32) / 255
-    stream, steps = denoising_batches(x, None, batch_size=5, seed=0)
-    for inputs, targets in stream.take(steps):
-        np.testing.assert_array_equal(inputs.numpy(), targets.numpy())
+def test_the_layer_saves_and_loads_with_its_settings(tmp_path):
+    layer = LevelRange("salt_and_pepper", 0.1, 0.7, salt_ratio=0.3).layer(seed=4)
+    model = keras.Sequential([keras.Input((5, 5)), layer])
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras", custom_objects={"Corrupt": Corrupt})
+    again = loaded.layers[0]
+    assert (again.kind, again.low, again.high, again.salt_ratio, again.seed) == ("salt_and_pepper", 0.1, 0.7, 0.3, 4)
 
 
 # --- properties, for any batch and any valid level ---
@@ -151,13 +206,14 @@ def test_invalid_std_raises(level):
 
 @pytest.mark.parametrize("kind", ["masking", "salt_and_pepper"])
 def test_a_level_range_hits_each_image_at_its_own_level_drawn_uniformly(kind):
-    x = np.full((4000, 28, 28), 0.5, np.float32)  # every hit pixel changes value
-    y = LevelRange(kind, 0.1, 0.7)(x, 5)
-    hit = (y != 0.5).mean(axis=(1, 2))  # each image's fraction of pixels hit: its level, within sampling noise
-    assert 0.1 - 0.05 < hit.min() and hit.max() < 0.7 + 0.05
-    assert np.histogram(hit, bins=6, range=(0.1, 0.7))[0].min() > 4000 / 6 * 0.8  # about uniform
-    assert np.array_equal(y, LevelRange(kind, 0.1, 0.7)(x, 5))  # the same seed, the same draw
-    assert not np.array_equal(y, LevelRange(kind, 0.1, 0.7)(x, 6))
+    x = np.full((4000, 28, 28), 0.5, np.float32)  # every hit pixel changes
+    level_range = LevelRange(kind, 0.1, 0.7)
+    for y in (level_range(x, 5), in_training(level_range.layer(5), x)):
+        hit = (y != 0.5).mean(axis=(1, 2))  # each image's fraction of pixels hit: its level, within sampling noise
+        assert 0.1 - 0.05 < hit.min() and hit.max() < 0.7 + 0.05
+        assert np.histogram(hit, bins=6, range=(0.1, 0.7))[0].min() > 4000 / 6 * 0.8  # about uniform
+    assert np.array_equal(level_range(x, 5), LevelRange(kind, 0.1, 0.7)(x, 5))  # the same seed, the same draw
+    assert not np.array_equal(level_range(x, 5), LevelRange(kind, 0.1, 0.7)(x, 6))
 
 
 def test_a_level_range_of_one_level_is_that_corruption():
@@ -168,13 +224,13 @@ def test_a_level_range_of_one_level_is_that_corruption():
 
 def test_a_gaussian_level_range_scales_the_noise_per_image():
     x = np.full((300, 28, 28), 0.5, np.float32)
-    std = (LevelRange("gaussian", 0.0, 0.1)(x, 1) - x).std(axis=(1, 2))  # little clipping at 0.1
-    assert std.min() < 0.02 and 0.08 < std.max() < 0.11
+    level_range = LevelRange("gaussian", 0.0, 0.1)
+    for y in (level_range(x, 1), in_training(level_range.layer(1), x)):
+        std = (y - x).std(axis=(1, 2))  # little clipping at 0.1
+        assert std.min() < 0.02 and 0.08 < std.max() < 0.11
 
 
-@pytest.mark.parametrize(
-    "low, high, words", [(0.5, 0.2, "lowest level must come first"), (0.0, 1.5, "TRAIN_RANGE=1.5")]
-)
-def test_a_bad_level_range_names_the_setting(low, high, words):
+@pytest.mark.parametrize("low, high, words", [(0.5, 0.2, "lowest level must come first"), (0.0, 1.5, "1.5")])
+def test_a_bad_level_range_is_refused(low, high, words):
     with pytest.raises(SettingError, match=words):
         LevelRange("salt_and_pepper", low, high)

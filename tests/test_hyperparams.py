@@ -69,9 +69,9 @@ def test_second_call_starts_from_the_defaults(namespace):
         ("--epoch=3", ["--epoch", "unknown setting", "--epochs"]),
         ("--epochs=three", ["--epochs=three", "int"]),
         ("--epochs=2.5", ["--epochs=2.5", "int"]),
-        ("--epochs=0", ["--epochs=0", "at least 1"]),
-        ("--train_limit=-5", ["--train_limit=-5", "at least 1"]),
-        ("--hidden_units=(64,0)", ["--hidden_units", "at least 1"]),
+        ("--epochs=0", ["EPOCHS=0", "a whole number, 1 or more"]),
+        ("--train_limit=-5", ["TRAIN_LIMIT=-5", "a whole number, 1 or more"]),
+        ("--hidden_units=(64,0)", ["HIDDEN_UNITS=(64, 0)", "each must be a whole number, 1 or more"]),
         ("--learning_rate=fast", ["--learning_rate=fast", "float"]),
         ("--use_bias=maybe", ["--use_bias=maybe", "true or false"]),
         ("--hidden_units=(1.5,2)", ["--hidden_units", "int"]),
@@ -106,3 +106,34 @@ def test_whole_numbers_are_fine_in_a_sequence_of_floats(namespace):
         apply_overrides(namespace, ["--levels=('a',1)"])
     with pytest.raises(SettingError, match="sequence of int"):
         apply_overrides(namespace, ["--hidden_units=(64,0.5)"])
+
+
+def test_a_constant_edited_at_the_top_of_the_file_is_checked_too(namespace):
+    namespace["EPOCHS"] = 0  # an edit in the file, not a command-line override
+    with pytest.raises(SettingError, match="EPOCHS=0: must be a whole number, 1 or more"):
+        apply_overrides(namespace, [])
+
+
+@pytest.mark.parametrize(
+    "name, good, bad, words",
+    [
+        ("MASKING", 0.5, 1.0, "MASKING=1.0: must be a fraction in [0, 1)"),
+        ("FEW_LABEL_PROBE_STEPS", 0, -1, "FEW_LABEL_PROBE_STEPS=-1: must be a whole number, 0 or more"),
+        ("LEARNING_RATE", 0.001, 0.0, "LEARNING_RATE=0.0: must be a finite number above 0"),
+        ("WEIGHT_DECAY", 0.0, -0.1, "WEIGHT_DECAY=-0.1: must be a finite number, 0 or more"),
+        ("FEW_LABELS", (100, 1000), (0,), "FEW_LABELS=(0,): each must be a whole number, 1 or more"),
+    ],
+)
+def test_every_setting_is_checked_by_what_its_name_says_it_holds(namespace, name, good, bad, words):
+    namespace[name] = good
+    assert apply_overrides(namespace, [])[name] == good
+    with pytest.raises(SettingError) as caught:
+        apply_overrides(namespace, [f"--{name.lower()}={bad!r}"])
+    assert str(caught.value) == words
+
+
+def test_a_script_names_the_kind_of_a_setting_its_name_does_not_say(namespace):
+    namespace["SWEEP_LEVELS"] = (0.1, 0.9)
+    with pytest.raises(SettingError, match="each must be a fraction between 0 and 1"):
+        apply_overrides(namespace, ["--sweep_levels=(0.1,1.5)"], checks={"SWEEP_LEVELS": "fraction"})
+    assert apply_overrides(namespace, ["--sweep_levels=(0.1,1.5)"])["SWEEP_LEVELS"] == (0.1, 1.5)  # unchecked

@@ -7,7 +7,6 @@ from common.errors import DataError, SettingError
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from skimage import io
 
 from conftest import SAMPLE, load_script
@@ -47,6 +46,7 @@ def test_a_folder_of_28x28_grey_pngs_reads_back_exactly(tmp_path, digits):
 
 
 def test_colour_images_of_any_size_become_grey_28x28_squares(tmp_path, digits):
+    tf = pytest.importorskip("tensorflow")  # the reference: TensorFlow's grey conversion and resizing
     x, _ = digits
     big = tf.image.resize(tf.convert_to_tensor(x[:10, ..., None], tf.float32), (84, 84), method="nearest").numpy()
     rgb = np.concatenate([big, big * 0.5, big * 0.25], axis=-1).astype(np.uint8)  # reddish digits, 84x84
@@ -61,6 +61,22 @@ def test_colour_images_of_any_size_become_grey_28x28_squares(tmp_path, digits):
     assert best < 0.03  # JPEG is lossy; a wrong conversion is off by far more
 
 
+def test_shrinking_averages_the_area_each_pixel_covers_and_enlarging_interpolates():
+    from common.data import resize
+
+    rng = np.random.default_rng(0)
+    square = rng.random((2, 84, 84)).astype(np.float32)  # 84 -> 28: blocks of 3 x 3 pixels, averaged
+    np.testing.assert_allclose(resize(square, 28), square.reshape(2, 28, 3, 28, 3).mean(axis=(2, 4)), atol=1e-6)
+    small = rng.random((2, 14, 14)).astype(np.float32)
+    big = resize(small, 28)  # 14 -> 28, bilinear: the edge pixels copied, the others between two neighbours
+    np.testing.assert_allclose(big[:, 0, 0], small[:, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(big[:, 1, 0], 0.75 * small[:, 0, 0] + 0.25 * small[:, 1, 0], atol=1e-6)
+    tf = pytest.importorskip("tensorflow")  # and against TensorFlow's resizing, sizes that do not divide
+    for images, method in ((rng.random((2, 37, 53)).astype(np.float32), "area"), (small, "bilinear")):
+        reference = tf.image.resize(images[..., None], (28, 28), method=method).numpy()[..., 0]
+        np.testing.assert_allclose(resize(images, 28), reference, atol=1e-5)
+
+
 def test_train_and_test_subfolders_are_kept_as_the_split(tmp_path, digits):
     x, y = digits
     write_folder(tmp_path / "split" / "train", x[:100], y[:100])
@@ -72,6 +88,7 @@ def test_train_and_test_subfolders_are_kept_as_the_split(tmp_path, digits):
 
 
 def test_an_npz_without_labels_and_with_float_colour_images(tmp_path):
+    tf = pytest.importorskip("tensorflow")
     rng = np.random.default_rng(0)
     x_train, x_test = rng.random((30, 32, 40, 3), np.float32), rng.random((6, 32, 40, 3), np.float32)
     np.savez(tmp_path / "own.npz", x_train=x_train, x_test=x_test)

@@ -15,9 +15,10 @@ import pytest
 from conftest import SAMPLE, load_script
 
 
-def tiny_autoencoder():
+def tiny_autoencoder(corruption=None):
     image = keras.Input((28, 28))
-    h = keras.layers.Dense(8, activation="relu")(keras.layers.Flatten()(image))
+    h = image if corruption is None else corruption.layer(0)(image)
+    h = keras.layers.Dense(8, activation="relu")(keras.layers.Flatten()(h))
     out = keras.layers.Reshape((28, 28))(keras.layers.Dense(784, activation="sigmoid")(h))
     model = keras.Model(image, out)
     model.compile(optimizer="adam", loss="mse")
@@ -45,7 +46,7 @@ def test_unwritable_output_folder_is_reported_before_any_work(tmp_path):
 def test_nan_loss_stops_training_with_a_clear_error():
     x = np.full((64, 28, 28), np.nan, np.float32)  # NaN pixels: the very first loss is NaN
     with pytest.raises(TrainingError, match="became nan after 1 epoch.*nothing was saved"):
-        train_autoencoder(tiny_autoencoder(), x, None, epochs=3, batch_size=32, seed=0)
+        train_autoencoder(tiny_autoencoder(), x, x, epochs=3, batch_size=32)
     check_finite({"loss": [0.5, 0.4]})  # finite losses pass
     with pytest.raises(TrainingError, match="inf"):
         check_finite({"loss": [0.5, float("inf")]})
@@ -69,10 +70,10 @@ def test_training_resumes_from_the_last_completed_epoch(tmp_path, capsys):
     noise = Corruption("masking", 0.3)
     with pytest.raises(KeyboardInterrupt):
         train_autoencoder(
-            tiny_autoencoder(), x, noise, epochs=4, batch_size=32, seed=0, resume_dir=folder, callbacks=[InterruptAt(2)]
+            tiny_autoencoder(noise), x, x, epochs=4, batch_size=32, resume_dir=folder, callbacks=[InterruptAt(2)]
         )
     assert (folder / "latest.weights.h5").exists()  # epochs 1 and 2 are backed up
-    history, _ = train_autoencoder(tiny_autoencoder(), x, noise, epochs=4, batch_size=32, seed=0, resume_dir=folder)
+    history, _ = train_autoencoder(tiny_autoencoder(noise), x, x, epochs=4, batch_size=32, resume_dir=folder)
     assert "resuming from the backup" in capsys.readouterr().out
     assert len(history["loss"]) == 2  # only epochs 3 and 4 were run again
     assert not (tmp_path / ".resume").exists()  # the backup is removed once training ends
@@ -83,12 +84,12 @@ def test_a_training_of_few_steps_says_once_what_to_change(monkeypatch, capsys):
 
     monkeypatch.setattr(training, "_noted_few_steps", False)
     x = np.random.default_rng(0).random((64, 28, 28)).astype(np.float32)
-    train_autoencoder(tiny_autoencoder(), x, None, epochs=3, batch_size=32, seed=0)  # 2 steps x 3 epochs
-    train_autoencoder(tiny_autoencoder(), x, None, epochs=3, batch_size=32, seed=0)
+    train_autoencoder(tiny_autoencoder(), x, x, epochs=3, batch_size=32)  # 2 steps x 3 epochs
+    train_autoencoder(tiny_autoencoder(), x, x, epochs=3, batch_size=32)
     notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note: only")]
     assert notes == [notes[0]] and "6 gradient steps" in notes[0] and "--batch_size" in notes[0]
     monkeypatch.setattr(training, "_noted_few_steps", False)
-    train_autoencoder(tiny_autoencoder(), x, None, epochs=100, batch_size=32, seed=0)  # 200 steps: enough
+    train_autoencoder(tiny_autoencoder(), x, x, epochs=100, batch_size=32)  # 200 steps: enough
     assert "note: only" not in capsys.readouterr().out
 
 
