@@ -349,7 +349,7 @@ def fine_tune(tuner, start_weights, n, draw, seed):
         fresh.get_layer("unet").set_weights(start_weights)  # the body, pretrained
     tuner.set_weights(fresh.get_weights())
     for variable in tuner.optimizer.variables:  # a new optimizer: step count and moments back to 0
-        variable.assign(keras.ops.zeros_like(variable))
+        variable.assign(np.zeros(variable.shape, variable.dtype))
 
     def draw_few(rng, size):
         pick = rng.integers(0, n, size=size)

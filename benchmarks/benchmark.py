@@ -1,253 +1,197 @@
 """
-How close does training come to what this machine can do?
+How fast does each chapter's model train, under each Keras backend installed here?
 
-Measures, in one run on the machine at hand:
-- the dense matrix-multiply peak: float32 GEMM GFLOP/s through NumPy and through TensorFlow;
-- for the model of each chapter at its default batch size: training images per second, training
-  GFLOP/s (multiply-adds of its layers counted, forward plus backward = 3x forward) and that as a
-  fraction of the GEMM peak, and inference images per second;
-- the cost of corruption: a denoising training step against the same step with clean inputs;
-- time to quality: seconds of training until 01's autoencoder beats PCA's test MSE.
+For the model of each chapter, at its default batch size and compiled as the chapter compiles it
+(`common.devices.jit_compile`): training images per second at steady state (after compilation and a
+warm-up), training GFLOP/s (the multiply-adds of its dense and convolution layers, forward plus
+backward = 3x forward) and that as a fraction of the machine's float32 matrix-multiply peak
+(NumPy, 4096 x 4096 x 4096), and inference images per second. Each backend runs in a process of its
+own (KERAS_BACKEND), one after the other. Prints a table and writes benchmarks/results.json.
 
-Prints a table and writes benchmarks/results.json.
-Run: python benchmarks/benchmark.py            (MNIST_PATH for the full data; about 4 minutes)
+Run: python benchmarks/benchmark.py                      (every installed backend; a few minutes each)
+     python benchmarks/benchmark.py --backends=jax        (one)
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from common.corruption import Corruption, denoising_batches  # noqa: E402
-from common.data import load_mnist  # noqa: E402
-from common.metrics import mse_per_image  # noqa: E402
-from common.script import chapter_definitions  # noqa: E402
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from keras import layers  # noqa: E402
-
+BACKENDS = ("tensorflow", "jax", "torch")
 GEMM_SIZE = 4096  # square float32 matrices for the peak
-REPEATS = 5  # best of this many
-TIMED_STEPS = 150  # training steps timed per model, after a warm-up
+WARMUP_STEPS = 20  # training steps before the clock starts (compilation, caches)
+TIMED_STEPS = 100  # training steps timed per model
 
 
-def load_script(name: str):
-    """A chapter's constants and functions, without running it."""
-    return chapter_definitions(ROOT / f"{name}.py")
+def gemm_peak() -> float:
+    """Best GFLOP/s of an n x n x n float32 product through NumPy."""
+    import numpy as np  # noqa: PLC0415
 
-
-def gemm_peak() -> tuple[float, float]:
-    """Best GFLOP/s of an n x n x n float32 product, NumPy and TensorFlow."""
-    n = GEMM_SIZE
     rng = np.random.default_rng(0)
-    a, b = rng.random((n, n), np.float32), rng.random((n, n), np.float32)
-    flops = 2 * n**3
+    a = rng.random((GEMM_SIZE, GEMM_SIZE), np.float32)
+    b = rng.random((GEMM_SIZE, GEMM_SIZE), np.float32)
     a @ b
-    numpy_best = min(_timed(lambda: a @ b) for _ in range(REPEATS))
-    ta, tb = tf.constant(a), tf.constant(b)
-    product = tf.function(lambda: tf.linalg.matmul(ta, tb))
-    product().numpy()
-    tf_best = min(_timed(lambda: product().numpy()) for _ in range(REPEATS))
-    return flops / numpy_best / 1e9, flops / tf_best / 1e9
+    best = min(timed(lambda: a @ b) for _ in range(5))
+    return 2 * GEMM_SIZE**3 / best / 1e9
 
 
-def _timed(fn) -> float:
+def timed(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
 
 
-def forward_macs(model: keras.Model) -> int:
-    """Multiply-adds of one image through the Dense and convolution layers."""
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, layers.Dense):
-            total += int(np.prod(layer.kernel.shape))
-        elif isinstance(layer, layers.Conv2DTranspose):
-            h, w = layer.input.shape[1:3]
-            total += h * w * int(np.prod(layer.kernel.shape))
-        elif isinstance(layer, layers.Conv2D):
-            h, w = layer.output.shape[1:3]
-            total += h * w * int(np.prod(layer.kernel.shape))
-    return total
+def measure_this_backend() -> dict:
+    """Every chapter's model under the backend of this process (KERAS_BACKEND)."""
+    sys.path.insert(0, str(ROOT))
+    from common.devices import describe, jit_compile  # noqa: PLC0415
+    from common.script import chapter_definitions  # noqa: PLC0415
 
+    import keras  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+    from keras import layers  # noqa: PLC0415
 
-class StepTimer(keras.callbacks.Callback):
-    """Wall time of the training batches after the first `warmup` ones."""
+    def chapter(name):
+        return chapter_definitions(ROOT / f"{name}.py")
 
-    def __init__(self, warmup: int):
-        super().__init__()
-        self.warmup, self.count, self.start, self.seconds = warmup, 0, None, None
+    def forward_macs(model: keras.Model) -> int:
+        """Multiply-adds of one example through the dense and convolution layers, nested models too."""
+        total = 0
+        for layer in model.layers:
+            if isinstance(layer, keras.Model):
+                total += forward_macs(layer)
+            elif isinstance(layer, layers.Dense):
+                total += int(np.prod(layer.kernel.shape))
+            elif isinstance(layer, layers.Conv2DTranspose):
+                total += int(np.prod(layer.input.shape[1:3])) * int(np.prod(layer.kernel.shape))
+            elif isinstance(layer, layers.Conv2D):
+                total += int(np.prod(layer.output.shape[1:3])) * int(np.prod(layer.kernel.shape))
+        return total
 
-    def on_train_batch_end(self, batch, logs=None):
-        self.count += 1
-        if self.count == self.warmup:
-            self.start = time.perf_counter()
-
-    def on_train_end(self, logs=None):
-        self.seconds = time.perf_counter() - self.start
-
-
-def train_speed(model: keras.Model, x: np.ndarray, corruption: Corruption | None, batch_size: int) -> float:
-    """Training images per second at steady state (after compilation and warm-up)."""
-    stream, _ = denoising_batches(x, corruption, batch_size, seed=0)
-    warmup = 20
-    timer = StepTimer(warmup)
-    model.fit(stream, steps_per_epoch=warmup + TIMED_STEPS, epochs=1, callbacks=[timer], verbose=0, shuffle=False)
-    return TIMED_STEPS * batch_size / timer.seconds
-
-
-def infer_speed(model: keras.Model, x: np.ndarray) -> float:
-    model.predict(x[:2000], batch_size=1000, verbose=0)
-    best = min(_timed(lambda: model.predict(x, batch_size=1000, verbose=0)) for _ in range(3))
-    return len(x) / best
-
-
-def chapter_models() -> list[tuple[str, keras.Model, int, Corruption | None]]:
-    """(script, compiled model, default batch size, corruption) for each chapter's model."""
-    ch01 = load_script("01_basic_autoencoder")
-    ae, _ = ch01.build_autoencoder(ch01.CODE_DIM, tuple(ch01.HIDDEN_UNITS))
-    ae.compile(optimizer=keras.optimizers.Adam(ch01.LEARNING_RATE), loss="binary_crossentropy", jit_compile=True)
-    rows = [("01_basic_autoencoder.py", ae, ch01.BATCH_SIZE, None)]
-    for script, corruption in (
-        ("02_gaussian_denoising", Corruption("gaussian", 0.5)),
-        ("03_masking_denoising", Corruption("masking", 0.5)),
-        ("04_salt_pepper_denoising", Corruption("salt_and_pepper", 0.5)),
-    ):
-        chapter = load_script(script)
-        model = chapter.build_denoiser(chapter.CHANNELS, chapter.CODE_DIM, chapter.IMAGE_SIZE, script)
-        model.compile(
-            optimizer=keras.optimizers.Adam(chapter.LEARNING_RATE), loss="binary_crossentropy", jit_compile=True
-        )
-        rows.append((f"{script}.py", model, chapter.BATCH_SIZE, corruption))
-    # 05's widest layer, a 784-1000-784 denoising autoencoder (its first pretraining stage), and
-    # 06's deep 784-1000-500-250-30 autoencoder, unrolled
-    stacks = {"05 first layer 784-1000-784": (1000,), "06 deep AE 1000-500-250-30": (1000, 500, 250, 30)}
-    for name, widths in stacks.items():
-        image = keras.Input((28, 28))
-        h = layers.Flatten()(image)
-        for w in widths:
-            h = layers.Dense(w, activation="relu")(h)
-        for w in reversed(widths[:-1]):
-            h = layers.Dense(w, activation="relu")(h)
-        out = layers.Reshape((28, 28))(layers.Dense(784, activation="sigmoid")(h))
-        model = keras.Model(image, out)
-        model.compile(optimizer="adam", loss="binary_crossentropy", jit_compile=True)
-        rows.append((name, model, 256, Corruption("masking", 0.25)))
-    return rows
-
-
-def seconds_to_beat_pca(data) -> tuple[float, float]:
-    """Training seconds until 01's autoencoder (default settings) beats PCA's test MSE."""
-    ch01 = load_script("01_basic_autoencoder")
-    keras.utils.set_random_seed(0)
-    mean, components = ch01.pca(data.x_train, ch01.CODE_DIM)
-    target = float(mse_per_image(data.x_test, ch01.pca_reconstruct(data.x_test, mean, components)).mean())
-    model, _ = ch01.build_autoencoder(ch01.CODE_DIM, tuple(ch01.HIDDEN_UNITS))
-    steps = -(-len(data.x_train) // ch01.BATCH_SIZE)
-    schedule = keras.optimizers.schedules.CosineDecay(ch01.LEARNING_RATE, decay_steps=ch01.EPOCHS * steps)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="binary_crossentropy", jit_compile=True)
-    stream, steps = denoising_batches(data.x_train, None, ch01.BATCH_SIZE, seed=0)
-
-    class Watch(keras.callbacks.Callback):
-        """Every 25 steps, pause the clock and measure the test MSE."""
+    class StepTimer(keras.callbacks.Callback):
+        """Wall time of the training batches after the first WARMUP_STEPS."""
 
         def __init__(self):
             super().__init__()
-            self.trained, self.mark, self.reached = 0.0, time.perf_counter(), None
+            self.count = 0
+            self.start = None
+            self.seconds = None
 
         def on_train_batch_end(self, batch, logs=None):
-            if (batch + 1) % 25:
-                return
-            self.trained += time.perf_counter() - self.mark
-            mse = float(mse_per_image(data.x_test, model.predict(data.x_test, batch_size=2000, verbose=0)).mean())
-            if mse < target:
-                self.reached = self.trained
-                self.model.stop_training = True
-            self.mark = time.perf_counter()
+            self.count += 1
+            if self.count == WARMUP_STEPS:
+                self.start = time.perf_counter()
 
-    watch = Watch()
-    model.fit(stream, steps_per_epoch=steps, epochs=ch01.EPOCHS, callbacks=[watch], verbose=0, shuffle=False)
-    return watch.reached if watch.reached is not None else float("nan"), target
+        def on_train_end(self, logs=None):
+            self.seconds = time.perf_counter() - self.start
 
+    rng = np.random.default_rng(0)
+    images = (rng.random((20_000, 28, 28)) < 0.2).astype(np.float32)
 
-def cpu_name() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def main() -> dict:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    data = load_mnist()
-    machine = f"{cpu_name()}, {os.cpu_count()} cores, TensorFlow {tf.__version__}"
-    print(f"machine: {machine}\ndata: {data.describe()}")
-    peak_numpy, peak_tf = gemm_peak()
-    peak = max(peak_numpy, peak_tf)
-    print(f"float32 GEMM {GEMM_SIZE}^3, best of {REPEATS}: NumPy {peak_numpy:.1f}, TensorFlow {peak_tf:.1f} GFLOP/s")
-
-    chapters, plain_speed = [], {}
-    header = f"{'model':<32}{'batch':>6}{'train img/s':>12}{'GFLOP/s':>9}{'of peak':>9}{'infer img/s':>13}"
-    print("\n" + header)
-    for name, model, batch_size, corruption in chapter_models():
-        macs = forward_macs(model)
-        speed = train_speed(model, data.x_train, corruption, batch_size)
-        gflops = speed * macs * 2 * 3 / 1e9
-        row = {
-            "script": name,
-            "batch_size": batch_size,
-            "forward_macs_per_image": macs,
-            "train_images_per_s": speed,
-            "train_gflops": gflops,
-            "fraction_of_peak": gflops / peak,
-            "infer_images_per_s": infer_speed(model, data.x_test),
+    def measure(label, model, x, y, batch_size, predict_model=None, on_tensorflow=True, loss="binary_crossentropy"):
+        """Train and predict `model` as its chapter compiles it (XLA under TensorFlow where it does)."""
+        model.compile(optimizer="adam", loss=loss, jit_compile=jit_compile(on_tensorflow))
+        steps = WARMUP_STEPS + TIMED_STEPS
+        n = steps * batch_size
+        repeat = np.arange(n) % len(x)
+        timer = StepTimer()
+        model.fit(x[repeat], y[repeat], batch_size=batch_size, epochs=1, shuffle=False, callbacks=[timer], verbose=0)
+        train = TIMED_STEPS * batch_size / timer.seconds
+        predictor = predict_model or model
+        predictor.predict(x[:2000], batch_size=1000, verbose=0)
+        infer = len(x) / min(timed(lambda: predictor.predict(x, batch_size=1000, verbose=0)) for _ in range(2))
+        macs = forward_macs(predictor)
+        print(f"  {label:<46}{train:>10,.0f}{infer:>12,.0f} images/s", flush=True)
+        return {
+            "model": label,
+            "batch": batch_size,
+            "train_images_per_s": train,
+            "infer_images_per_s": infer,
+            "forward_macs": macs,
+            "train_gflops": 3 * 2 * macs * train / 1e9,
         }
-        chapters.append(row)
-        print(
-            f"{name:<32}{batch_size:>6}{speed:>12,.0f}{gflops:>9.1f}{row['fraction_of_peak']:>9.0%}"
-            f"{row['infer_images_per_s']:>13,.0f}"
-        )
-        if name.startswith("02"):
-            plain_speed["model"] = (model, batch_size)
 
-    print("\ncost of drawing a fresh corruption every batch (02's model):")
-    model, batch_size = plain_speed["model"]
-    clean = train_speed(model, data.x_train, None, batch_size)
-    overhead = {}
-    for kind, level in (("gaussian", 0.5), ("masking", 0.5), ("salt_and_pepper", 0.5)):
-        noisy = train_speed(model, data.x_train, Corruption(kind, level), batch_size)
-        overhead[kind] = clean / noisy - 1  # extra time per step, as a fraction of a clean step
-        print(f"  {kind:<16} {overhead[kind]:+.1%} of a clean training step")
+    rows = []
+    ch01 = chapter("01_basic_autoencoder")
+    autoencoder, _ = ch01.build_autoencoder(ch01.CODE_DIM, tuple(ch01.HIDDEN_UNITS))
+    rows.append(measure("01 dense autoencoder 784-512-256-32", autoencoder, images, images, ch01.BATCH_SIZE))
+    ch02 = chapter("02_gaussian_denoising")
+    from common.corruption import Corruption  # noqa: PLC0415
 
-    seconds, target = seconds_to_beat_pca(data)
-    print(f"\n01's autoencoder beats PCA's test MSE ({target:.5f}) after {seconds:.1f} s of training")
+    denoiser = ch02.build_denoiser(tuple(ch02.FILTERS), ch02.CODE_DIM, 28, "denoiser")
+    noisy = keras.Sequential([keras.Input((28, 28)), Corruption("gaussian", 0.5).layer(0), denoiser])
+    rows.append(measure("02-04 convolutional denoiser, noise layer", noisy, images, images, ch02.BATCH_SIZE, denoiser))
+    ch05 = chapter("05_stacked_autoencoder")
+    pixels = images.reshape(len(images), -1)
+    first = keras.Sequential([keras.Input((784,)), Corruption("masking", 0.5).layer(0)])
+    first.add(layers.Dense(ch05.HIDDEN_UNITS[0], activation="relu"))
+    first.add(layers.Dense(784, activation="sigmoid"))
+    rows.append(measure("05 first layer 784-1000-784, masking", first, pixels, pixels, ch05.PRETRAIN_BATCH_SIZE))
+    ch06 = chapter("06_deep_autoencoder")
+    stack = []
+    inputs = 784
+    for k, units in enumerate((*ch06.HIDDEN_UNITS, ch06.CODE_DIM)):
+        weights = [rng.normal(0, 0.05, (inputs, units)).astype(np.float32), np.zeros(units, np.float32)]
+        undo = [rng.normal(0, 0.05, (units, inputs)).astype(np.float32), np.zeros(inputs, np.float32)]
+        activation = "linear" if k == len(ch06.HIDDEN_UNITS) else "relu"
+        stack.append(ch06.PretrainedLayer(weights, undo, activation, "sigmoid" if k == 0 else "relu", {}, 0.0))
+        inputs = units
+    deep = ch06.build_deep_autoencoder(stack)
+    rows.append(measure("06 deep autoencoder 784-1000-500-250-30", deep, images, images, ch06.BATCH_SIZE))
+    ch07 = chapter("07_anomaly_detection")
+    detector = ch07.build_autoencoder(ch07.CODE_DIM, tuple(ch07.FILTERS), 28)
+    rows.append(measure("07 convolutional detector", detector, images, images, ch07.BATCH_SIZE, on_tensorflow=False))
+    ch09 = chapter("09_segmentation")
+    scenes = np.zeros((2000, 48, 48, 1), np.float32)
+    scenes[:, 10:38, 10:38, 0] = images[:2000]
+    masks = (scenes[..., 0] > 0.5).astype(np.uint8)
+    unet = ch09.with_head(ch09.build_body((48, 48, 1), tuple(ch09.FILTERS), True, "unet"), 11, "softmax")
+    loss = "sparse_categorical_crossentropy"
+    rows.append(measure("09 U-Net, 48x48 scenes", unet, scenes, masks, ch09.BATCH_SIZE, on_tensorflow=False, loss=loss))
+    return {"keras": describe(), "rows": rows}
 
-    results = {
-        "machine": machine,
-        "data": data.source,
-        "gemm_size": GEMM_SIZE,
-        "gemm_peak_gflops_numpy": peak_numpy,
-        "gemm_peak_gflops_tf": peak_tf,
-        "chapters": chapters,
-        "corruption_overhead": overhead,
-        "seconds_to_beat_pca": seconds,
-        "pca_test_mse": target,
-    }
-    (ROOT / "benchmarks" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    print("\nwrote benchmarks/results.json")
-    return results
+
+def main() -> None:
+    wanted = BACKENDS
+    for arg in sys.argv[1:]:
+        if arg.startswith("--backends="):
+            wanted = tuple(arg.split("=", 1)[1].split(","))
+        else:
+            sys.exit(f"{arg!r}: expected --backends=name[,name...] (tensorflow, jax, torch)")
+    if os.environ.get("BENCHMARK_CHILD"):
+        print("RESULT " + json.dumps(measure_this_backend()))
+        return
+    results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"}
+    results["numpy_gemm_gflops"] = gemm_peak()
+    print(f"{results['machine']}; float32 GEMM through NumPy: {results['numpy_gemm_gflops']:.0f} GFLOP/s")
+    results["backends"] = {}
+    for backend in wanted:
+        if importlib.util.find_spec(backend) is None:
+            print(f"{backend}: not installed, skipped")
+            continue
+        print(f"\n{backend}:{'':<41}{'training':>10}{'inference':>12}")
+        env = {**os.environ, "KERAS_BACKEND": backend, "BENCHMARK_CHILD": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+        child = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True)
+        lines = child.stdout.splitlines()
+        print("\n".join(line for line in lines if not line.startswith("RESULT ")))
+        found = [line for line in lines if line.startswith("RESULT ")]
+        if child.returncode or not found:
+            print(f"{backend}: failed ({child.stderr.strip().splitlines()[-1:] or child.returncode})")
+            continue
+        measured = json.loads(found[-1][len("RESULT ") :])
+        for row in measured["rows"]:
+            row["of_gemm_peak"] = row["train_gflops"] / results["numpy_gemm_gflops"]
+        results["backends"][backend] = measured
+    path = ROOT / "benchmarks" / "results.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote {path}")
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@
 - `script`: the start and end every script shares
 
 Keras runs on TensorFlow, JAX or PyTorch: KERAS_BACKEND chooses (`KERAS_BACKEND=jax python
-01_basic_autoencoder.py`). Where it is not set and Keras' own configuration file names no backend,
-Keras' default, TensorFlow, is used when it is installed, else JAX, else PyTorch: whatever
+01_basic_autoencoder.py`). Where it is not set, the backend of Keras' own configuration file is used
+if it is installed, else the first installed of TensorFlow, JAX and PyTorch: whatever
 `requirements-jax.txt` or `requirements-torch.txt` installed runs without a setting.
 
 Under TensorFlow, importing `common` first (the scripts do) loads it with its C++ start-up lines
@@ -39,15 +39,17 @@ BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def _choose_backend() -> None:
-    """Set KERAS_BACKEND to an installed backend when neither it nor Keras' configuration names one."""
+    """Set KERAS_BACKEND, where it is not set and the backend Keras' configuration names (Keras writes
+    TensorFlow there on its first run) is not installed, to the first installed of BACKENDS."""
     if os.environ.get("KERAS_BACKEND"):
         return
     config = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "keras.json"
     try:
-        if json.loads(config.read_text()).get("backend"):
-            return
+        configured = json.loads(config.read_text()).get("backend")
     except (OSError, ValueError, AttributeError):
-        pass
+        configured = None
+    if configured and importlib.util.find_spec(configured) is not None:
+        return
     for name in BACKENDS:
         if importlib.util.find_spec(name) is not None:
             os.environ["KERAS_BACKEND"] = name

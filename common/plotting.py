@@ -172,6 +172,32 @@ def curves(
     return save_figure(fig, path)
 
 
+def xy_curves(
+    path: str | Path,
+    series: dict[str, tuple[Sequence[float], Sequence[float]]],
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    logx: bool = False,
+    logy: bool = False,
+) -> Path:
+    """Several curves, each with its own x values: {label: (xs, ys)}."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for label, (xs, ys) in series.items():
+        ax.plot(xs, ys, marker="o", label=label)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def mosaic(grid: np.ndarray) -> np.ndarray:
     """One image from a (rows, columns, height, width) array of images, a white line between them."""
     rows, cols, height, width = np.asarray(grid).shape

@@ -1,0 +1,87 @@
+"""Every chapter end to end on tiny data under another Keras backend than the suite's, without
+TensorFlow: each in a Python of its own, KERAS_BACKEND set and TensorFlow made unimportable, as in
+an environment made from requirements-jax.txt alone. Its saved model then loads and runs here.
+
+JAX by default; SECOND_BACKENDS=jax,torch (or torch) runs them under PyTorch too, where it is
+installed (its wheel is too large for CI)."""
+
+import json
+import os
+import subprocess
+import sys
+
+from common.data import load_mnist
+from common.metrics import mse_per_image
+from common.script import chapter_definitions
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import ROOT, SAMPLE
+
+BACKENDS = [b for b in os.environ.get("SECOND_BACKENDS", "jax").split(",") if b]
+TINY = {
+    "01_basic_autoencoder": ["--train_limit=600", "--epochs=1", "--batch_size=100"],
+    "02_gaussian_denoising": ["--train_limit=700", "--epochs=1", "--batch_size=100", "--sweep_levels=(0.5,)"]
+    + ["--classical_tuning_images=50"],
+    "03_masking_denoising": ["--train_limit=700", "--epochs=1", "--batch_size=100", "--sweep_levels=(0.5,)"]
+    + ["--classical_tuning_images=50", "--inpainting_images=20"],
+    "04_salt_pepper_denoising": ["--train_limit=700", "--epochs=1", "--batch_size=100", "--sweep_levels=(0.5,)"]
+    + ["--classical_tuning_images=50"],
+    "05_stacked_autoencoder": ["--train_limit=1200", "--hidden_units=(64,32)", "--pretrain_epochs=1", "--epochs=2"]
+    + ["--few_labels=(20,)", "--few_label_draws=1", "--few_label_probe_steps=5", "--few_label_steps=10"],
+    "06_deep_autoencoder": ["--train_limit=1000", "--hidden_units=(64,32)", "--code_dim=6", "--pretrain_epochs=1"]
+    + ["--epochs=2", "--batch_size=50"],
+    "07_anomaly_detection": ["--train_limit=1000", "--classes=(0,8)", "--epochs=1", "--filters=(4,8)", "--code_dim=8"]
+    + ["--out_of_distribution=false"],
+    "08_variational_autoencoder": ["--train_limit=600", "--epochs=1", "--plain_epochs=1", "--map_epochs=1"]
+    + ["--batch_size=100", "--importance_samples=20", "--grid_size=5", "--code_dim=8"],
+    "09_segmentation": ["--train_limit=600", "--image_size=32", "--filters=(4,8)", "--scenes_per_epoch=200"]
+    + ["--test_scenes=60", "--batch_size=20", "--few_masks=(10,)", "--few_mask_draws=1", "--few_mask_steps=4"],
+    "10_sparse_autoencoder": ["--train_limit=600", "--epochs=1", "--frontier_epochs=1", "--code_units=64", "--k=8"]
+    + ["--frontier_ks=(4,)", "--frontier_l1_weights=(0.01,)", "--classifier_images=600", "--batch_size=100"]
+    + ["--auxiliary_k=16", "--dense_code_epochs=1", "--classifier_epochs=2"],
+}
+WITHOUT_TENSORFLOW = """
+import runpy, sys
+sys.modules["tensorflow"] = None  # as if it were not installed: any import of it fails
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def run_under(backend, script, out):
+    env = {**os.environ, "KERAS_BACKEND": backend, "MNIST_PATH": str(SAMPLE)}
+    command = [sys.executable, "-c", WITHOUT_TENSORFLOW, f"{script}.py", *TINY[script], f"--output_dir={out}"]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+CHAPTERS = [p.stem for p in sorted(ROOT.glob("[0-9][0-9]_*.py"))]
+
+
+def test_every_chapter_has_its_tiny_settings_here():
+    assert set(TINY) >= set(CHAPTERS)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("script", CHAPTERS, ids=lambda s: s[:2])
+def test_the_chapter_runs_under_another_backend_without_tensorflow(script, backend, tmp_path):
+    pytest.importorskip(backend)
+    result = run_under(backend, script, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert {"jax": "JAX", "torch": "PyTorch"}[backend] in metrics["keras"]
+    saved = sorted(tmp_path.rglob("*.keras"))
+    assert saved, "a trained model is saved"
+    chapter_definitions(ROOT / f"{script}.py")  # defines (and registers) any layer of the chapter's own
+    for path in saved:  # every model saved under that backend loads and runs under this one
+        model = keras.models.load_model(path)
+        inputs = np.zeros((2, *model.input_shape[1:]), np.float32)
+        assert np.all(np.isfinite(model.predict(inputs, verbose=0)))
+    if script == "01_basic_autoencoder":  # and gives the figure it gave there
+        x_test = load_mnist(SAMPLE).x_test
+        model = keras.models.load_model(tmp_path / "model.keras")
+        mse = mse_per_image(x_test, model.predict(x_test, batch_size=500, verbose=0)).mean()
+        assert mse == pytest.approx(metrics["test_mse"], rel=1e-4)
