@@ -176,7 +176,8 @@ steps_per_epoch = math.ceil(len(x_fit) / BATCH_SIZE)
 def compiled(model: keras.Model, epochs: int) -> keras.Model:
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=epochs * steps_per_epoch)
     optimizer = keras.optimizers.Adam(schedule)
-    model.compile(optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile())
+    # under TensorFlow without XLA, which draws the noise slowly on a CPU (and is no faster here without it)
+    model.compile(optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile(on_tensorflow=False))
     return model
 
 

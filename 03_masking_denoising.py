@@ -161,7 +161,8 @@ masking_then_model = keras.Sequential([keras.Input(model.input_shape[1:]), maski
 steps = EPOCHS * math.ceil(len(x_fit) / BATCH_SIZE)
 schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=steps)
 optimizer = keras.optimizers.Adam(schedule)
-masking_then_model.compile(optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile())
+fast = jit_compile(on_tensorflow=False)  # under TensorFlow without XLA, which draws the masks slowly on a CPU
+masking_then_model.compile(optimizer=optimizer, loss="binary_crossentropy", jit_compile=fast)
 print("\n== Training the denoising autoencoder (masked in, clean out) ==")
 history, train_seconds = train_autoencoder(
     masking_then_model,

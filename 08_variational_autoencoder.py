@@ -271,7 +271,8 @@ def fit(model: keras.Model, epochs: int, stage: str, tensorboard_dir=None) -> tu
     every epoch; backed up after every epoch, to resume from."""
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, epochs * math.ceil(len(x_fit) / BATCH_SIZE))
     optimizer = keras.optimizers.Adam(schedule)
-    model.compile(optimizer=optimizer, loss={"reconstruction": nats, "kl": nats}, jit_compile=jit_compile())
+    fast = jit_compile(on_tensorflow=False)  # under TensorFlow without XLA, which draws codes slowly on a CPU
+    model.compile(optimizer=optimizer, loss={"reconstruction": nats, "kl": nats}, jit_compile=fast)
     no_target = {"reconstruction": np.zeros(len(x_fit)), "kl": np.zeros(len(x_fit))}
     validation_no_target = {"reconstruction": np.zeros(len(x_val)), "kl": np.zeros(len(x_val))}
     return train_autoencoder(

@@ -84,3 +84,9 @@ if keras.backend.backend() == "tensorflow":  # its warnings about retracing func
     import logging  # noqa: E402
 
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+else:  # Keras seeds TensorFlow too wherever it is installed, and importing it costs seconds: not under
+    # another backend (TensorBoard, which needs it, still imports it when asked for)
+    from keras.src.utils import module_utils  # noqa: E402
+
+    if hasattr(module_utils, "tensorflow") and hasattr(module_utils.tensorflow, "_available"):
+        module_utils.tensorflow._available = False

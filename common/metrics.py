@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.ndimage import uniform_filter
-from scipy.stats import rankdata
 
 PSNR_CAP_DB = 100.0  # a perfect reconstruction has infinite PSNR; it counts as this many dB
 
@@ -78,6 +77,8 @@ def roc_auc(normal_scores: np.ndarray, anomaly_scores: np.ndarray) -> float:
     """Area under the ROC curve of a score that should be higher for anomalies: the probability
     that a random anomaly scores higher than a random normal example, ties counting one half.
     This is the Mann-Whitney U statistic of the anomalies divided by the number of pairs."""
+    from scipy.stats import rankdata  # noqa: PLC0415  (a slow import, for chapter 07 alone)
+
     normal = np.asarray(normal_scores, dtype=np.float64).ravel()
     anomalies = np.asarray(anomaly_scores, dtype=np.float64).ravel()
     if len(normal) == 0 or len(anomalies) == 0:

@@ -8,12 +8,14 @@ import contextlib
 import hashlib
 import json
 import math
+import random
 import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from common.batches import shuffled_batches
 from common.devices import tensorflow_installed
 from common.errors import SettingError, TrainingError
 
@@ -56,7 +58,8 @@ def train_autoencoder(
     tensorboard_dir: Path | None = None,
     preview: np.ndarray | None = None,
 ) -> tuple[dict[str, list[float]], float]:
-    """`model.fit(inputs, targets)` for `epochs` passes in shuffled batches of `batch_size`.
+    """`model.fit(inputs, targets)` for `epochs` passes in batches of `batch_size`, in a new order
+    every epoch (`common.batches.shuffled_batches`).
 
     A model that should see corrupted inputs carries its corruption as its first layer, active only
     in training (see `common.corruption`), so `inputs` are the clean images. With `resume_dir`, the
@@ -79,11 +82,10 @@ def train_autoencoder(
             callbacks.append(PreviewImages(tensorboard_dir / "images", preview))
     started = time.perf_counter()
     history = model.fit(
-        inputs,
-        targets,
+        shuffled_batches(inputs, targets, batch_size, seed=random.randrange(2**31)),  # seeded from SEED
         epochs=epochs,
-        batch_size=batch_size,
-        shuffle=True,
+        steps_per_epoch=math.ceil(len(inputs) / batch_size),
+        shuffle=False,  # the batches are shuffled already
         validation_data=validation,
         validation_batch_size=1000,
         callbacks=callbacks,

@@ -41,7 +41,7 @@ TINY = {
     + ["--test_scenes=60", "--batch_size=20", "--few_masks=(10,)", "--few_mask_draws=1", "--few_mask_steps=4"],
     "10_sparse_autoencoder": ["--train_limit=600", "--epochs=1", "--frontier_epochs=1", "--code_units=64", "--k=8"]
     + ["--frontier_ks=(4,)", "--frontier_l1_weights=(0.01,)", "--classifier_images=600", "--batch_size=100"]
-    + ["--auxiliary_k=16", "--dense_code_epochs=1", "--classifier_epochs=2"],
+    + ["--dense_code_epochs=1", "--classifier_epochs=2"],
 }
 WITHOUT_TENSORFLOW = """
 import runpy, sys
