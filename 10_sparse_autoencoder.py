@@ -34,7 +34,7 @@ DATA = None  # an .npz, a folder of MNIST IDX files, or a folder of your own ima
 IMAGE_SIZE = 28  # images are made grey squares of IMAGE_SIZE x IMAGE_SIZE pixels
 TRAIN_LIMIT = None  # use only the first N training images (None: all 60,000)
 # model
-CODE_UNITS = 1000  # units in the code: more than the 784 pixels of an image
+CODE_DIM = 1000  # units in the code: more than the 784 pixels of an image
 K = 25  # the top-k model keeps the K largest units of each code, and sets the others to 0
 L1_WEIGHT = 1e-3  # the L1 model's penalty: this times the sum of its code's values, added to the loss
 # training (the same for the three models)
@@ -217,8 +217,8 @@ create and check the output folder, and seed every random generator with SEED. E
 started = time.perf_counter()
 settings, out = start(globals(), checks={"K": "count", "FRONTIER_KS": "count", "FRONTIER_L1_WEIGHTS": "non_negative"})
 for name in ("K", "FRONTIER_KS"):
-    if max(np.atleast_1d(settings[name]), default=0) > CODE_UNITS:
-        raise SettingError(f"{name}={settings[name]!r}: the code has {CODE_UNITS} units (CODE_UNITS); at most that")
+    if max(np.atleast_1d(settings[name]), default=0) > CODE_DIM:
+        raise SettingError(f"{name}={settings[name]!r}: the code has {CODE_DIM} units (CODE_DIM); at most that")
 stages = Stages(backup_folder(out, settings, "stages"), SEED)  # Ctrl-C, then rerun: resumes here
 
 # %%
@@ -245,7 +245,7 @@ auxiliary loss, and once without it.
 
 def train(top_k, l1_weight, epochs, auxiliary, resume_dir):
     """An autoencoder trained on the training images: its weights, loss history and seconds."""
-    autoencoder, _ = build_sparse_autoencoder(CODE_UNITS, IMAGE_SIZE, top_k, l1_weight)
+    autoencoder, _ = build_sparse_autoencoder(CODE_DIM, IMAGE_SIZE, top_k, l1_weight)
     steps = epochs * math.ceil(len(x_train) / BATCH_SIZE)
     optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=steps))
     fast = jit_compile(on_tensorflow=False)  # under TensorFlow, XLA made these steps slower on a CPU
@@ -273,7 +273,7 @@ def trained(name, top_k=None, l1_weight=0.0, epochs=EPOCHS, auxiliary=False):
     """The autoencoder and encoder of stage `name`, trained now or loaded, and its training."""
     print(f"\n== {name}: {epochs} epochs ==")
     weights, history, seconds = stages.run(name, train, top_k, l1_weight, epochs, auxiliary, stages.subfolder(name))
-    autoencoder, encoder = build_sparse_autoencoder(CODE_UNITS, IMAGE_SIZE, top_k, l1_weight)
+    autoencoder, encoder = build_sparse_autoencoder(CODE_DIM, IMAGE_SIZE, top_k, l1_weight)
     autoencoder.set_weights(weights)
     return {"autoencoder": autoencoder, "encoder": encoder, "history": history, "seconds": seconds}
 
@@ -330,7 +330,7 @@ def figures(model):
 
 
 results = {name: figures(model) for name, model in models.items()}
-print(f"\nTest images ({len(x_test):,}), {CODE_UNITS} code units:")
+print(f"\nTest images ({len(x_test):,}), {CODE_DIM} code units:")
 print(f"{'':<36}{'MSE':>9}{'active units':>14}{'dead units':>14}{'PCA, as many':>14}")
 for name, r in results.items():
     dead = f"{r['dead_units']} ({r['dead_fraction']:.1%})"
@@ -376,8 +376,8 @@ Are the sparse units features a classifier can use? A linear classifier (softmax
 dense layer of 10 scores) is trained on the frozen codes of each encoder, standardized (see
 `linear_classifier_error`), and tested on the test images' codes; beside it, the same classifier
 on the raw pixels and on the 32-number code of chapter 01's autoencoder. Makhzani & Frey (2013)
-trained logistic regression on the codes of a k-sparse autoencoder of 1,000 units with k = 25: 1.35
-% test error, against 7.20 % on the pixels.
+trained logistic regression on the codes of a k-sparse autoencoder of 1,000 units with k = 25:
+1.35 % test error, against 7.20 % on the pixels.
 """
 if not data.labelled:
     raise DataError(f"{DATA or data.source}: has no labels; the linear classifiers need one sub-folder per class")
@@ -539,7 +539,7 @@ metrics = {
     "n_train": len(x_train),
     "n_test": len(x_test),
     "n_classifier_train": n_labelled,
-    "code_units": CODE_UNITS,
+    "code_dim": CODE_DIM,
     "models": results,
     "frontier": frontier,
     "l1_error_over_topk_frontier": float(l1_over_topk),

@@ -66,12 +66,28 @@ RULES = (
 )
 
 
+def _imported_in(source_file: str | None) -> set[str]:
+    """The names a script imports (`from common.data import TEST_SEED`): constants of other
+    modules, not settings of the script."""
+    if not source_file or not Path(source_file).is_file():
+        return set()
+    tree = ast.parse(Path(source_file).read_text(encoding="utf-8"))
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update(alias.asname or alias.name for alias in node.names)
+    return names
+
+
 def hyperparameters(namespace: dict[str, Any]) -> dict[str, Any]:
-    """The UPPER_CASE constants of a script's namespace, in the order they were defined."""
+    """The UPPER_CASE constants a script defines, in the order it defines them."""
+    imported = _imported_in(namespace.get("__file__"))
     return {
         name: value
         for name, value in namespace.items()
-        if _NAME.match(name) and isinstance(value, (bool, int, float, str, tuple, list, type(None)))
+        if _NAME.match(name)
+        and isinstance(value, (bool, int, float, str, tuple, list, type(None)))
+        and name not in imported
     }
 
 

@@ -39,7 +39,7 @@ TINY = {
     + ["--batch_size=100", "--importance_samples=20", "--grid_size=5", "--code_dim=8"],
     "09_segmentation": ["--train_limit=600", "--image_size=32", "--filters=(4,8)", "--scenes_per_epoch=200"]
     + ["--test_scenes=60", "--batch_size=20", "--few_masks=(10,)", "--few_mask_draws=1", "--few_mask_steps=4"],
-    "10_sparse_autoencoder": ["--train_limit=600", "--epochs=1", "--frontier_epochs=1", "--code_units=64", "--k=8"]
+    "10_sparse_autoencoder": ["--train_limit=600", "--epochs=1", "--frontier_epochs=1", "--code_dim=64", "--k=8"]
     + ["--frontier_ks=(4,)", "--frontier_l1_weights=(0.01,)", "--classifier_images=600", "--batch_size=100"]
     + ["--dense_code_epochs=1", "--classifier_epochs=2"],
 }

@@ -19,8 +19,8 @@ def settings_of(path):
     return namespace, hyperparameters(namespace)
 
 
-def test_there_are_nine_chapters_in_reading_order():
-    assert [p.name[:2] for p in CHAPTERS] == [f"{n:02d}" for n in range(1, 10)]
+def test_there_are_ten_chapters_in_reading_order():
+    assert [p.name[:2] for p in CHAPTERS] == [f"{n:02d}" for n in range(1, 11)]
 
 
 def test_what_the_readme_says_every_chapter_has_every_chapter_has():
