@@ -23,7 +23,7 @@ def test_denoising_an_image_of_ones_own(tmp_path, monkeypatch):
     model_path = tmp_path / "outputs" / "03_masking_denoising" / "model.keras"
     model_path.parent.mkdir(parents=True)
     chapter = load_script("03_masking_denoising")
-    save_model(chapter.build_denoiser(8, 16, 28, "denoiser"), model_path)
+    save_model(chapter.build_denoiser((8, 16), 16, 28, "denoiser"), model_path)
     with np.load(SAMPLE) as f:
         digit = f["x_test"][0]
     # a photo-like version: 84x84, colour, dark ink on white paper
@@ -63,12 +63,12 @@ def test_the_walk_through_with_a_folder_of_ones_own_images(tmp_path, monkeypatch
             "--hidden_units=(32,16)",
             "--pretrain_epochs=1",
             "--epochs=1",
-            "--few_label_probe=5",
+            "--few_label_probe_steps=5",
             "--few_label_steps=5",
             "--output_dir=out05",
         ],
     )
-    assert fifth["n_labelled"] == 760 and set(fifth["few_labels"]) == {"100"}
+    assert fifth["n_train"] == 760 and set(fifth["few_labels"]) == {"100"}
     assert (tmp_path / "out05" / "model.keras").exists()
     sixth = run_chapter(
         ROOT / "06_deep_autoencoder.py",
@@ -77,3 +77,34 @@ def test_the_walk_through_with_a_folder_of_ones_own_images(tmp_path, monkeypatch
     )
     assert sixth["n_train"] == 960 and sixth["n_test"] == 240
     assert (tmp_path / "out06" / "model.keras").exists()
+
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_every_picture_shown_exists_and_every_picture_kept_is_shown():
+    pages = {ROOT / "README.md": README}
+    pages |= {path: path.read_text(encoding="utf-8") for path in (ROOT / "docs").glob("*.md")}
+    shown = set()
+    for page, text in pages.items():
+        for target in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
+            picture = (page.parent / target).resolve()
+            assert picture.is_file(), f"{page.name} shows {target}, which does not exist"
+            shown.add(picture)
+    kept = {path.resolve() for path in (ROOT / "docs" / "images").glob("*.png")}
+    assert not kept - shown, f"pictures no page shows: {sorted(p.name for p in kept - shown)}"
+
+
+def test_each_chapters_time_in_the_table_is_the_one_on_its_command():
+    rows = re.findall(r"^\| \[(\d\d)\]\(#[^)]*\) `\d\d_\w+\.py` \|.*\| ([\d.]+) min \|$", README, flags=re.M)
+    assert [chapter for chapter, _ in rows] == [f"{n:02d}" for n in range(1, 11)]
+    for chapter, minutes in rows:
+        command = re.search(rf"^python {chapter}_\w+\.py +# about ([\d.]+) minutes?$", README, flags=re.M)
+        assert command, f"{chapter}: its full run's command, with '# about N minutes'"
+        assert command.group(1) == minutes, f"{chapter}: {minutes} min in the table, {command.group(1)} on the command"
+
+
+def test_the_readme_is_a_guide_not_a_lab_notebook():
+    assert len(README) <= 45_000
+    assert "GFLOP" not in README
+    assert len(re.findall(r"\bmachines?\b", README, flags=re.I)) <= 3
