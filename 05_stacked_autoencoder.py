@@ -3,9 +3,10 @@ Title: Stacked denoising autoencoders: greedy layer-wise pretraining for a class
 Description: Pretrain a deep network one layer at a time, each layer a denoising autoencoder of
     the codes below it, then fine-tune it as a digit classifier, against the same network pretrained
     without noise and started from random weights, with few labels and with all (Vincent et al. 2010).
-Run: python 05_stacked_autoencoder.py                                                        (the full run)
-     python 05_stacked_autoencoder.py --pretrain_epochs=5 --pretrain_batch_size=32 --epochs=1 \
-         --few_label_draws=1 --train_limit=5000                                              (a quick look)
+Run: python 05_stacked_autoencoder.py                                                       (the full run)
+     python 05_stacked_autoencoder.py --train_limit=5000 --pretrain_epochs=5 \
+         --pretrain_batch_size=32 --epochs=5 --few_label_draws=1 --few_label_steps=500 \
+         --few_label_probe_steps=200                                                        (a quick look)
 """
 
 # %%
@@ -35,6 +36,7 @@ DATASET = "mnist"  # "mnist" or "fashion_mnist" (ignored when DATA is set)
 DATA = None  # an .npz, a folder of MNIST IDX files, or a folder of your own images (see the README)
 IMAGE_SIZE = 28  # images are made grey squares of IMAGE_SIZE x IMAGE_SIZE pixels
 TRAIN_LIMIT = None  # use only the first N training images (None: all 60,000)
+# (a sixth, where other chapters hold out a twelfth: Vincent et al. held out 10,000 of MNIST's 60,000)
 VALIDATION_SIZE = None  # the last N training images, held out to decide when to stop (None: a sixth, at most 10,000)
 # greedy layer-wise pretraining
 HIDDEN_UNITS = (1000, 500, 250)  # widths of the pretrained layers, bottom to top
