@@ -2,8 +2,8 @@
 Title: A basic autoencoder, and the linear one it must beat
 Description: Compress 28x28 digits into 32 numbers and back, and measure how much better a small
     non-linear network does than PCA with the same 32 numbers.
-Run: python 01_basic_autoencoder.py                               (the full run)
-     python 01_basic_autoencoder.py --epochs=5 --batch_size=32    (a quick look)
+Run: python 01_basic_autoencoder.py                                                   (the full run)
+     python 01_basic_autoencoder.py --train_limit=5000 --epochs=20 --batch_size=32    (a quick look)
 """
 
 # %%

@@ -3,8 +3,8 @@ Title: Filling in what was wiped out: masking noise
 Description: Train a denoising autoencoder to rebuild images of which half the pixels were set to
     0, without ever telling it which, and compare it with a classical inpainting that is told
     exactly where the holes are.
-Run: python 03_masking_denoising.py                                     (the full run)
-     python 03_masking_denoising.py --epochs=3 --train_limit=16000       (a quick look)
+Run: python 03_masking_denoising.py                                                          (the full run)
+     python 03_masking_denoising.py --train_limit=5000 --epochs=6 --inpainting_images=200    (a quick look)
 """
 
 # %%
@@ -161,7 +161,7 @@ masking_then_model = keras.Sequential([keras.Input(model.input_shape[1:]), maski
 steps = EPOCHS * math.ceil(len(x_fit) / BATCH_SIZE)
 schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=steps)
 optimizer = keras.optimizers.Adam(schedule)
-fast = jit_compile(on_tensorflow=False)  # under TensorFlow without XLA, which draws the masks slowly on a CPU
+fast = jit_compile(on_tensorflow=False)  # XLA off under TensorFlow: on a CPU it draws random masks slowly
 masking_then_model.compile(optimizer=optimizer, loss="binary_crossentropy", jit_compile=fast)
 print("\n== Training the denoising autoencoder (masked in, clean out) ==")
 history, train_seconds = train_autoencoder(

@@ -3,8 +3,8 @@ Title: One model for every noise level: salt-and-pepper noise
 Description: Train one denoising autoencoder on salt-and-pepper noise at a single level and another
     on a level drawn afresh for every image, and see on a sweep of levels what each has learnt,
     against the median filter, the textbook remedy.
-Run: python 04_salt_pepper_denoising.py                                     (the full run)
-     python 04_salt_pepper_denoising.py --epochs=2 --train_limit=10000       (a quick look)
+Run: python 04_salt_pepper_denoising.py                                                  (the full run)
+     python 04_salt_pepper_denoising.py --train_limit=5000 --epochs=5 --batch_size=32    (a quick look)
 """
 
 # %%
@@ -61,8 +61,8 @@ ink. The textbook remedy is the median filter.
 
 Chapters 02 and 03 trained at one noise level and found the model weakest far from it: at light
 noise it still smooths as hard as it learnt to, and wipes out detail. Real noise rarely comes at
-one known level. The cure costs nothing: draw the level itself at random, for every image of
-every batch, so that the model sees light and heavy noise alike and has to judge from the image
+one known level. The cure costs no more training: draw the level itself at random, for every
+image of every batch, so that the model sees light and heavy noise alike and has to judge from the image
 how much to repair. This chapter trains both, the same network for the same number of steps:
 
 - the *one-level* model, on NOISE_FRACTION of the pixels hit, as in chapters 02 and 03;
@@ -145,7 +145,7 @@ for name, noise in (("one_level", one_level), ("range", level_range)):
     noise_then_model = keras.Sequential([keras.Input(model.input_shape[1:]), noise.layer(SEED), model])
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=steps)
     optimizer = keras.optimizers.Adam(schedule)
-    fast = jit_compile(on_tensorflow=False)  # under TensorFlow without XLA, which draws the noise slowly on a CPU
+    fast = jit_compile(on_tensorflow=False)  # XLA off under TensorFlow: on a CPU it draws random noise slowly
     noise_then_model.compile(optimizer=optimizer, loss="binary_crossentropy", jit_compile=fast)
     print(f"\n== Training the {name.replace('_', '-')} model: {noise.describe()} ==")
     histories[name], train_seconds[name] = train_autoencoder(

@@ -74,11 +74,11 @@ PUBLISHED = {  # Vincent et al. (2010), Table 3: test error (%) on MNIST with al
 ## Introduction
 
 Deep networks trained from random weights used to get stuck: the gradient that reaches the bottom
-layers of a deep sigmoid network is tiny and noisy. Hinton & Salakhutdinov (2006) and Bengio et al.
-(2007) got around it by *greedy layer-wise pretraining*: train the first layer alone, as an
-autoencoder of the pixels; freeze it, and train the second as an autoencoder of the first layer's
-codes; and so on up. Each layer is a shallow problem that trains easily, and the stack is a good
-start for the deep network, which is then *fine-tuned* as a whole.
+layers of a deep sigmoid network (the units of the time) is tiny and noisy. Hinton & Salakhutdinov
+(2006) and Bengio et al. (2007) got around it by *greedy layer-wise pretraining*: train the first
+layer alone, as an autoencoder of the pixels; freeze it, and train the second as an autoencoder of
+the first layer's codes; and so on up. Each layer is a shallow problem that trains easily, and the
+stack is a good start for the deep network, which is then *fine-tuned* as a whole.
 
 Vincent et al. (2010) made each layer a *denoising* autoencoder: layer k sees its input with a
 fraction of the values set to zero, a fresh draw for every batch, and must rebuild the clean input.

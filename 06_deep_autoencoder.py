@@ -1,10 +1,11 @@
-"""
+r"""
 Title: A deep autoencoder: 30 numbers per image, against PCA
 Description: Pretrain a 784-1000-500-250-30 encoder one layer at a time as denoising autoencoders,
     unroll it with its decoders into one deep autoencoder, fine-tune it as a whole, and compare its
     30-number codes with PCA's 30 components (Hinton & Salakhutdinov 2006).
-Run: python 06_deep_autoencoder.py                                                       (the full run)
-     python 06_deep_autoencoder.py --train_limit=10000 --pretrain_epochs=5 --epochs=30        (a quick look)
+Run: python 06_deep_autoencoder.py                                           (the full run)
+     python 06_deep_autoencoder.py --train_limit=5000 --pretrain_epochs=3 \
+         --pretrain_batch_size=32 --epochs=20 --batch_size=32                (a quick look)
 """
 
 # %%
@@ -46,7 +47,7 @@ PRETRAIN_LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over each lay
 EPOCHS = 40  # passes over the training images
 BATCH_SIZE = 256  # images per gradient step
 LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over the fine-tuning (cosine)
-WEIGHT_DECAY = 0.1  # AdamW's weight decay: each step shrinks every weight by this x the step size (0: plain Adam)
+WEIGHT_DECAY = 0.1  # AdamW's weight decay: each step takes this x the step size x each weight off it (0: Adam)
 SEED = 0  # seeds every random draw: NumPy's, Python's and the backend's, the corruptions too
 STRATEGY = None  # None: one device; "mirrored": split every batch over all local devices
 # output
@@ -118,9 +119,9 @@ for layer 1, the codes of the layers below for the others. Its encoder is a ReLU
 for the code layer). On pixels its decoder is a sigmoid trained with binary cross-entropy; on the
 ReLU codes of a layer below it is a ReLU trained with squared error. Its input is masked, a fresh
 draw for every batch (the corruption is the model's first layer, active only in training, as in
-chapters 02-05), and it must rebuild the clean input. Each
-layer is trained with Adam, its step size decayed to zero (cosine), then frozen, and the clean
-codes it gives the training images are the next layer's data.
+chapters 02-05), and it must rebuild the clean input. Each layer is trained with Adam, its step
+size decayed to zero (cosine), then frozen, and the clean codes it gives the training images are
+the next layer's data.
 """
 
 

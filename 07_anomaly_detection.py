@@ -3,8 +3,8 @@ Title: Anomaly detection: the reconstruction error and the code as detectors of 
 Description: Train one autoencoder per digit on that digit alone, and find the other digits (and
     clothes) by how badly it rebuilds them and how far their codes fall from the digit's; scored by
     ROC AUC on the standard one-class benchmark.
-Run: python 07_anomaly_detection.py                                      (the full run)
-     python 07_anomaly_detection.py --classes="(0,8)" --epochs=3          (a quick look)
+Run: python 07_anomaly_detection.py                                                                     (the full run)
+     python 07_anomaly_detection.py --train_limit=5000 --classes="(0,8)" --epochs=60 --batch_size=32    (a quick look)
 """
 
 # %%
@@ -471,7 +471,7 @@ plotting.roc_curves(out / "roc_curves.png", curves, title="ROC curves of the det
 
 ranked = sorted((c for c in classes if np.isfinite(auc[detector][c])), key=lambda c: -auc[detector][c])
 pictured = [c for c in np.atleast_1d(PICTURED_CLASSES) if c in ranked] if PICTURED_CLASSES is not None else []
-if not pictured:
+if not pictured and ranked:
     pictured = [ranked[0]] if len(ranked) == 1 else [ranked[0], ranked[-1]]  # the easiest and the hardest class
 rows = {}
 panels = {}

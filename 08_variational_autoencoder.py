@@ -1,10 +1,11 @@
-"""
+r"""
 Title: Variational autoencoders: from a code that compresses to a code you can sample
 Description: Make the encoder output a distribution and pay for straying from a standard normal,
     and every code decodes to a digit; measure the model as a density (ELBO and an
     importance-weighted estimate of the likelihood, on binarized digits) and set it beside a plain autoencoder.
-Run: python 08_variational_autoencoder.py                                                            (the full run)
-     python 08_variational_autoencoder.py --epochs=5 --train_limit=10000 --importance_samples=100    (a quick look)
+Run: python 08_variational_autoencoder.py                                                   (the full run)
+     python 08_variational_autoencoder.py --train_limit=5000 --epochs=30 --batch_size=32 \
+         --map_epochs=2 --plain_epochs=1 --importance_samples=100                           (a quick look)
 """
 
 # %%
@@ -271,7 +272,7 @@ def fit(model: keras.Model, epochs: int, stage: str, tensorboard_dir=None) -> tu
     every epoch; backed up after every epoch, to resume from."""
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, epochs * math.ceil(len(x_fit) / BATCH_SIZE))
     optimizer = keras.optimizers.Adam(schedule)
-    fast = jit_compile(on_tensorflow=False)  # under TensorFlow without XLA, which draws codes slowly on a CPU
+    fast = jit_compile(on_tensorflow=False)  # XLA off under TensorFlow: on a CPU it draws random codes slowly
     model.compile(optimizer=optimizer, loss={"reconstruction": nats, "kl": nats}, jit_compile=fast)
     no_target = {"reconstruction": np.zeros(len(x_fit)), "kl": np.zeros(len(x_fit))}
     validation_no_target = {"reconstruction": np.zeros(len(x_val)), "kl": np.zeros(len(x_val))}
@@ -404,7 +405,7 @@ plain_samples = plain_decoder.predict(plain_random_codes.astype(np.float32), ver
 """
 ## A map: a VAE with a two-number code
 
-The code space seen whole. With CODE_DIM = 2 the codes can be drawn directly. A second, smaller
+The code space seen whole. With a code of two numbers the codes can be drawn directly. A second, smaller
 training (MAP_EPOCHS) gives the test codes coloured by class and the grid of images the decoder
 makes from codes spread over the prior: each grid point is a quantile of N(0, 1) along each axis,
 so equal areas of the grid hold equal probability under the prior.

@@ -289,7 +289,7 @@ def scores(true, predicted):
 
 predictions = {name: predict_masks(model, data.x_test) for name, model in networks.items()}
 results = {name: scores(y_test, p) for name, p in predictions.items()}
-for name, model in networks.items():  # the validation scenes, on which settings are chosen
+for name, model in networks.items():  # the validation scenes, reported beside: docs/09 chose settings on such scenes
     results[name]["validation_mean_iou"] = scores(y_val, predict_masks(model, data.x_val))["mean_iou"]
 gap = results["U-Net"]["mean_iou"] - results["encoder-decoder"]["mean_iou"]
 
@@ -348,7 +348,9 @@ def fine_tune(tuner, start_weights, n, draw, seed):
     if start_weights is not None:
         fresh.get_layer("unet").set_weights(start_weights)  # the body, pretrained
     tuner.set_weights(fresh.get_weights())
-    for variable in tuner.optimizer.variables:  # a new optimizer: step count and moments back to 0
+    # a new optimizer: its step count and moments back to 0 (its step size is a schedule of the step
+    # count, not a variable of its own, so nothing else is zeroed)
+    for variable in tuner.optimizer.variables:
         variable.assign(np.zeros(variable.shape, variable.dtype))
 
     def draw_few(rng, size):

@@ -126,6 +126,24 @@ class TopK(layers.Layer):
         return super().get_config() | {"k": self.k}
 
 
+@keras.saving.register_keras_serializable(package="autoencoders_by_example")
+class L1Penalty(layers.Layer):
+    """Passes the code through unchanged, and adds weight x the sum of its values to the loss,
+    averaged over the images of the batch."""
+
+    def __init__(self, weight: float, **kwargs):
+        super().__init__(**kwargs)
+        self.weight = weight
+
+    def call(self, code):
+        if self.weight:
+            self.add_loss(self.weight * ops.mean(ops.sum(ops.abs(code), axis=-1)))
+        return code
+
+    def get_config(self):
+        return super().get_config() | {"weight": self.weight}
+
+
 def build_sparse_autoencoder(units: int, size: int, top_k: int | None = None, l1_weight: float = 0.0):
     """An autoencoder of size x size images with a code of `units` units, and its encoder (image ->
     code). The code is the ReLU of a linear layer, then its `top_k` largest units only (None: all),
@@ -138,8 +156,7 @@ def build_sparse_autoencoder(units: int, size: int, top_k: int | None = None, l1
     h = layers.ReLU(name="positive")(h)
     if top_k is not None:
         h = TopK(top_k, name="top_k")(h)
-    penalty = keras.regularizers.L1(l1_weight) if l1_weight else None  # adds l1_weight x the sum of the code
-    code = layers.Activation("linear", name="code", activity_regularizer=penalty)(h)
+    code = L1Penalty(l1_weight, name="code")(h)  # with l1_weight 0, the code itself, nothing added
     decoder = layers.Dense(size * size, name="decoder", kernel_constraint=keras.constraints.UnitNorm(axis=1))
     reconstruction = layers.Reshape((size, size), name="reconstruction")(decoder(code))
     autoencoder = keras.Model(image, reconstruction, name="autoencoder")
@@ -243,7 +260,7 @@ auxiliary loss, and once without it.
 """
 
 
-def train(top_k, l1_weight, epochs, auxiliary, resume_dir):
+def train_weights(top_k, l1_weight, epochs, auxiliary, resume_dir):
     """An autoencoder trained on the training images: its weights, loss history and seconds."""
     autoencoder, _ = build_sparse_autoencoder(CODE_DIM, IMAGE_SIZE, top_k, l1_weight)
     steps = epochs * math.ceil(len(x_train) / BATCH_SIZE)
@@ -269,20 +286,22 @@ def train(top_k, l1_weight, epochs, auxiliary, resume_dir):
     return autoencoder.get_weights(), history, seconds
 
 
-def trained(name, top_k=None, l1_weight=0.0, epochs=EPOCHS, auxiliary=False):
+def load_or_train(name, top_k=None, l1_weight=0.0, epochs=EPOCHS, auxiliary=False):
     """The autoencoder and encoder of stage `name`, trained now or loaded, and its training."""
     print(f"\n== {name}: {epochs} epochs ==")
-    weights, history, seconds = stages.run(name, train, top_k, l1_weight, epochs, auxiliary, stages.subfolder(name))
+    weights, history, seconds = stages.run(
+        name, train_weights, top_k, l1_weight, epochs, auxiliary, stages.subfolder(name)
+    )
     autoencoder, encoder = build_sparse_autoencoder(CODE_DIM, IMAGE_SIZE, top_k, l1_weight)
     autoencoder.set_weights(weights)
     return {"autoencoder": autoencoder, "encoder": encoder, "history": history, "seconds": seconds}
 
 
 models = {
-    "unconstrained": trained("unconstrained"),
-    "l1": trained("l1", l1_weight=L1_WEIGHT),
-    "topk": trained("topk", top_k=K, auxiliary=True),
-    "topk_without_auxiliary_loss": trained("topk_without_auxiliary_loss", top_k=K),
+    "unconstrained": load_or_train("unconstrained"),
+    "l1": load_or_train("l1", l1_weight=L1_WEIGHT),
+    "topk": load_or_train("topk", top_k=K, auxiliary=True),
+    "topk_without_auxiliary_loss": load_or_train("topk_without_auxiliary_loss", top_k=K),
 }
 labels = {
     "unconstrained": "no constraint",
@@ -297,8 +316,10 @@ labels = {
 
 For every model, on the test images: the mean squared error of the reconstruction; the mean number
 of units active (above 0) in an image's code, its L0; and how many units fire on no test image at
-all: dead. PCA with as many components as the model's L0 (rounded) is the linear reference: it too
-rebuilds each image from that many numbers.
+all: dead on the test images. (While it trains, the top-k model calls a unit dead by another
+measure, the training images since it last fired: see the section above.) PCA with as many
+components as the model's L0 (rounded) is the linear reference: it too rebuilds each image from
+that many numbers.
 """
 
 
@@ -348,10 +369,10 @@ gives every image the same components.
 frontier = {"topk": [results["topk"] | {"k": K, "epochs": EPOCHS}]}
 frontier["l1"] = [results["l1"] | {"l1_weight": L1_WEIGHT, "epochs": EPOCHS}]
 for k in FRONTIER_KS:
-    point = figures(trained(f"topk_{k}", top_k=k, epochs=FRONTIER_EPOCHS, auxiliary=True))
+    point = figures(load_or_train(f"topk_{k}", top_k=k, epochs=FRONTIER_EPOCHS, auxiliary=True))
     frontier["topk"].append(point | {"k": k, "epochs": FRONTIER_EPOCHS})
 for weight in FRONTIER_L1_WEIGHTS:
-    point = figures(trained(f"l1_{weight:g}", l1_weight=weight, epochs=FRONTIER_EPOCHS))
+    point = figures(load_or_train(f"l1_{weight:g}", l1_weight=weight, epochs=FRONTIER_EPOCHS))
     frontier["l1"].append(point | {"l1_weight": weight, "epochs": FRONTIER_EPOCHS})
 for points in frontier.values():
     points.sort(key=lambda p: p["mean_active_units"])
@@ -365,6 +386,8 @@ for family, points in frontier.items():
 topk_l0 = np.log([p["mean_active_units"] for p in frontier["topk"]])
 topk_mse = [p["test_mse"] for p in frontier["topk"]]
 l1_l0 = results["l1"]["mean_active_units"]
+# the top-k frontier's error at the L1 model's number of active units, read off the straight line
+# between its two nearest points on a log scale (beyond the frontier's ends: the nearest end's error)
 l1_over_topk = results["l1"]["test_mse"] / np.interp(np.log(l1_l0), topk_l0, topk_mse)
 print(f"the L1 model ({l1_l0:.1f} active units) errs {l1_over_topk:.2f} times the top-k frontier at as many units")
 
@@ -494,7 +517,8 @@ terms_shown = {}
 for count, unit in enumerate(order, start=1):
     partial = partial + topk_code[unit] * decoder_features[unit]
     if count <= 8 or count == len(order):
-        terms_shown[f"unit {unit}\nx {topk_code[unit]:.2f}"] = np.clip(0.5 + decoder_features[unit] * 3, 0, 1)
+        feature_picture = 0.5 + 3 * decoder_features[unit]  # 0 as mid-grey; x 3, as a feature's pixels are small
+        terms_shown[f"unit {unit}\nx {topk_code[unit]:.2f}"] = np.clip(feature_picture, 0, 1)
         steps_shown[f"{count} unit{'s' if count > 1 else ''}"] = np.clip(partial, 0, 1)
 plotting.level_rows(
     out / "one_feature_at_a_time.png",
@@ -506,7 +530,7 @@ plotting.level_rows(
     title=f"A test image rebuilt from the {len(order)} active units of its top-k code, the largest first",
 )
 
-components = np.unique(np.geomspace(2, 300, 12).round().astype(int))
+components = np.unique(np.geomspace(2, 300, 12).round().astype(int))  # PCA's numbers of components, log-spaced
 plotting.xy_curves(
     out / "frontier.png",
     {
@@ -516,7 +540,7 @@ plotting.xy_curves(
     },
     xlabel="units (components) used by an image",
     ylabel="test mean squared error",
-    title="Sparsity against error, on the test images",
+    title=f"Sparsity against error, test images (k = {K}, L1 {L1_WEIGHT:g}: {EPOCHS} epochs; others {FRONTIER_EPOCHS})",
     logx=True,
     logy=True,
 )

@@ -2,12 +2,13 @@
 largest ones, gradients only through them), the L1 penalty against its definition, bad settings,
 and the chapter end to end on the bundled sample with its saved models read back."""
 
+from common import script
+from common.gradients import input_gradient
+
 import keras
 import numpy as np
 import pytest
 
-from common import script
-from common.gradients import input_gradient
 from conftest import SAMPLE, load_script
 
 CHAPTER = load_script("10_sparse_autoencoder")
