@@ -90,7 +90,7 @@ settings, out = start(globals())
 """
 ## Prepare the data
 
-60,000 training and 10,000 test images, pixel values scaled to [0, 1]. The labels are not
+The training and test images (on MNIST, 60,000 and 10,000), pixel values scaled to [0, 1]. The labels are not
 used to train: only to colour the picture of the codes at the end.
 """
 data = load_data(DATA, DATASET, TRAIN_LIMIT, IMAGE_SIZE)
@@ -167,7 +167,8 @@ codes = encoder.predict(data.x_test, batch_size=1000, verbose=0)
 axes = ("code number 1", "code number 2")
 if CODE_DIM > 2:
     codes = codes - codes.mean(axis=0)
-    codes = codes @ np.linalg.svd(codes, full_matrices=False)[2][:2].T
+    directions = np.linalg.svd(codes, full_matrices=False)[2]  # its rows: the principal directions, largest first
+    codes = codes @ directions[:2].T
     axes = ("first principal direction of the codes", "second principal direction")
 plotting.code_scatter(
     out / "codes.png",

@@ -448,10 +448,10 @@ for n, result in few_labels.items():
     few_label_means[n] = {start_name: float(np.mean(result[start_name])) for start_name in starts}
 if few_labels:
     print(f"\nTest error (%) with few labels, {averaged}:")
-    print(f"  {'labels':>8}{'SDAE':>8}{'SAE':>8}{'random weights':>16}{'SDAE lower than random by':>28}")
+    print(f"  {'labels':>8}{'SDAE':>8}{'SAE':>8}{'random weights':>16}{'SDAE errs less than random by':>32}")
     for n, mean in few_label_means.items():
-        lower = 1 - mean["sdae"] / mean["random"]
-        print(f"  {n:>8,}{mean['sdae']:>8.2f}{mean['sae']:>8.2f}{mean['random']:>16.2f}{lower:>28.1%}")
+        fewer = 1 - mean["sdae"] / mean["random"]  # a share of random weights' errors, not percentage points
+        print(f"  {n:>8,}{mean['sdae']:>8.2f}{mean['sae']:>8.2f}{mean['random']:>16.2f}{fewer:>32.1%}")
 
 n_test = len(data.x_test)
 standard_error = {s: 100 * math.sqrt(e / 100 * (1 - e / 100) / n_test) for s, e in test_error.items()}

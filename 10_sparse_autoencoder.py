@@ -3,9 +3,9 @@ Title: Sparse autoencoders: more code units than pixels, and a dictionary of fea
 Description: Give the code more units than the image has pixels, and only sparsity keeps it from
     copying: train an autoencoder without a constraint, one with an L1 penalty on its code and one
     that keeps only the k largest units of each code (top-k), and see what their units mean.
-Run: python 10_sparse_autoencoder.py                                                    (the full run)
-     python 10_sparse_autoencoder.py --train_limit=5000 --epochs=20 --frontier_epochs=8 \
-         --classifier_images=5000                                                       (a quick look)
+Run: python 10_sparse_autoencoder.py                                                     (the full run)
+     python 10_sparse_autoencoder.py --train_limit=5000 --epochs=10 --batch_size=64 \
+         --dead_after_images=2000                                                        (a quick look)
 """
 
 # %%
@@ -47,11 +47,11 @@ AUXILIARY_WEIGHT = 0.5  # weight of the auxiliary loss, which puts the dead unit
 # the trade-off between sparsity and error
 FRONTIER_KS = (10, 50)  # more top-k models, beside the one with K
 FRONTIER_L1_WEIGHTS = (3e-4, 3e-3)  # more L1 models, beside the one with L1_WEIGHT
-FRONTIER_EPOCHS = 3  # passes over the training images for each of those
+FRONTIER_EPOCHS = 2  # passes over the training images for each of those
 # features for a classifier
 CLASSIFIER_IMAGES = None  # labelled training images for the linear classifiers (None: all)
-CLASSIFIER_EPOCHS = 20  # passes of each linear classifier over them
-DENSE_CODE_EPOCHS = 5  # epochs of chapter 01's autoencoder, whose 32-number code is classified beside
+CLASSIFIER_EPOCHS = 10  # passes of each linear classifier over them
+DENSE_CODE_EPOCHS = 3  # epochs of chapter 01's autoencoder, whose 32-number code is classified beside
 SEED = 0  # seeds every random draw: NumPy's, Python's and the backend's
 # output
 OUTPUT_DIR = None  # where figures, metrics.json and models/ go (None: outputs/10_sparse_autoencoder)

@@ -102,7 +102,8 @@ def measure_this_backend() -> dict:
         n = steps * batch_size
         repeat = np.arange(n) % len(x)
         timer = StepTimer()
-        model.fit(x[repeat], y[repeat], batch_size=batch_size, epochs=1, shuffle=False, callbacks=[timer], verbose=0)
+        targets = {name: y[name][repeat] for name in y} if isinstance(y, dict) else y[repeat]
+        model.fit(x[repeat], targets, batch_size=batch_size, epochs=1, shuffle=False, callbacks=[timer], verbose=0)
         train = TIMED_STEPS * batch_size / timer.seconds
         predictor = predict_model or model
         predictor.predict(x[:2000], batch_size=1000, verbose=0)
@@ -127,13 +128,17 @@ def measure_this_backend() -> dict:
 
     denoiser = ch02.build_denoiser(tuple(ch02.FILTERS), ch02.CODE_DIM, 28, "denoiser")
     noisy = keras.Sequential([keras.Input((28, 28)), Corruption("gaussian", 0.5).layer(0), denoiser])
-    rows.append(measure("02-04 convolutional denoiser, noise layer", noisy, images, images, ch02.BATCH_SIZE, denoiser))
+    rows.append(
+        measure("02-04 convolutional denoiser, noise layer", noisy, images, images, ch02.BATCH_SIZE, denoiser, False)
+    )
     ch05 = chapter("05_stacked_autoencoder")
     pixels = images.reshape(len(images), -1)
     first = keras.Sequential([keras.Input((784,)), Corruption("masking", 0.5).layer(0)])
     first.add(layers.Dense(ch05.HIDDEN_UNITS[0], activation="relu"))
     first.add(layers.Dense(784, activation="sigmoid"))
-    rows.append(measure("05 first layer 784-1000-784, masking", first, pixels, pixels, ch05.PRETRAIN_BATCH_SIZE))
+    rows.append(
+        measure("05 first layer 784-1000-784, masking", first, pixels, pixels, ch05.PRETRAIN_BATCH_SIZE, None, False)
+    )
     ch06 = chapter("06_deep_autoencoder")
     stack = []
     inputs = 784
@@ -155,6 +160,17 @@ def measure_this_backend() -> dict:
     unet = ch09.with_head(ch09.build_body((48, 48, 1), tuple(ch09.FILTERS), True, "unet"), 11, "softmax")
     loss = "sparse_categorical_crossentropy"
     rows.append(measure("09 U-Net, 48x48 scenes", unet, scenes, masks, ch09.BATCH_SIZE, on_tensorflow=False, loss=loss))
+    ch08 = chapter("08_variational_autoencoder")
+    encoder = ch08.build_encoder(ch08.CODE_DIM, tuple(ch08.HIDDEN_UNITS), 28, True)
+    decoder = ch08.build_decoder(ch08.CODE_DIM, tuple(ch08.HIDDEN_UNITS), 28)
+    vae = ch08.with_loss_terms(encoder, decoder, True, 0)
+    zeros = {"reconstruction": np.zeros(len(images), np.float32), "kl": np.zeros(len(images), np.float32)}
+    terms = {"reconstruction": ch08.nats, "kl": ch08.nats}
+    rows.append(measure("08 VAE 784-512-256-32, binarized", vae, images, zeros, ch08.BATCH_SIZE, encoder, False, terms))
+    ch10 = chapter("10_sparse_autoencoder")
+    sparse, sparse_encoder = ch10.build_sparse_autoencoder(ch10.CODE_DIM, 28, ch10.K)
+    label = "10 top-k autoencoder 784-1000-784, k = 25"
+    rows.append(measure(label, sparse, images, images, ch10.BATCH_SIZE, sparse_encoder, False, "mse"))
     return {"keras": describe(), "rows": rows}
 
 
