@@ -3,8 +3,8 @@ Title: The denoising autoencoder: additive Gaussian noise
 Description: Train a convolutional autoencoder to undo heavy Gaussian noise, with a fresh draw of
     noise for every batch, and see what the denoising criterion adds: against the same network
     trained only to copy clean images, and against four classical denoisers.
-Run: python 02_gaussian_denoising.py                                                   (the full run)
-     python 02_gaussian_denoising.py --train_limit=5000 --epochs=4 --plain_epochs=1    (a quick look)
+Run: python 02_gaussian_denoising.py                                  (the full run)
+     python 02_gaussian_denoising.py --train_limit=5000 --epochs=4    (a quick look)
 """
 
 # %%

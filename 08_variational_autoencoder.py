@@ -3,9 +3,9 @@ Title: Variational autoencoders: from a code that compresses to a code you can s
 Description: Make the encoder output a distribution and pay for straying from a standard normal,
     and every code decodes to a digit; measure the model as a density (ELBO and an
     importance-weighted estimate of the likelihood, on binarized digits) and set it beside a plain autoencoder.
-Run: python 08_variational_autoencoder.py                                                   (the full run)
-     python 08_variational_autoencoder.py --train_limit=5000 --epochs=30 --batch_size=32 \
-         --map_epochs=2 --plain_epochs=1 --importance_samples=100                           (a quick look)
+Run: python 08_variational_autoencoder.py                                         (the full run)
+     python 08_variational_autoencoder.py --train_limit=5000 --batch_size=32 \
+         --map_epochs=2 --plain_epochs=1 --importance_samples=100                 (a quick look)
 """
 
 # %%

@@ -247,6 +247,8 @@ CLASSIFIER_IMAGES train the linear classifiers. The test images give every figur
 """
 data = load_data(DATA, DATASET, TRAIN_LIMIT, IMAGE_SIZE)
 print(f"data: {data.describe()}")
+if not data.labelled:
+    raise DataError(f"{DATA or data.source}: has no labels; the linear classifiers need one sub-folder per class")
 x_train = data.x_train
 x_test = data.x_test
 
@@ -402,8 +404,6 @@ on the raw pixels and on the 32-number code of chapter 01's autoencoder. Makhzan
 trained logistic regression on the codes of a k-sparse autoencoder of 1,000 units with k = 25:
 1.35 % test error, against 7.20 % on the pixels.
 """
-if not data.labelled:
-    raise DataError(f"{DATA or data.source}: has no labels; the linear classifiers need one sub-folder per class")
 n_labelled = len(x_train) if CLASSIFIER_IMAGES is None else min(CLASSIFIER_IMAGES, len(x_train))
 y_labelled = data.y_train[:n_labelled]
 

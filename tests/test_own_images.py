@@ -158,3 +158,36 @@ def test_chapter_05_without_labels_says_in_one_line_that_it_needs_classes(tmp_pa
     with pytest.raises(DataError, match="unlabelled.npz: has no labels; .* needs one sub-folder of images per class"):
         load_script("05_stacked_autoencoder").main([f"--data={tmp_path / 'unlabelled.npz'}", f"--output_dir={out}"])
     assert not (out / "metrics.json").exists()
+
+
+def test_chapter_10_on_a_folder_of_images(tmp_path, digits):
+    x, y = digits
+    folder = write_folder(tmp_path / "mine", x, y)
+    metrics = load_script("10_sparse_autoencoder").main(
+        [
+            f"--data={folder}",
+            "--epochs=2",
+            "--batch_size=32",
+            "--code_dim=100",
+            "--k=8",
+            "--frontier_ks=()",
+            "--frontier_l1_weights=()",
+            "--classifier_epochs=2",
+            "--dense_code_epochs=1",
+            f"--output_dir={tmp_path / 'out'}",
+        ]
+    )
+    assert metrics["n_train"] == 96 and metrics["n_test"] == 24
+    assert (tmp_path / "out" / "dictionary.png").exists()
+    assert metrics["models"]["topk"]["mean_active_units"] <= 8
+
+
+def test_chapter_10_without_labels_says_in_one_line_that_it_needs_classes(tmp_path, digits):
+    x, _ = digits
+    np.savez(tmp_path / "unlabelled.npz", x_train=x[:100], x_test=x[100:])
+    out = tmp_path / "out"
+    args = ["--epochs=1", "--code_dim=50", "--k=5", "--frontier_ks=()", "--frontier_l1_weights=()"]
+    with pytest.raises(DataError, match="unlabelled.npz: has no labels; the linear classifiers need one sub-folder"):
+        load_script("10_sparse_autoencoder").main(
+            [f"--data={tmp_path / 'unlabelled.npz'}", *args, f"--output_dir={out}"]
+        )

@@ -11,8 +11,8 @@ from skimage import io
 from conftest import ROOT, SAMPLE, load_script
 
 
-def readme_block(containing: str) -> str:
-    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+def readme_block(containing: str, page: str = "README.md") -> str:
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / page).read_text(), flags=re.S)
     matching = [b for b in blocks if containing in b]
     assert len(matching) == 1, f"expected one python block with {containing!r}"
     return matching[0]
@@ -42,7 +42,7 @@ def test_denoising_an_image_of_ones_own(tmp_path, monkeypatch):
 
 
 def test_the_walk_through_with_a_folder_of_ones_own_images(tmp_path, monkeypatch):
-    code = readme_block('Path("my_images")')
+    code = readme_block('Path("my_images")', "docs/your_own_images.md")
     (tmp_path / "common").mkdir()
     (tmp_path / "common" / "mnist_sample.npz").symlink_to(SAMPLE)
     monkeypatch.chdir(tmp_path)
