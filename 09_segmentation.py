@@ -63,7 +63,8 @@ PUBLISHED = {"m2nist_unet_average_iou": 0.83}  # a public M2NIST U-Net; its defi
 
 Every chapter so far asked an encoder-decoder for an image back. Ask it instead for a *class at
 every pixel* and it segments: the decoder ends in a softmax over the classes at each pixel, the
-loss is the cross-entropy of the true class, pixel by pixel, and nothing else changes.
+loss is the cross-entropy of the true class, pixel by pixel, and nothing else changes in how it
+learns.
 
 The scenes here are canvases with one to three MNIST digits at random places where they do not
 overlap (the idea of M2NIST). A pixel whose digit stroke covers it (pixel > 0.5) is labelled
@@ -79,7 +80,8 @@ Two networks of the same depth and widths show what that takes:
 
 The encoder-decoder must squeeze *where* every stroke is through its 6x6 code; the U-Net's
 *skip connections* give the decoder the fine detail directly, and the code only has to say
-*which digit*.
+*which digit*. Both end in the same head (see "Build the models"), so the skips are all that
+differs between them.
 
 Masks are costly: someone draws them by hand. Images without masks are cheap. The last part
 carries chapter 05's lesson to pixels: train the U-Net first as a denoising autoencoder on
@@ -125,9 +127,9 @@ else:
     digits = load_data(DATA, DATASET, TRAIN_LIMIT, 28)
     data = digit_scenes(digits, VALIDATION_SIZE, IMAGE_SIZE, MAX_OBJECTS_PER_SCENE, TEST_SCENES)
 steps_per_epoch = max(1, SCENES_PER_EPOCH // BATCH_SIZE)
-classes = len(data.class_names)
+n_classes = len(data.class_names)
 print(f"data: {data.source}")
-print(f"validation: {len(data.x_val):,} scenes; test: {len(data.x_test):,} scenes; {classes} classes")
+print(f"validation: {len(data.x_val):,} scenes; test: {len(data.x_test):,} scenes; {n_classes} classes")
 
 # %%
 """
@@ -142,18 +144,24 @@ The *body* gives the decoder's feature maps at every scale: the code (1/8), 1/4,
 size. The *head* lets each scale vote at every pixel: a 1x1 convolution of each, the smaller
 ones enlarged to the full size (each position copied over the pixels it stands for), summed.
 Each pixel then sees which digit the code found around it, which makes the labelling of strokes
-by digit learn several times faster than through the decoder alone; Ronneberger et al.'s U-Net
-reads its classes from the full-size maps only. The same body takes a softmax over the classes
-(to segment) or a sigmoid over one channel (to denoise, for pretraining): pretraining keeps the
-body and swaps the head.
+by digit learn several times faster than through the decoder alone (docs/09_segmentation.md
+measures it); Ronneberger et al.'s U-Net reads its classes from the full-size maps only. The
+same body takes a softmax over the classes (to segment) or a sigmoid over one channel (to
+denoise, for pretraining): pretraining keeps the body and swaps the head.
 """
 
 
-def conv(x, filters, strides=1, transpose=False):
-    if transpose:  # 2x2, stride 2: each input pixel paints a 2x2 block of the output
-        x = layers.Conv2DTranspose(filters, 2, strides=2, use_bias=False)(x)
-    else:
-        x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False)(x)
+def conv_bn_relu(x, channels, strides=1):
+    """A 3x3 convolution (stride 2 halves the size), batch normalization, ReLU."""
+    x = layers.Conv2D(channels, 3, strides=strides, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    return layers.ReLU()(x)
+
+
+def upsample_bn_relu(x, channels):
+    """A 2x2 transposed convolution of stride 2 (each input pixel paints a 2x2 block of the
+    output: the size doubles), batch normalization, ReLU."""
+    x = layers.Conv2DTranspose(channels, 2, strides=2, use_bias=False)(x)
     x = layers.BatchNormalization()(x)
     return layers.ReLU()(x)
 
@@ -161,39 +169,41 @@ def conv(x, filters, strides=1, transpose=False):
 def build_body(input_shape, filters, skips, name):
     """Image in; the decoder's feature maps at every scale out, from the code (1/8) to full size."""
     image = keras.Input(input_shape)
-    x = conv(image, filters[0])
-    across = [x]  # the encoder's maps at every scale, handed across in a U-Net
-    for width in filters[1:]:
-        x = conv(x, width, strides=2)
-        x = conv(x, width)
-        across.append(x)
-    x = conv(x, filters[-1])  # one more convolution at the smallest scale: the code
+    x = conv_bn_relu(image, filters[0])
+    encoder_maps = [x]  # the encoder's maps at full, 1/2, 1/4 and 1/8 scale, handed across in a U-Net
+    for channels in filters[1:]:
+        x = conv_bn_relu(x, channels, strides=2)
+        x = conv_bn_relu(x, channels)
+        encoder_maps.append(x)
+    x = conv_bn_relu(x, filters[-1])  # one more convolution at the smallest scale: the code
     scales = [x]
-    for width, skip in zip(reversed(filters[:-1]), reversed(across[:-1])):
-        x = conv(x, width, transpose=True)
+    # up the decoder: 1/4, 1/2, full, each beside the encoder's maps of the same scale
+    for channels, skip in zip(reversed(filters[:-1]), reversed(encoder_maps[:-1])):
+        x = upsample_bn_relu(x, channels)
         if skips:
             x = layers.Concatenate()([x, skip])
-        x = conv(x, width)
+        x = conv_bn_relu(x, channels)
         scales.append(x)
     return keras.Model(image, scales, name=name)
 
 
-def with_head(body, channels, activation):
+def with_head(body, channels, activation, name):
     """The body with the head on top: `channels` outputs at every pixel."""
     image = keras.Input(body.input_shape[1:])
-    *coarse, full = body(image)
+    *coarse, full = body(image)  # the body's maps: [code, 1/4, 1/2] and the full size
     votes = [layers.Conv2D(channels, 1)(full)]
     for maps in coarse:  # a 1x1 convolution at each smaller scale, each position copied over its pixels
         vote = layers.Conv2D(channels, 1, use_bias=False)(maps)
         votes.append(layers.UpSampling2D(image.shape[1] // maps.shape[1])(vote))
     summed = layers.Add()(votes)
-    return keras.Model(image, layers.Activation(activation)(summed), name=body.name)
+    return keras.Model(image, layers.Activation(activation)(summed), name=name)
 
 
 def segmenter(skips):
-    """A new network with random weights: the U-Net (`skips`) or the encoder-decoder, segmenting."""
+    """A new network with random weights: the U-Net (`skips`) or the encoder-decoder, segmenting.
+    Its body is the layer named "unet" or "encoder_decoder"."""
     name = "unet" if skips else "encoder_decoder"
-    return with_head(build_body(data.x_test.shape[1:], FILTERS, skips, name), classes, "softmax")
+    return with_head(build_body(data.x_test.shape[1:], FILTERS, skips, name), n_classes, "softmax", f"{name}_segmenter")
 
 
 def compile_segmenter(model, steps):
@@ -214,10 +224,10 @@ scenes, with the loss and step size above. The validation scenes are scored afte
 """
 
 
-def train(model, draw, epochs, seed, validation=None):
-    """`model.fit` on `epochs` x steps_per_epoch batches, each drawn afresh by `draw(rng, BATCH_SIZE)`."""
+def train(model, draw_batch, epochs, seed, validation=None):
+    """`model.fit` on `epochs` x steps_per_epoch batches, each made afresh by `draw_batch(rng, BATCH_SIZE)`."""
     history = model.fit(
-        Batches(draw, steps_per_epoch, BATCH_SIZE, seed),
+        Batches(draw_batch, steps_per_epoch, BATCH_SIZE, seed),
         epochs=epochs,
         validation_data=validation,
         callbacks=[keras.callbacks.TerminateOnNaN()],
@@ -238,7 +248,7 @@ networks = {}
 histories = {}
 seconds = {}
 for name, skips in (("encoder-decoder", False), ("U-Net", True)):
-    model = segmenter(skips)
+    model = segmenter(skips)  # built here to take the weights, trained or (after Ctrl-C) loaded
     print(f"\n== {name}, {model.count_params():,} weights: {EPOCHS} x {steps_per_epoch * BATCH_SIZE:,} scenes ==")
     weights, histories[name], seconds[name] = stages.run(name, train_segmenter, skips)
     model.set_weights(weights)
@@ -266,9 +276,10 @@ def predict_masks(model, x):
     return np.argmax(probabilities, axis=-1).astype(np.uint8)[:, :height, :width]
 
 
-def confusion_matrix(true, predicted, classes):
-    pairs = true.ravel().astype(np.int64) * classes + predicted.ravel()
-    return np.bincount(pairs, minlength=classes * classes).reshape(classes, classes)
+def confusion_matrix(true, predicted, n_classes):
+    # each pixel's (true, predicted) pair as one number, true * n_classes + predicted, then counted
+    pairs = true.ravel().astype(np.int64) * n_classes + predicted.ravel()
+    return np.bincount(pairs, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
 def iou_per_class(confusion):
@@ -277,20 +288,21 @@ def iou_per_class(confusion):
     return np.divide(hits, union, out=np.full(len(hits), np.nan), where=union > 0)
 
 
-def scores(true, predicted):
-    iou = iou_per_class(confusion_matrix(true, predicted, classes))
+def segmentation_scores(true, predicted):
+    iou = iou_per_class(confusion_matrix(true, predicted, n_classes))
     return {
         "iou_per_class": dict(zip(data.class_names, iou.tolist())),
-        "mean_iou": float(np.nanmean(iou[1:])) if classes > 1 else float(iou[0]),
+        "mean_iou": float(np.nanmean(iou[1:])) if n_classes > 1 else float(iou[0]),  # [1:]: not background
         "background_iou": float(iou[0]),
         "pixel_accuracy": float(np.mean(true == predicted)),
     }
 
 
 predictions = {name: predict_masks(model, data.x_test) for name, model in networks.items()}
-results = {name: scores(y_test, p) for name, p in predictions.items()}
-for name, model in networks.items():  # the validation scenes, reported beside: docs/09 chose settings on such scenes
-    results[name]["validation_mean_iou"] = scores(y_val, predict_masks(model, data.x_val))["mean_iou"]
+results = {name: segmentation_scores(y_test, p) for name, p in predictions.items()}
+# the validation scenes' mean IoU, printed beside: the settings were chosen on validation scenes, never on test
+for name, model in networks.items():
+    results[name]["validation_mean_iou"] = segmentation_scores(y_val, predict_masks(model, data.x_val))["mean_iou"]
 gap = results["U-Net"]["mean_iou"] - results["encoder-decoder"]["mean_iou"]
 
 print(f"\nTest scenes ({len(data.x_test):,}), IoU per class:")
@@ -301,7 +313,8 @@ print(f"\n{'':<18}{'mean IoU':>10}{'background':>12}{'pixel acc.':>12}{'validati
 for name, r in results.items():
     figures = f"{r['mean_iou']:>10.3f}{r['background_iou']:>12.3f}{r['pixel_accuracy']:>12.4f}"
     print(f"{name:<18}{figures}{r['validation_mean_iou']:>21.3f}")
-print(f"the skip connections add {gap:+.3f} to the mean IoU (a public M2NIST U-Net: 'average IoU' 0.83)")
+published_iou = PUBLISHED["m2nist_unet_average_iou"]
+print(f"the skip connections add {gap:+.3f} to the mean IoU (a public M2NIST U-Net: 'average IoU' {published_iou})")
 
 # %%
 """
@@ -315,8 +328,17 @@ per pixel. To rebuild a wiped-out stroke it must know its digit: it learns digit
 Then, for each number N in FEW_MASKS, N labelled training scenes are drawn and the segmenter is
 fine-tuned on them for FEW_MASK_STEPS steps of FEW_MASK_BATCH_SIZE scenes, from the pretrained
 body (with a new softmax head) and from random weights: the same scenes, steps and step size.
-Few masks give noisy figures, so each N is drawn FEW_MASK_DRAWS times and the means compared.
+Few masks give noisy figures, so each N is drawn FEW_MASK_DRAWS times, from a pool of that many
+times the largest N, and the means compared.
 """
+# the labelled training scenes the few-mask draws come from
+if data.x_train is not None:  # a folder of images and masks: its training pairs
+    x_labelled = data.x_train
+    y_labelled = data.y_train
+else:  # scenes, made once: FEW_MASK_DRAWS times as many as the largest few-mask size
+    pool_size = max(FEW_MASKS, default=1) * FEW_MASK_DRAWS
+    pool_seed = SEED + 1  # a seed of its own: scenes other than the training batches'
+    x_labelled, y_labelled = data.draw(np.random.default_rng(pool_seed), pool_size)
 
 
 def draw_clean(rng, n):
@@ -327,7 +349,7 @@ def draw_clean(rng, n):
 
 def pretrain_denoiser():
     body = build_body(data.x_test.shape[1:], FILTERS, True, "unet")
-    denoiser = with_head(body, 1, "sigmoid")
+    denoiser = with_head(body, 1, "sigmoid", "unet_denoiser")
     masking = Corruption("masking", MASKING)
     masking_then_denoiser = keras.Sequential([keras.Input(denoiser.input_shape[1:]), masking.layer(SEED), denoiser])
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=DENOISING_EPOCHS * steps_per_epoch)
@@ -335,13 +357,16 @@ def pretrain_denoiser():
     masking_then_denoiser.compile(
         optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile(on_tensorflow=False)
     )
+    # a seed of its own: scenes other than the segmenters' training scenes
     history = train(masking_then_denoiser, draw_clean, DENOISING_EPOCHS, SEED + 2)
     return body.get_weights(), history  # the body's weights; the sigmoid head is dropped
 
 
-def fine_tune(tuner, start_weights, n, draw, seed):
-    """Fine-tune `tuner` on n scenes from new random weights (the body's from `start_weights`, if given)."""
-    chosen = np.random.default_rng((seed, n, draw)).choice(len(x_labelled), size=n, replace=False)
+def fine_tune(tuner, start_weights, n, draw_index):
+    """Fine-tune `tuner` on n labelled scenes (the draw `draw_index`), from new random weights,
+    the body's from `start_weights` if given; return its mean IoU on the test scenes."""
+    draw_seed = SEED + draw_index  # the same scenes and batches for both starts
+    chosen = np.random.default_rng((draw_seed, n)).choice(len(x_labelled), size=n, replace=False)
     few_x = x_labelled[chosen]
     few_y = y_labelled[chosen]
     fresh = segmenter(skips=True)  # new random weights
@@ -357,16 +382,11 @@ def fine_tune(tuner, start_weights, n, draw, seed):
         pick = rng.integers(0, n, size=size)
         return few_x[pick], few_y[pick]
 
-    history = tuner.fit(Batches(draw_few, FEW_MASK_STEPS, FEW_MASK_BATCH_SIZE, seed), epochs=1, verbose=0)
+    history = tuner.fit(Batches(draw_few, FEW_MASK_STEPS, FEW_MASK_BATCH_SIZE, draw_seed), epochs=1, verbose=0)
     check_finite(history.history)
-    return scores(y_test, predict_masks(tuner, data.x_test))["mean_iou"]
+    return segmentation_scores(y_test, predict_masks(tuner, data.x_test))["mean_iou"]
 
 
-if data.x_train is not None:  # the labelled training images the few-mask draws come from
-    x_labelled = data.x_train
-    y_labelled = data.y_train
-else:  # scenes: as many as the largest few-mask size, made once
-    x_labelled, y_labelled = data.draw(np.random.default_rng(SEED + 1), max(FEW_MASKS, default=1))
 few_sizes = [n for n in FEW_MASKS if n <= len(x_labelled)]
 for n in FEW_MASKS:
     if n > len(x_labelled):
@@ -374,19 +394,22 @@ for n in FEW_MASKS:
 few = {}
 if few_sizes:
     print(f"\n== Denoising pretraining: {DENOISING_EPOCHS} x {steps_per_epoch * BATCH_SIZE:,} scenes ==")
-    pretrained, pretrain_history = stages.run("denoiser", pretrain_denoiser)
-    # one model for every start, compiled once: each fine-tuning gives it new weights and a new optimizer
+    pretrained, _ = stages.run("denoiser", pretrain_denoiser)
+    # one model for every fine-tuning, compiled once (not 12 times): each gives it new weights
+    # and a new optimizer
     tuner = compile_segmenter(segmenter(skips=True), FEW_MASK_STEPS)
     for n in few_sizes:
         row = {"pretrained": [], "random": []}
-        for draw in range(FEW_MASK_DRAWS):
+        for draw_index in range(FEW_MASK_DRAWS):
             for start_name, start_weights in (("pretrained", pretrained), ("random", None)):
-                stage = f"few_{n}_{draw}_{start_name}"
-                row[start_name].append(stages.run(stage, fine_tune, tuner, start_weights, n, draw, SEED + draw))
+                stage = f"few_{n}_{draw_index}_{start_name}"
+                row[start_name].append(stages.run(stage, fine_tune, tuner, start_weights, n, draw_index))
             last = {k: f"{v[-1]:.3f}" for k, v in row.items()}
-            print(f"{n:>6,} masks, draw {draw + 1}: mean IoU pretrained {last['pretrained']}   random {last['random']}")
+            label = f"{n:>6,} masks, draw {draw_index + 1}"
+            print(f"{label}: mean IoU pretrained {last['pretrained']}   random {last['random']}")
         means = {k: float(np.mean(v)) for k, v in row.items()}
-        gain = (means["pretrained"] - means["random"]) / means["random"] if means["random"] > 0 else float("nan")
+        # the gain relative to the random start; n/a when that learned almost nothing (a ratio to ~0 says little)
+        gain = (means["pretrained"] - means["random"]) / means["random"] if means["random"] >= 0.01 else float("nan")
         few[n] = {
             "pretrained": {"draws": row["pretrained"], "mean": means["pretrained"]},
             "random": {"draws": row["random"], "mean": means["random"]},
@@ -394,8 +417,8 @@ if few_sizes:
         }
     print(f"\nMean IoU with few masks, {FEW_MASK_DRAWS} draws, {FEW_MASK_STEPS} steps of {FEW_MASK_BATCH_SIZE}:")
     print(f"{'masks':>8}{'pretrained':>12}{'random weights':>16}{'gain':>10}")
-    for n, r in few.items():  # a ratio to a random start that learned almost nothing says little: n/a
-        gain = f"{r['gain']:+.1%}" if r["random"]["mean"] >= 0.01 else "n/a"
+    for n, r in few.items():
+        gain = f"{r['gain']:+.1%}" if np.isfinite(r["gain"]) else "n/a"
         print(f"{n:>8,}{r['pretrained']['mean']:>12.3f}{r['random']['mean']:>16.3f}{gain:>10}")
 
 # %%
@@ -416,9 +439,9 @@ plotting.mask_rows(
 unet_predictions = predictions["U-Net"]
 per_scene = []  # the mean IoU of the classes in each test scene
 for true, predicted in zip(y_test, unet_predictions):
-    per_scene.append(np.nanmean(iou_per_class(confusion_matrix(true, predicted, classes))[1:]))
+    per_scene.append(np.nanmean(iou_per_class(confusion_matrix(true, predicted, n_classes))[1:]))
 per_scene = np.array(per_scene)
-worst = np.argsort(np.nan_to_num(per_scene, nan=1.0))[:10]
+worst = np.argsort(np.nan_to_num(per_scene, nan=1.0))[:10]  # a scene without digits (NaN) is not among the worst
 plotting.mask_rows(
     out / "worst.png",
     data.x_test[worst, :height, :width, 0],
@@ -427,7 +450,14 @@ plotting.mask_rows(
     title=f"The U-Net's worst test scenes (mean IoU of the classes in each, from {per_scene[worst[0]]:.2f})",
 )
 ious = {name: list(r["iou_per_class"].values()) for name, r in results.items()}
-plotting.bars(out / "iou_per_class.png", data.class_names, ious, "IoU on the test scenes", "IoU of every class", (0, 1))
+plotting.bars(
+    out / "iou_per_class.png",
+    data.class_names,
+    ious,
+    ylabel="IoU on the test scenes",
+    title="IoU of every class",
+    ylim=(0, 1),
+)
 if few:
     plotting.curves(
         out / "few_masks.png",

@@ -141,7 +141,10 @@ def test_the_chapter_end_to_end_on_the_sample(sample_run):
         assert 0 <= r["mean_iou"] <= 1 and 0 < r["pixel_accuracy"] <= 1
     few = saved["few_masks"]["10"]
     assert len(few["pretrained"]["draws"]) == 1 and len(few["random"]["draws"]) == 1
-    assert few["gain"] == pytest.approx((few["pretrained"]["mean"] - few["random"]["mean"]) / few["random"]["mean"])
+    if few["random"]["mean"] >= 0.01:
+        assert few["gain"] == pytest.approx((few["pretrained"]["mean"] - few["random"]["mean"]) / few["random"]["mean"])
+    else:  # a ratio to a random start that learned almost nothing is not given
+        assert few["gain"] is None
     # the saved model, reloaded, gives the printed IoU on the same test scenes, remade from the test images
     model = keras.models.load_model(out / "model.keras")
     scenes, masks = make_scenes(x_test, y_test, 60, 32, 3, np.random.default_rng(TEST_SEED))
@@ -281,10 +284,10 @@ def test_offline_at_its_defaults_and_a_rerun_after_ctrl_c_loads_the_networks_alr
     interrupt = True
     with pytest.raises(KeyboardInterrupt):
         CHAPTER.main(argv)
-    assert fits == ["encoder_decoder"] and len(list((tmp_path / "out" / ".resume").glob("*/*.pkl"))) == 1
+    assert fits == ["encoder_decoder_segmenter"] and len(list((tmp_path / "out" / ".resume").glob("*/*.pkl"))) == 1
     fits.clear()
     interrupt = False
     metrics = CHAPTER.main(argv)
-    assert fits[0] == "unet" and "encoder_decoder" not in fits  # loaded, not trained again
+    assert fits[0] == "unet_segmenter" and "encoder_decoder_segmenter" not in fits  # loaded, not trained again
     assert not (tmp_path / "out" / ".resume").exists()
     assert "bundled sample" in metrics["data"]
