@@ -34,7 +34,6 @@ DATA = None  # an .npz or a folder of your own images, one sub-folder per class 
 IMAGE_SIZE = 28  # images are made grey squares of IMAGE_SIZE x IMAGE_SIZE pixels
 TRAIN_LIMIT = None  # use only the first N training images (None: all 60,000)
 CLASSES = None  # class numbers to build a detector for, e.g. (0, 8) (None: every class)
-# (of each class: a digit has about 6,000 training images, and a few hundred are enough to set its threshold)
 VALIDATION_SIZE = None  # the last N of each class's training images, held out (None: a tenth, at most 500)
 # model
 CODE_DIM = 32  # size of the code between encoder and decoder
@@ -48,7 +47,7 @@ SEED = 0  # seeds every random draw: NumPy's, Python's and the backend's
 THRESHOLD_PERCENTILE = 95.0  # a detector flags the images scored above this percentile of its validation images
 # beyond digits
 OUT_OF_DISTRIBUTION = True  # on MNIST: one all-digits detector, scored on Fashion-MNIST's test images
-OUT_OF_DISTRIBUTION_EPOCHS = 3  # passes over all the training images for that detector
+OUT_OF_DISTRIBUTION_EPOCHS = 3  # passes over all the training images (ten times one class's: fewer passes)
 # output
 PICTURED_CLASSES = None  # classes whose most normal and strangest test images are drawn (None: easiest, hardest)
 OUTPUT_DIR = None  # where figures, metrics.json and models/ go (None: outputs/07_anomaly_detection)
@@ -75,7 +74,8 @@ a seven, it rebuilds something between a seven and a zero, and the squared diffe
 the image and its reconstruction is an *anomaly score*, learned without a single anomalous
 example. The detector of this chapter sharpens that score twice (see "The detector's score"):
 it rebuilds the reconstruction once more, and it also asks how far the image's *code* falls from
-the codes of the training images.
+the codes of the training images. Below, f is the encoder (image to code) and g the decoder (code
+to image), so g(f(x)) is the reconstruction of x.
 
 The standard benchmark (Ruff et al., ICML 2018, and most papers since) makes ten problems of
 MNIST: for each digit d, train on the training images of d only, score all 10,000 test images,
@@ -128,13 +128,13 @@ gives it away: it lies far from the codes of the training images. A Gaussian fit
 
 **Together.** The score adds the two, each first standardized (its mean subtracted, divided by its
 standard deviation) on the validation images of the normal class, so that neither dominates by
-its units alone: score(x) = z(error(x)) + z(distance(x)). The whole score is one Keras model
-(`build_score_model`), saved as `models/class_<d>_score.keras` beside the autoencoder
-(`models/class_<d>.keras`).
+its units alone: score(x) = z(error(x)) + z(distance(x)). This recipe was chosen among others by
+comparing them on the test images; docs/07_anomaly_detection.md tells how, and how it fares on
+held-out normal images alone. The table the chapter prints climbs to it one ingredient at a time.
 """
 
 
-def anomaly_scores(reconstruct, images: np.ndarray) -> np.ndarray:
+def reconstruction_errors(reconstruct, images: np.ndarray) -> np.ndarray:
     """The reconstruction error of each image: its squared differences, summed over the pixels."""
     return np.sum((images.astype(np.float64) - reconstruct(images)) ** 2, axis=(1, 2))
 
@@ -155,32 +155,49 @@ def mahalanobis_squared(codes: np.ndarray, mean: np.ndarray, covariance: np.ndar
     return np.einsum("ij,ij->i", centred @ np.linalg.inv(covariance), centred)
 
 
-def build_score_model(autoencoder: keras.Model, mean, covariance, standardization) -> keras.Model:
-    """Image in, anomaly score out: z(error) + z(distance) as above, from the autoencoder (called
-    twice) and layers of constant weights: the Gaussian's mean and inverse covariance (S^-1 = L L^T,
-    so the distance sums the squares of (f(x) - m) L), and the standardization: the mean and
-    standard deviation of the error, then of the distance."""
-    error_mean_and_std = standardization[0]
-    distance_mean_and_std = standardization[1]
-    with_code = keras.Model(autoencoder.input, [autoencoder.output, autoencoder.get_layer("code").output])
+# %%
+"""
+### The score as one Keras model
+
+The detector is saved as a model that takes an image and returns its score, so that it loads
+with `keras.saving.load_model` alone, no code of this chapter needed. The arithmetic above
+becomes layers whose weights are constants set once (skip this on a first read):
+
+- the squared distance: S^-1 = L L^T (Cholesky), so (f(x) - m)^T S^-1 (f(x) - m) is the sum of
+  the squares of (f(x) - m) L, a Dense layer with weights L and bias -m L;
+- a sum of squares: a Dense layer of weights 1 after a Multiply of a tensor by itself;
+- the standardization: a Dense layer from (error, distance) to one number, with weights 1/std
+  and bias -mean/std.
+
+It is saved as `models/class_<d>_score.keras` beside the autoencoder (`models/class_<d>.keras`).
+"""
+
+
+def build_score_model(autoencoder: keras.Model, mean, covariance, standardization: dict) -> keras.Model:
+    """Image in, anomaly score out: z(error) + z(distance), from the autoencoder (called twice)
+    and layers of constant weights. `standardization`: the (mean, std) of "error" and "distance"."""
+    autoencoder_with_code = keras.Model(autoencoder.input, [autoencoder.output, autoencoder.get_layer("code").output])
     image = keras.Input(shape=autoencoder.input.shape[1:], name="image")
-    reconstruction, code = with_code(image)
-    twice, _ = with_code(reconstruction)  # the reconstruction rebuilt: the second pass
-    residual = layers.Subtract()([layers.Flatten()(image), layers.Flatten()(twice)])
+    reconstruction, code = autoencoder_with_code(image)
+    second_reconstruction, _ = autoencoder_with_code(reconstruction)  # g(f(g(f(x))))
+    residual = layers.Subtract()([layers.Flatten()(image), layers.Flatten()(second_reconstruction)])
     whitened = layers.Dense(len(mean), name="whiten")(code)  # (f(x) - m) L
-    error = layers.Dense(1, use_bias=False, name="error")(layers.Multiply()([residual, residual]))  # sums the squares
+    error = layers.Dense(1, use_bias=False, name="error")(layers.Multiply()([residual, residual]))
     distance = layers.Dense(1, use_bias=False, name="distance")(layers.Multiply()([whitened, whitened]))
     score = layers.Dense(1, name="score")(layers.Concatenate()([error, distance]))
     anomaly_score = layers.Reshape((), name="anomaly_score")(score)  # one number an image
     model = keras.Model(image, anomaly_score, name="score")
-    lower = np.linalg.cholesky(np.linalg.inv(covariance))
-    scale = np.array([[1 / error_mean_and_std[1]], [1 / distance_mean_and_std[1]]])
-    means = np.array([error_mean_and_std[0], distance_mean_and_std[0]])
-    constants = {
-        "whiten": [lower, -mean @ lower],
-        "error": [np.ones((residual.shape[-1], 1))],
-        "distance": [np.ones((len(mean), 1))],
-        "score": [scale, -means @ scale],
+
+    lower = np.linalg.cholesky(np.linalg.inv(covariance))  # L
+    error_mean, error_std = standardization["error"]
+    distance_mean, distance_std = standardization["distance"]
+    scale = np.array([[1 / error_std], [1 / distance_std]])
+    means = np.array([error_mean, distance_mean])
+    constants = {  # layer name -> its [weights, bias]
+        "whiten": [lower, -mean @ lower],  # (f(x) - m) L
+        "error": [np.ones((residual.shape[-1], 1))],  # the sum of the squared differences
+        "distance": [np.ones((len(mean), 1))],  # the sum of the squares of (f(x) - m) L
+        "score": [scale, -means @ scale],  # (error - its mean) / its std + (distance - its mean) / its std
     }
     for name, weights in constants.items():
         model.get_layer(name).set_weights([w.astype(np.float32) for w in weights])
@@ -236,7 +253,7 @@ for c in classes:
         raise DataError(f"{DATA or data.source}: class {names[c]} has {count} training image(s); 2 are needed")
 x_train = {}  # class -> its training images
 x_val = {}  # class -> its validation images
-for c in range(len(names)):
+for c in range(len(names)):  # every class, not only CLASSES: its images are the others' anomalies
     images = data.x_train[data.y_train == c]
     setting = f"VALIDATION_SIZE (class {names[c]}, {len(images)} images)"
     x_train[c], x_val[c] = holdout_split(images, VALIDATION_SIZE, setting, fraction=1 / 10, cap=500)
@@ -252,10 +269,11 @@ on_mnist = DATA is None and DATASET == "mnist"
 """
 ## Train: one detector per class
 
-Every autoencoder is trained from scratch on one class's images with Adam and squared error (of
-one pass: the second is only for scoring), its step size decayed to zero (cosine). PCA is fitted
-on the same images. Then, for the detector, the Gaussian of the training images' codes, and the
-standardization of error and distance on the validation images: its score model is complete.
+Every autoencoder is trained from scratch on one class's images with Adam and squared error
+(the measure the score uses; of one pass, the second is only for scoring), its step size decayed
+to zero (cosine). PCA is fitted on the same images. Then, for the detector, the Gaussian of the
+training images' codes, and the standardization of error and distance on the validation images:
+its score model is complete.
 """
 
 
@@ -274,22 +292,18 @@ def train_detector(images: np.ndarray, epochs: int, resume_dir):
     return model.get_weights(), history, seconds
 
 
-def trained(weights: list[np.ndarray]) -> keras.Model:
+def model_from_weights(weights: list[np.ndarray]) -> keras.Model:
     model = build_autoencoder(CODE_DIM, tuple(FILTERS), IMAGE_SIZE)
     model.set_weights(weights)
     return model
 
 
-def predict(model: keras.Model, images: np.ndarray, batch: int = 2000) -> np.ndarray:
+def predict(model: keras.Model, images: np.ndarray) -> np.ndarray:
     """The model's outputs for `images`, as float64."""
-    outputs = []
-    for first in range(0, len(images), batch):
-        output = model(images[first : first + batch], training=False)
-        outputs.append(keras.ops.convert_to_numpy(output))
-    return np.concatenate(outputs).astype(np.float64)
+    return model.predict(images, batch_size=2000, verbose=0).astype(np.float64)
 
 
-def second_pass(model: keras.Model):
+def reconstruct_twice(model: keras.Model):
     """x -> g(f(g(f(x)))): the reconstruction, rebuilt."""
     return lambda images: predict(model, predict(model, images).astype(np.float32))
 
@@ -297,22 +311,29 @@ def second_pass(model: keras.Model):
 models = {}
 histories = {}
 train_seconds = 0.0
+for c in classes:
+    print(f"\n-- autoencoder for class {names[c]} ({len(x_train[c]):,} images)")
+    resume = stages.subfolder(f"class_{c}")
+    weights, histories[c], seconds = stages.run(f"class_{c}", train_detector, x_train[c], EPOCHS, resume)
+    models[c] = model_from_weights(weights)
+    train_seconds += seconds
+
+# each class's PCA, and the pieces of its detector's score: the Gaussian of the training codes,
+# the standardization of error and distance on the validation images, and the score model
 pcas = {}
 gaussians = {}
 standardization = {}
 score_models = {}
 for c in classes:
-    print(f"\n-- autoencoder for class {names[c]} ({len(x_train[c]):,} images)")
-    resume = stages.subfolder(f"class_{c}")
-    weights, histories[c], seconds = stages.run(f"class_{c}", train_detector, x_train[c], EPOCHS, resume)
-    models[c] = trained(weights)
-    train_seconds += seconds
     pcas[c] = pca(x_train[c], CODE_DIM)
     encoder = keras.Model(models[c].input, models[c].get_layer("code").output)
     gaussians[c] = fit_gaussian(predict(encoder, x_train[c]))
-    validation_error = anomaly_scores(second_pass(models[c]), x_val[c])
+    validation_error = reconstruction_errors(reconstruct_twice(models[c]), x_val[c])
     validation_distance = mahalanobis_squared(predict(encoder, x_val[c]), *gaussians[c])
-    standardization[c] = [(float(np.mean(v)), float(np.std(v) or 1.0)) for v in (validation_error, validation_distance)]
+    standardization[c] = {  # (mean, std); a std of 0 (a constant) is taken as 1, never divided by
+        "error": (float(np.mean(validation_error)), float(np.std(validation_error) or 1.0)),
+        "distance": (float(np.mean(validation_distance)), float(np.std(validation_distance) or 1.0)),
+    }
     score_models[c] = build_score_model(models[c], *gaussians[c], standardization[c])
 
 # %%
@@ -323,26 +344,26 @@ Each detector scores every test image; its AUC separates the test images of its 
 all the others (`roc_auc`, the Mann-Whitney U statistic over the number of pairs). The
 detector's row comes from its score model, the one saved in `models/`.
 """
-detector = "second pass + code distance"
-variants = ["PCA", "autoencoder", "autoencoder, second pass", detector]
+full_score = "second pass + code distance"  # the detector's own row: its score model's score
+variants = ["PCA", "autoencoder", "autoencoder, second pass", full_score]  # each row adds one ingredient
 
 
-def scores_of(variant: str, c: int, images: np.ndarray) -> np.ndarray:
+def score_by_variant(variant: str, c: int, images: np.ndarray) -> np.ndarray:
     """The score of each image by `variant` of class `c`: the score model's, or a reconstruction error."""
-    if variant == detector:
+    if variant == full_score:
         return predict(score_models[c], images)
     if variant == "PCA":
-        return anomaly_scores(lambda x: pca_reconstruct(x, *pcas[c]), images)
+        return reconstruction_errors(lambda x: pca_reconstruct(x, *pcas[c]), images)
     if variant == "autoencoder, second pass":
-        return anomaly_scores(second_pass(models[c]), images)
-    return anomaly_scores(lambda x: predict(models[c], x), images)
+        return reconstruction_errors(reconstruct_twice(models[c]), images)
+    return reconstruction_errors(lambda x: predict(models[c], x), images)
 
 
 test_scores = {v: {} for v in variants}  # variant -> class -> score of every test image
 auc = {v: {} for v in variants}
 for variant in variants:
     for c in classes:
-        scores = scores_of(variant, c, data.x_test)
+        scores = score_by_variant(variant, c, data.x_test)
         normal = data.y_test == c
         separable = normal.any() and (~normal).any()  # else no test image of this class: nothing to separate
         auc[variant][c] = roc_auc(scores[normal], scores[~normal]) if separable else float("nan")
@@ -363,11 +384,11 @@ if published:
     for label, mean in PUBLISHED_MEAN.items():
         print(f"{label:<29}{'(mean only, all ten digits)':>{7 * len(classes)}}{mean:>8.3f}")
     for label, values in published.items():
-        wins = sum(auc[detector][c] > v for c, v in zip(classes, values))
+        wins = sum(auc[full_score][c] > v for c, v in zip(classes, values))
         print(f"the detector beats {label.split(' (')[0]} on {wins} of {len(classes)} digits")
     if "sample" in data.source:
         print("(the published figures are for detectors trained on the full MNIST)")
-print(f"mean AUC: the detector {mean_auc[detector]:.3f}, PCA {mean_auc['PCA']:.3f}")
+print(f"mean AUC: the detector {mean_auc[full_score]:.3f}, PCA {mean_auc['PCA']:.3f}")
 print(f"training time: {train_seconds:.0f} s ({len(classes)} autoencoders)")
 
 # %%
@@ -385,9 +406,9 @@ caught = {}
 print(f"\nThreshold at the {THRESHOLD_PERCENTILE:g}th percentile of the validation scores, on the test images:")
 print(f"{'class':<8}{'threshold':>10}{'normal flagged':>16}{'anomalies caught':>18}")
 for c in classes:
-    scores = test_scores[detector][c]
+    scores = test_scores[full_score][c]
     normal = data.y_test == c
-    thresholds[c] = float(np.percentile(scores_of(detector, c, x_val[c]), THRESHOLD_PERCENTILE))
+    thresholds[c] = float(np.percentile(score_by_variant(full_score, c, x_val[c]), THRESHOLD_PERCENTILE))
     flagged[c] = float(np.mean(scores[normal] > thresholds[c])) if normal.any() else float("nan")
     caught[c] = float(np.mean(scores[~normal] > thresholds[c])) if (~normal).any() else float("nan")
     print(f"{names[c][:8]:<8}{thresholds[c]:>10.2f}{flagged[c]:>16.1%}{caught[c]:>18.1%}")
@@ -420,11 +441,11 @@ if fashion is not None:
     weights, ood_history, ood_seconds = stages.run(
         "all_digits", train_detector, digits, OUT_OF_DISTRIBUTION_EPOCHS, stages.subfolder("all_digits")
     )
-    all_digits = trained(weights)
-    digit_scores = anomaly_scores(lambda x: predict(all_digits, x), data.x_test)
-    fashion_scores = anomaly_scores(lambda x: predict(all_digits, x), fashion.x_test)
+    all_digits = model_from_weights(weights)
+    digit_scores = reconstruction_errors(lambda x: predict(all_digits, x), data.x_test)
+    fashion_scores = reconstruction_errors(lambda x: predict(all_digits, x), fashion.x_test)
     validation_digits = np.concatenate(list(x_val.values()))
-    validation_scores = anomaly_scores(lambda x: predict(all_digits, x), validation_digits)
+    validation_scores = reconstruction_errors(lambda x: predict(all_digits, x), validation_digits)
     ood_threshold = float(np.percentile(validation_scores, THRESHOLD_PERCENTILE))
     ood = {
         "auc": roc_auc(digit_scores, fashion_scores),
@@ -465,18 +486,18 @@ curves = {}
 for c in classes:
     normal = data.y_test == c
     if normal.any() and (~normal).any():
-        fpr, tpr, _ = roc_curve(test_scores[detector][c][normal], test_scores[detector][c][~normal])
-        curves[f"{names[c]} (AUC {auc[detector][c]:.3f})"] = (fpr, tpr)
+        fpr, tpr, _ = roc_curve(test_scores[full_score][c][normal], test_scores[full_score][c][~normal])
+        curves[f"{names[c]} (AUC {auc[full_score][c]:.3f})"] = (fpr, tpr)
 plotting.roc_curves(out / "roc_curves.png", curves, title="ROC curves of the detectors, test images")
 
-ranked = sorted((c for c in classes if np.isfinite(auc[detector][c])), key=lambda c: -auc[detector][c])
+ranked = sorted((c for c in classes if np.isfinite(auc[full_score][c])), key=lambda c: -auc[full_score][c])
 pictured = [c for c in np.atleast_1d(PICTURED_CLASSES) if c in ranked] if PICTURED_CLASSES is not None else []
 if not pictured and ranked:
     pictured = [ranked[0]] if len(ranked) == 1 else [ranked[0], ranked[-1]]  # the easiest and the hardest class
 rows = {}
 panels = {}
 for c in pictured:
-    scores = test_scores[detector][c]
+    scores = test_scores[full_score][c]
     normal = data.y_test == c
     order = np.argsort(scores)  # from the most normal to the strangest
     own = order[normal[order]]
@@ -514,7 +535,7 @@ for c in classes:
         out / files["gaussian"],
         mean=gaussians[c][0],
         covariance=gaussians[c][1],
-        standardization=standardization[c],
+        standardization=[standardization[c]["error"], standardization[c]["distance"]],  # (mean, std) each
     )
     detector_files[names[c]] = files
 if ood is not None:
@@ -544,4 +565,4 @@ metrics = {
 }
 save_json(out / "metrics.json", metrics)
 stages.finished()
-finish(out, f"mean AUC {mean_auc[detector]:.4f} over {len(classes)} classes (PCA {mean_auc['PCA']:.4f})", started)
+finish(out, f"mean AUC {mean_auc[full_score]:.4f} over {len(classes)} classes (PCA {mean_auc['PCA']:.4f})", started)

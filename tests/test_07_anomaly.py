@@ -36,7 +36,8 @@ def numpy_score(autoencoder, images, mean, covariance, standardization):
     codes = keras.Model(autoencoder.input, autoencoder.get_layer("code").output).predict(images, verbose=0)
     inverse = np.linalg.inv(covariance)
     distance = np.array([mahalanobis(code, mean, inverse) ** 2 for code in codes.astype(np.float64)])
-    (error_mean, error_std), (distance_mean, distance_std) = standardization
+    error_mean, error_std = standardization["error"]
+    distance_mean, distance_std = standardization["distance"]
     return (error - error_mean) / error_std + (distance - distance_mean) / distance_std
 
 
@@ -60,7 +61,7 @@ def test_the_score_model_computes_the_score_of_numpy(tmp_path):
         images = f["x_test"][:64].astype(np.float32) / 255
     codes = keras.Model(autoencoder.input, autoencoder.get_layer("code").output).predict(images, verbose=0)
     mean, covariance = CHAPTER.fit_gaussian(codes[:48])
-    standardize = [(20.0, 4.0), (6.0, 3.0)]
+    standardize = {"error": (20.0, 4.0), "distance": (6.0, 3.0)}
     model = CHAPTER.build_score_model(autoencoder, mean, covariance, standardize)
     expected = numpy_score(autoencoder, images, mean, covariance, standardize)
     scores = model.predict(images, verbose=0)
@@ -111,8 +112,11 @@ def test_the_saved_score_models_give_the_printed_figures(sample_run):
         assert scores.shape == (len(x_test),)
         # the score model is the score: reconstruction error and distance from the saved Gaussian
         with np.load(out / files["gaussian"]) as g:
-            gaussian = [g[k] for k in ("mean", "covariance", "standardization")]
-        assert np.allclose(scores[:200], numpy_score(autoencoder, x_test[:200], *gaussian), rtol=1e-4, atol=1e-3)
+            mean = g["mean"]
+            covariance = g["covariance"]
+            standardization = dict(zip(("error", "distance"), g["standardization"]))  # (mean, std) of each
+        expected = numpy_score(autoencoder, x_test[:200], mean, covariance, standardization)
+        assert np.allclose(scores[:200], expected, rtol=1e-4, atol=1e-3)
         # the printed AUC: U statistic of SciPy over the number of pairs, from the reloaded score model
         normal, anomalies = scores[y_test == digit], scores[y_test != digit]
         reference = mannwhitneyu(anomalies, normal).statistic / (len(normal) * len(anomalies))
