@@ -85,9 +85,10 @@ whole (Ng's notes, 2011; Makhzani & Frey's k-sparse autoencoders, 2013). The sam
   than large ones, and most units settle at 0;
 - with a *top-k* code: only the K largest units of each code are kept, the rest set to 0.
 
-Then come their dictionaries; the trade-off between how many units an image uses and how well it
-is rebuilt, beside PCA; units that never fire, and a remedy; and the codes as features for a
-linear classifier, beside Makhzani & Frey's.
+The chapter then measures, in this order: units that never fire (*dead*), and a remedy for them;
+each model's error and how many units an image uses, beside PCA; the trade-off between the two,
+over many settings; the codes as features for a linear classifier, beside Makhzani & Frey's; and,
+in pictures, the dictionaries.
 """
 
 
@@ -152,19 +153,19 @@ def build_sparse_autoencoder(units: int, size: int, top_k: int | None = None, l1
     and grow the features instead. The encoder starts as the decoder's transpose (Gao et al.)."""
     image = keras.Input(shape=(size, size), name="image")
     pixels = layers.Flatten()(image)
-    h = layers.Dense(units, name="encoder")(pixels)
-    h = layers.ReLU(name="positive")(h)
+    h = layers.Dense(units, name="encoder_dense")(pixels)
+    h = layers.ReLU(name="before_top_k")(h)
     if top_k is not None:
         h = TopK(top_k, name="top_k")(h)
     code = L1Penalty(l1_weight, name="code")(h)  # with l1_weight 0, the code itself, nothing added
     decoder = layers.Dense(size * size, name="decoder", kernel_constraint=keras.constraints.UnitNorm(axis=1))
     reconstruction = layers.Reshape((size, size), name="reconstruction")(decoder(code))
     autoencoder = keras.Model(image, reconstruction, name="autoencoder")
-    encoder = keras.Model(image, code, name="encoder")
+    encoder = keras.Model(image, code, name="encoder")  # shares its layers with the autoencoder
     features = keras.random.normal((units, size * size))
     features = ops.convert_to_numpy(features / ops.norm(features, axis=1, keepdims=True))
     decoder.set_weights([features, np.zeros(size * size, np.float32)])
-    autoencoder.get_layer("encoder").set_weights([features.T, np.zeros(units, np.float32)])
+    autoencoder.get_layer("encoder_dense").set_weights([features.T, np.zeros(units, np.float32)])
     return autoencoder, encoder
 
 
@@ -175,52 +176,48 @@ def build_sparse_autoencoder(units: int, size: int, top_k: int | None = None, l1
 A top-k unit that is never among the k largest gets no gradient, and nothing brings it back: it
 is *dead*, a unit the model pays for and never uses. Gao et al. (2024) give dead units work of
 their own: an *auxiliary loss* asks the dead units (those that have not fired on DEAD_AFTER_IMAGES
-training images in a row) to rebuild what the live units left over, the error x - x_hat, with the
-decoder's own features. Its gradient pulls them toward the images the model rebuilds worst, where
-they are needed. It weighs AUXILIARY_WEIGHT beside the reconstruction (Gao et al. give it 1/32;
-here, on far fewer units and images, 1/32 left 4.9 % of the units dead, 0.5 left 1.4 %). The top-k
-model trains with it, and its twin without it, to measure what it does.
+training images in a row) to rebuild what the live units left over, the error x - x_hat (x_hat:
+the reconstruction), with the decoder's own features. Its gradient pulls them toward the images
+the model rebuilds worst, where they are needed. It weighs AUXILIARY_WEIGHT beside the
+reconstruction (Gao et al. give it 1/32; here, on far fewer units and images, 1/32 left 4.9 % of
+the units dead on the test images, 0.5 about 1.5 %). The top-k model trains with it, and its twin
+without it, to measure what it does.
 """
 
 
 class DeadUnitsRebuild(layers.Layer):
-    """The auxiliary loss of each image: the mean squared difference between the error the live
-    units left (x - x_hat, held fixed) and what the dead units rebuild of it. (Gao et al. keep only
-    the largest few hundred of the dead units' values, among millions of units; here there are
-    fewer dead units than that to begin with.)"""
+    """Adds the auxiliary loss to the model's loss, AUXILIARY_WEIGHT x the mean over the batch of
+    each image's mean squared difference between the error the live units left (x - x_hat, held
+    fixed) and what the dead units rebuild of it; passes the reconstruction through unchanged.
+    (Gao et al. keep only the largest few hundred of the dead units' values, among millions of
+    units; here there are fewer dead units than that to begin with.)"""
 
-    def __init__(self, top_k: TopK, decoder: layers.Dense, dead_after: int, **kwargs):
+    def __init__(self, top_k: TopK, decoder: layers.Dense, dead_after: int, weight: float, **kwargs):
         super().__init__(**kwargs)
         self.top_k = top_k
         self.decoder = decoder
         self.dead_after = dead_after
+        self.weight = weight
 
     def call(self, inputs):
-        h, error = inputs  # the code before the top-k, and x - x_hat
+        h, error, reconstruction = inputs  # the code before the top-k, x - x_hat, and x_hat
         dead = ops.cast(self.top_k.images_since_fired > self.dead_after, h.dtype)
         dead_code = h * dead  # the dead units' values; every other unit's set to 0
         rebuilt = ops.matmul(dead_code, self.decoder.kernel)  # the same features, no bias
-        return ops.mean(ops.square(ops.stop_gradient(error) - rebuilt), axis=-1)
-
-    def compute_output_shape(self, input_shapes):
-        return input_shapes[0][:1]
+        per_image = ops.mean(ops.square(ops.stop_gradient(error) - rebuilt), axis=-1)
+        self.add_loss(self.weight * ops.mean(per_image))
+        return reconstruction
 
 
 def with_auxiliary_loss(autoencoder: keras.Model) -> keras.Model:
-    """The top-k autoencoder as it trains: image in; its reconstruction, and each image's auxiliary
-    loss, out."""
+    """The top-k autoencoder as it trains: image in, reconstruction out, the auxiliary loss added."""
     image = autoencoder.input
-    h = autoencoder.get_layer("positive").output
+    h = autoencoder.get_layer("before_top_k").output
     reconstruction = autoencoder.output
     error = layers.Subtract()([layers.Flatten()(image), layers.Flatten()(reconstruction)])
-    rebuild = DeadUnitsRebuild(autoencoder.get_layer("top_k"), autoencoder.get_layer("decoder"), DEAD_AFTER_IMAGES)
-    return keras.Model(image, {"reconstruction": reconstruction, "auxiliary": rebuild([h, error])})
-
-
-def its_value(placeholder, value):
-    """The loss of an output that is a loss already: its value (Keras pairs every output with a
-    target; here a placeholder, ignored)."""
-    return value
+    top_k = autoencoder.get_layer("top_k")
+    rebuild = DeadUnitsRebuild(top_k, autoencoder.get_layer("decoder"), DEAD_AFTER_IMAGES, AUXILIARY_WEIGHT)
+    return keras.Model(image, rebuild([h, error, reconstruction]))
 
 
 # %%
@@ -267,23 +264,11 @@ def train_weights(top_k, l1_weight, epochs, auxiliary, resume_dir):
     autoencoder, _ = build_sparse_autoencoder(CODE_DIM, IMAGE_SIZE, top_k, l1_weight)
     steps = epochs * math.ceil(len(x_train) / BATCH_SIZE)
     optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=steps))
-    fast = jit_compile(on_tensorflow=False)  # under TensorFlow, XLA made these steps slower on a CPU
-    if not auxiliary:
-        autoencoder.compile(optimizer=optimizer, loss="mse", jit_compile=fast)
-        history, seconds = train_autoencoder(
-            autoencoder, x_train, x_train, epochs=epochs, batch_size=BATCH_SIZE, resume_dir=resume_dir
-        )
-        return autoencoder.get_weights(), history, seconds
-    model = with_auxiliary_loss(autoencoder)
-    model.compile(
-        optimizer=optimizer,
-        loss={"reconstruction": "mse", "auxiliary": its_value},
-        loss_weights={"reconstruction": 1.0, "auxiliary": AUXILIARY_WEIGHT},
-        jit_compile=fast,
-    )
-    targets = {"reconstruction": x_train, "auxiliary": np.zeros(len(x_train), np.float32)}
+    model = with_auxiliary_loss(autoencoder) if auxiliary else autoencoder  # the same weights either way
+    use_xla = jit_compile(on_tensorflow=False)  # under TensorFlow, XLA made these steps slower on a CPU
+    model.compile(optimizer=optimizer, loss="mse", jit_compile=use_xla)
     history, seconds = train_autoencoder(
-        model, x_train, targets, epochs=epochs, batch_size=BATCH_SIZE, resume_dir=resume_dir
+        model, x_train, x_train, epochs=epochs, batch_size=BATCH_SIZE, resume_dir=resume_dir
     )
     return autoencoder.get_weights(), history, seconds
 
@@ -305,7 +290,7 @@ models = {
     "topk": load_or_train("topk", top_k=K, auxiliary=True),
     "topk_without_auxiliary_loss": load_or_train("topk_without_auxiliary_loss", top_k=K),
 }
-labels = {
+display_names = {
     "unconstrained": "no constraint",
     "l1": f"L1 penalty {L1_WEIGHT:g}",
     "topk": f"top-k, k = {K}",
@@ -337,27 +322,31 @@ def pca_test_mse(components):
     return float(mse_per_image(x_test, rebuilt).mean())
 
 
-def figures(model):
-    reconstruction = model["autoencoder"].predict(x_test, batch_size=1000, verbose=0)
-    active = codes_of(model["encoder"], x_test) > 0
+def test_figures(trained):
+    """The figures of one trained model (a dict from `load_or_train`), on the test images."""
+    reconstruction = trained["autoencoder"].predict(x_test, batch_size=1000, verbose=0)
+    active = codes_of(trained["encoder"], x_test) > 0
     l0 = float(active.sum(axis=1).mean())
     dead = ~active.any(axis=0)
+    components = max(1, round(l0))
     return {
         "test_mse": float(mse_per_image(x_test, reconstruction).mean()),
         "mean_active_units": l0,
         "dead_units": int(dead.sum()),
         "dead_fraction": float(dead.mean()),
-        "pca_components": max(1, round(l0)),
-        "pca_test_mse": pca_test_mse(max(1, round(l0))),
+        "pca_components": components,
+        "pca_test_mse": pca_test_mse(components),
     }
 
 
-results = {name: figures(model) for name, model in models.items()}
+results = {name: test_figures(trained) for name, trained in models.items()}
 print(f"\nTest images ({len(x_test):,}), {CODE_DIM} code units:")
 print(f"{'':<36}{'MSE':>9}{'active units':>14}{'dead units':>14}{'PCA, as many':>14}")
 for name, r in results.items():
     dead = f"{r['dead_units']} ({r['dead_fraction']:.1%})"
-    print(f"{labels[name]:<36}{r['test_mse']:>9.5f}{r['mean_active_units']:>14.1f}{dead:>14}{r['pca_test_mse']:>14.5f}")
+    print(
+        f"{display_names[name]:<36}{r['test_mse']:>9.5f}{r['mean_active_units']:>14.1f}{dead:>14}{r['pca_test_mse']:>14.5f}"
+    )
 
 # %%
 """
@@ -366,15 +355,17 @@ for name, r in results.items():
 More top-k models (FRONTIER_KS) and more L1 models (FRONTIER_L1_WEIGHTS), each trained for
 FRONTIER_EPOCHS, draw the *frontier*: the error at each mean number of active units. PCA's curve is
 the linear reference. A sparse code beats it because each image picks its own units, where PCA
-gives every image the same components.
+gives every image the same components. Last, the L1 model's error is set beside the top-k
+frontier's at as many active units: the price of getting sparsity from a penalty, which also
+shrinks the values it keeps, rather than from choosing units.
 """
 frontier = {"topk": [results["topk"] | {"k": K, "epochs": EPOCHS}]}
 frontier["l1"] = [results["l1"] | {"l1_weight": L1_WEIGHT, "epochs": EPOCHS}]
 for k in FRONTIER_KS:
-    point = figures(load_or_train(f"topk_{k}", top_k=k, epochs=FRONTIER_EPOCHS, auxiliary=True))
+    point = test_figures(load_or_train(f"topk_{k}", top_k=k, epochs=FRONTIER_EPOCHS, auxiliary=True))
     frontier["topk"].append(point | {"k": k, "epochs": FRONTIER_EPOCHS})
 for weight in FRONTIER_L1_WEIGHTS:
-    point = figures(load_or_train(f"l1_{weight:g}", l1_weight=weight, epochs=FRONTIER_EPOCHS))
+    point = test_figures(load_or_train(f"l1_{weight:g}", l1_weight=weight, epochs=FRONTIER_EPOCHS))
     frontier["l1"].append(point | {"l1_weight": weight, "epochs": FRONTIER_EPOCHS})
 for points in frontier.values():
     points.sort(key=lambda p: p["mean_active_units"])
@@ -385,12 +376,12 @@ for family, points in frontier.items():
         print(
             f"{label:<24}{p['epochs']:>8}{p['mean_active_units']:>14.1f}{p['test_mse']:>9.5f}{p['pca_test_mse']:>14.5f}"
         )
-topk_l0 = np.log([p["mean_active_units"] for p in frontier["topk"]])
+log_topk_l0 = np.log([p["mean_active_units"] for p in frontier["topk"]])
 topk_mse = [p["test_mse"] for p in frontier["topk"]]
 l1_l0 = results["l1"]["mean_active_units"]
 # the top-k frontier's error at the L1 model's number of active units, read off the straight line
 # between its two nearest points on a log scale (beyond the frontier's ends: the nearest end's error)
-l1_over_topk = results["l1"]["test_mse"] / np.interp(np.log(l1_l0), topk_l0, topk_mse)
+l1_over_topk = results["l1"]["test_mse"] / np.interp(np.log(l1_l0), log_topk_l0, topk_mse)
 print(f"the L1 model ({l1_l0:.1f} active units) errs {l1_over_topk:.2f} times the top-k frontier at as many units")
 
 # %%
@@ -402,7 +393,9 @@ dense layer of 10 scores) is trained on the frozen codes of each encoder, standa
 `linear_classifier_error`), and tested on the test images' codes; beside it, the same classifier
 on the raw pixels and on the 32-number code of chapter 01's autoencoder. Makhzani & Frey (2013)
 trained logistic regression on the codes of a k-sparse autoencoder of 1,000 units with k = 25:
-1.35 % test error, against 7.20 % on the pixels.
+1.35 % test error, against 7.20 % on the pixels. Expect this chapter's codes to stay well above
+their 1.35 %: their autoencoder trained far longer, with its encoder tied to its decoder and k
+lowered step by step, where this one trains for EPOCHS passes.
 """
 n_labelled = len(x_train) if CLASSIFIER_IMAGES is None else min(CLASSIFIER_IMAGES, len(x_train))
 y_labelled = data.y_train[:n_labelled]
@@ -424,8 +417,9 @@ def build_dense_autoencoder(size):
 
 def train_dense_autoencoder():
     autoencoder, _ = build_dense_autoencoder(IMAGE_SIZE)
-    steps = DENSE_CODE_EPOCHS * math.ceil(len(x_train) / 256)
-    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2e-3, steps))  # chapter 01's
+    steps = DENSE_CODE_EPOCHS * math.ceil(len(x_train) / 256)  # chapter 01's batch size, 256
+    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2e-3, steps))  # chapter 01's step size
+    # chapter 01's dense network is fast with XLA on every backend
     autoencoder.compile(optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile())
     train_autoencoder(autoencoder, x_train, x_train, epochs=DENSE_CODE_EPOCHS, batch_size=256)
     return autoencoder.get_weights()
@@ -441,8 +435,8 @@ def linear_classifier_error(train_features, test_features):
     x = (train_features - mean) / scale
     softmax = layers.Dense(len(data.class_names), activation="softmax")
     classifier = keras.Sequential([keras.Input((x.shape[1],)), softmax])
-    steps = CLASSIFIER_EPOCHS * math.ceil(len(x) / 256)
-    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, steps))
+    steps = CLASSIFIER_EPOCHS * math.ceil(len(x) / 256)  # batches of 256
+    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, steps))  # Adam's usual step size
     classifier.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", jit_compile=jit_compile())
     history = classifier.fit(x, y_labelled, epochs=CLASSIFIER_EPOCHS, batch_size=256, verbose=0)
     check_finite(history.history)
@@ -469,7 +463,7 @@ pixels = x_train[:n_labelled].reshape(n_labelled, -1)
 classifier_error["pixels"] = stages.run(
     "classifier_pixels", linear_classifier_error, pixels, x_test.reshape(len(x_test), -1)
 )
-classifier_labels = labels | {"dense_code": "chapter 01's code, 32 numbers", "pixels": "raw pixels"}
+classifier_labels = display_names | {"dense_code": "chapter 01's code, 32 numbers", "pixels": "raw pixels"}
 print(f"\nLinear classifier, test error (%) on {len(x_test):,} test images:")
 for name, error in classifier_error.items():
     print(f"  {classifier_labels[name]:<40}{error:>7.2f}")
@@ -481,8 +475,11 @@ print(f"  {'Makhzani & Frey (2013): raw pixels':<40}{PUBLISHED['raw_pixels']:>7.
 ## Visualize and save
 
 The dictionaries: the decoder features of the 64 units that fire most often on the test images,
-for each model (mid-grey: 0, white: positive, black: negative); a test image rebuilt one feature
-at a time from its K active units, the largest first; the frontier; the losses. Each autoencoder is
+for each model (mid-grey: 0, white: positive, black: negative). What to look for: without a
+constraint the features are noise, as the code spreads every image over all its units; with the
+L1 penalty most are whole digits, a template for each way of writing one; with top-k, digits and
+pieces of digits (a loop, a bar) that an image adds up. Then a test image rebuilt one feature at
+a time from its active units (at most K), the largest first; the frontier; the losses. Each autoencoder is
 saved as `models/<name>.keras` (a 28x28 image in, its reconstruction out) and its encoder as
 `models/<name>_encoder.keras` (image in, code out). The top-k layer is this chapter's own: to load
 those models elsewhere, run `common.script.chapter_definitions("10_sparse_autoencoder.py")` first,
@@ -507,27 +504,37 @@ plotting.filter_grids(
     n=64,
 )
 
-shown = x_test[:1]  # one test image, rebuilt from its active units one at a time, the largest first
+
+def rebuild_one_unit_at_a_time(code, features, bias, shown_steps=8):
+    """Adds an image's active units to the decoder's bias one at a time, the largest first.
+    Returns two rows of pictures, {caption: picture}: the features added (of the first
+    `shown_steps` units, and of the last) and the sum after each."""
+    order = np.argsort(-code)[: int((code > 0).sum())]  # the active units, largest value first
+    partial_sum = bias.copy()
+    features_added = {}
+    sums = {}
+    for count, unit in enumerate(order, start=1):
+        partial_sum = partial_sum + code[unit] * features[unit]
+        if count <= shown_steps or count == len(order):
+            feature_picture = 0.5 + 3 * features[unit]  # 0 as mid-grey; x 3, as a feature's pixels are small
+            features_added[f"unit {unit}\nx {code[unit]:.2f}"] = np.clip(feature_picture, 0, 1)
+            sums[f"{count} unit{'s' if count > 1 else ''}"] = np.clip(partial_sum, 0, 1)
+    return features_added, sums
+
+
+shown = x_test[:1]  # the first test image
 topk_code = codes_of(models["topk"]["encoder"], shown)[0]
 decoder_features, decoder_bias = models["topk"]["autoencoder"].get_layer("decoder").get_weights()
-order = np.argsort(-topk_code)[: int((topk_code > 0).sum())]
-partial = decoder_bias.copy()
-steps_shown = {}
-terms_shown = {}
-for count, unit in enumerate(order, start=1):
-    partial = partial + topk_code[unit] * decoder_features[unit]
-    if count <= 8 or count == len(order):
-        feature_picture = 0.5 + 3 * decoder_features[unit]  # 0 as mid-grey; x 3, as a feature's pixels are small
-        terms_shown[f"unit {unit}\nx {topk_code[unit]:.2f}"] = np.clip(feature_picture, 0, 1)
-        steps_shown[f"{count} unit{'s' if count > 1 else ''}"] = np.clip(partial, 0, 1)
+features_added, sums = rebuild_one_unit_at_a_time(topk_code, decoder_features, decoder_bias)
+n_active = int((topk_code > 0).sum())
 plotting.level_rows(
     out / "one_feature_at_a_time.png",
     {
-        "its features\n(mid-grey: 0)": terms_shown,
-        "the sum so far": steps_shown,
+        "its features\n(mid-grey: 0)": features_added,
+        "the sum so far": sums,
         "the image": {"test image": shown[0]},
     },
-    title=f"A test image rebuilt from the {len(order)} active units of its top-k code, the largest first",
+    title=f"A test image rebuilt from the {n_active} active units of its top-k code, the largest first",
 )
 
 components = np.unique(np.geomspace(2, 300, 12).round().astype(int))  # PCA's numbers of components, log-spaced
@@ -546,15 +553,14 @@ plotting.xy_curves(
 )
 plotting.loss_curves(
     out / "loss.png",
-    {labels[name]: model["history"] for name, model in models.items()},
+    {display_names[name]: model["history"] for name, model in models.items()},
     ylabel="squared error per pixel (+ the auxiliary loss, for top-k)",
 )
 
 (out / "models").mkdir(exist_ok=True)
-saved_names = {"unconstrained": "unconstrained", "l1": "l1", "topk": "topk"}
-for name, file_name in saved_names.items():
-    save_model(models[name]["autoencoder"], out / "models" / f"{file_name}.keras")
-    save_model(models[name]["encoder"], out / "models" / f"{file_name}_encoder.keras")
+for name in ("unconstrained", "l1", "topk"):
+    save_model(models[name]["autoencoder"], out / "models" / f"{name}.keras")
+    save_model(models[name]["encoder"], out / "models" / f"{name}_encoder.keras")
 
 metrics = {
     "settings": settings,

@@ -85,7 +85,7 @@ def test_the_top_k_autoencoder_starts_with_unit_features_and_the_encoder_as_thei
     autoencoder, encoder = CHAPTER.build_sparse_autoencoder(60, 28, 7)
     features, bias = autoencoder.get_layer("decoder").get_weights()
     np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1, rtol=1e-5)
-    np.testing.assert_allclose(autoencoder.get_layer("encoder").get_weights()[0], features.T)
+    np.testing.assert_allclose(autoencoder.get_layer("encoder_dense").get_weights()[0], features.T)
     codes = encoder.predict(np.random.default_rng(3).random((9, 28, 28)).astype("float32"), verbose=0)
     assert codes.shape == (9, 60)
     assert ((codes > 0).sum(axis=1) <= 7).all()
