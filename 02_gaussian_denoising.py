@@ -61,8 +61,8 @@ autoencoder (Vincent et al., 2008, 2010) is given a *corrupted* image and traine
 like: which pixel patterns are strokes and which are noise.
 
 Here the corruption is additive Gaussian noise, the model of a camera's sensor noise: every pixel
-gets `N(0, 0.5^2)` added, then is clipped back to [0, 1]. At a standard deviation of 0.5 (half
-the whole range of a pixel) the digits are barely legible. Chapters 03 and 04 take the other two
+gets `N(0, NOISE_STD^2)` added, then is clipped back to [0, 1]. At the default standard deviation,
+0.5 (half the whole range of a pixel), the digits are barely legible. Chapters 03 and 04 take the other two
 corruptions of Vincent et al.; `corruptions.png` shows all three at several levels.
 
 To see what the denoising criterion itself adds, the same network is also trained the way chapter
@@ -83,8 +83,9 @@ the same weights at every position:
 The dense code in the middle sees the whole digit at once, which is what tells a stroke from a
 blotch of noise. It is *wider* than a digit needs: with a denoising criterion an autoencoder does
 not need a narrow bottleneck to learn something useful (Vincent et al., 2010). Every layer but the
-last is followed by batch normalization and a ReLU (`normalized_relu`), which lets it train at
-twice chapter 01's step size and learn in 5 epochs more than it learns in 14 without.
+last is followed by batch normalization and a ReLU (`normalized_relu`): batch normalization
+rescales each layer's outputs to a steady range, which lets the network train with a larger step
+size and in fewer epochs.
 """
 
 
@@ -165,8 +166,8 @@ print(f"{len(x_fit):,} training, {len(x_val):,} validation and {len(data.x_test)
 ## Train the denoising autoencoder
 
 The model that trains is the noise followed by the denoiser: `noise.layer(SEED)` adds a fresh draw
-of noise to every batch while the model trains (and does nothing otherwise), so over 5 epochs the
-denoiser sees each digit under 5 different noise patterns and can never learn the noise itself.
+of noise to every batch while the model trains (and does nothing otherwise), so over EPOCHS passes
+the denoiser sees each digit under as many noise patterns and can never learn the noise itself.
 The loss is the binary cross-entropy per pixel between the output and the *clean* image, which
 treats each pixel as the probability of ink; Adam, its step size decayed to zero over training.
 """
@@ -176,7 +177,7 @@ steps_per_epoch = math.ceil(len(x_fit) / BATCH_SIZE)
 def compiled(model: keras.Model, epochs: int) -> keras.Model:
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=epochs * steps_per_epoch)
     optimizer = keras.optimizers.Adam(schedule)
-    # XLA off under TensorFlow: on a CPU it draws random noise slowly, and gives no speed-up here
+    # XLA (compiling the step into one program) off under TensorFlow: on a CPU it draws random noise slowly
     model.compile(optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile(on_tensorflow=False))
     return model
 
@@ -202,8 +203,9 @@ dae_history, dae_seconds = train_autoencoder(
 """
 ## The same network trained as a plain autoencoder
 
-Clean in, clean out, as in chapter 01: no noise in training. One epoch is enough for it to learn
-to copy clean digits well.
+Clean in, clean out, as in chapter 01: no noise in training, for PLAIN_EPOCHS passes (it only
+has to learn to copy; its loss on the clean validation images, printed as it trains, shows how
+well it copies, and `--plain_epochs=5` tries more).
 """
 plain = compiled(build_denoiser(FILTERS, CODE_DIM, IMAGE_SIZE, "plain_autoencoder"), PLAIN_EPOCHS)
 print("\n== Training the plain autoencoder (clean in, clean out) ==")
@@ -233,8 +235,8 @@ rows = {
     "denoising autoencoder": image_quality(data.x_test, denoised),
     "plain autoencoder": image_quality(data.x_test, plain_denoised),
 }
-tuning = slice(0, CLASSICAL_TUNING_IMAGES)
-tuned = classical_denoisers.tune_all(x_val_noisy[tuning], x_val[tuning])
+tuning_images = slice(0, CLASSICAL_TUNING_IMAGES)  # the first validation images
+tuned = classical_denoisers.tune_all(x_val_noisy[tuning_images], x_val[tuning_images])
 classical_denoised = {}
 for t in tuned:
     classical_denoised[t.denoiser.name] = t(x_test_noisy)
@@ -258,7 +260,7 @@ sweep = []
 for level in SWEEP_LEVELS:
     at_level = noise.at(level)
     noisy = at_level(data.x_test, TEST_SEED)
-    candidates = classical_denoisers.tune_all(at_level(x_val[tuning], TEST_SEED + 1), x_val[tuning])
+    candidates = classical_denoisers.tune_all(at_level(x_val[tuning_images], TEST_SEED + 1), x_val[tuning_images])
     classical = max(candidates, key=lambda t: t.held_out_psnr_db)
     row = {
         "level": level,

@@ -46,7 +46,7 @@ LEARNING_RATE = 4e-3  # Adam's step size, decayed to zero over training (cosine)
 SEED = 0  # seeds every random draw: NumPy's, Python's and the backend's, the training masks too
 STRATEGY = None  # None: one device; "mirrored": split every batch over all local devices
 # evaluation
-INPAINTING_IMAGES = 1000  # first N test images also given to the biharmonic inpainting (about 10 ms an image)
+INPAINTING_IMAGES = 1000  # first N test images also given to the biharmonic inpainting (about 7 ms an image)
 CLASSICAL_TUNING_IMAGES = 500  # validation images on which the Gaussian blur's width is chosen
 # output
 TENSORBOARD = False  # also write TensorBoard logs (losses, and outputs every 2 epochs) to OUTPUT_DIR/tensorboard
@@ -56,12 +56,12 @@ OUTPUT_DIR = None  # where figures, metrics.json and model.keras go (None: outpu
 """
 ## Introduction
 
-Masking noise is the corruption Vincent et al. (2010) use most: a random half of the pixels is set
-to 0, as if wiped out (dead pixels, lost packets, occlusion). The denoising autoencoder of chapter
-02 is trained on it here, with a fresh mask for every batch, and it is **never told which pixels
-were wiped**: a 0 in its input may be background or a lost piece of stroke, and only the shape
-of the digit around it can tell. Rebuilding a wiped pixel from the others is exactly the
-dependency between pixels that a good representation has to capture.
+Masking noise is the corruption Vincent et al. (2010) use most: a random fraction of the pixels
+(MASKING, a half by default) is set to 0, as if wiped out (dead pixels, lost packets, occlusion).
+The denoising autoencoder of chapter 02 is trained on it here, with a fresh mask for every batch,
+and it is **never told which pixels were wiped**: a 0 in its input may be background or a lost
+piece of stroke, and only the shape of the digit around it can tell. Rebuilding a wiped pixel from
+the others is exactly the dependency between pixels that a good representation has to capture.
 
 What should it be compared with? Noise filters (chapter 02's) are built for noise *added* to a
 signal and know nothing of holes: the best they can do is blur them shut. The fair reference is an
@@ -180,7 +180,7 @@ history, train_seconds = train_autoencoder(
 """
 ## Evaluate: not told where the holes are, against told
 
-On all the test images: the masked input, the autoencoder, and the best a noise filter can do (a
+On all the test images: the masked input, the autoencoder, and a noise filter for reference (a
 Gaussian blur, its width chosen on validation images). On the first INPAINTING_IMAGES of them,
 also the biharmonic inpainting, given the mask, with the autoencoder on the same images.
 """
@@ -189,9 +189,9 @@ restored = model.predict(x_test_masked, batch_size=1000, verbose=0)  # the maske
 tuning = slice(0, CLASSICAL_TUNING_IMAGES)
 blur = classical_denoisers.tune(classical_denoisers.named("Gaussian blur"), x_val_masked[tuning], x_val[tuning])
 blurred = blur(x_test_masked)
-some = slice(0, INPAINTING_IMAGES)
+inpainting_subset = slice(0, INPAINTING_IMAGES)  # the first test images
 inpainting_started = time.perf_counter()
-inpainted = inpaint(x_test_masked[some], wiped[some])  # told which pixels are holes
+inpainted = inpaint(x_test_masked[inpainting_subset], wiped[inpainting_subset])  # told which pixels are holes
 inpainting_seconds = time.perf_counter() - inpainting_started
 
 clean = data.x_test
@@ -200,15 +200,15 @@ rows = {
     "denoising autoencoder": (image_quality(clean, restored), psnr_of_wiped_pixels(clean, restored, wiped)),
     blur.label: (image_quality(clean, blurred), psnr_of_wiped_pixels(clean, blurred, wiped)),
 }
-n_some = len(clean[some])
+n_inpainted = len(clean[inpainting_subset])
 subset_rows = {
     "denoising autoencoder (not told)": (
-        image_quality(clean[some], restored[some]),
-        psnr_of_wiped_pixels(clean[some], restored[some], wiped[some]),
+        image_quality(clean[inpainting_subset], restored[inpainting_subset]),
+        psnr_of_wiped_pixels(clean[inpainting_subset], restored[inpainting_subset], wiped[inpainting_subset]),
     ),
     "biharmonic inpainting (told)": (
-        image_quality(clean[some], inpainted),
-        psnr_of_wiped_pixels(clean[some], inpainted, wiped[some]),
+        image_quality(clean[inpainting_subset], inpainted),
+        psnr_of_wiped_pixels(clean[inpainting_subset], inpainted, wiped[inpainting_subset]),
     ),
 }
 print(f"\n{masking.describe()}")
@@ -216,10 +216,10 @@ print(f"{'':<40}{'PSNR (dB)':>10}{'SSIM':>8}{'wiped pixels (dB)':>19}")
 print(f"All {len(clean):,} test images:")
 for name, (q, holes) in rows.items():
     print(f"  {name:<38}{q['psnr_db']:>10.2f}{q['ssim']:>8.3f}{holes:>19.2f}")
-print(f"The first {n_some:,}:")
+print(f"The first {n_inpainted:,}:")
 for name, (q, holes) in subset_rows.items():
     print(f"  {name:<38}{q['psnr_db']:>10.2f}{q['ssim']:>8.3f}{holes:>19.2f}")
-print(f"(the inpainting took {inpainting_seconds:.1f} s, {1000 * inpainting_seconds / n_some:.0f} ms an image)")
+print(f"(the inpainting took {inpainting_seconds:.1f} s, {1000 * inpainting_seconds / n_inpainted:.0f} ms an image)")
 
 # %%
 """
@@ -229,20 +229,20 @@ The model was trained at MASKING only. On the first INPAINTING_IMAGES test image
 at each level: the autoencoder (not told), and the inpainting (told), by the PSNR of the whole
 images and of the wiped pixels alone.
 """
-print(f"\n== The model trained at {MASKING:.0%}, tested at every level (first {n_some:,} test images) ==")
+print(f"\n== The model trained at {MASKING:.0%}, tested at every level (first {n_inpainted:,} test images) ==")
 sweep = []
 for level in SWEEP_LEVELS:
-    holes = wiped_pixels(clean[some], level)
-    masked = np.where(holes, 0, clean[some])
+    holes = wiped_pixels(clean[inpainting_subset], level)
+    masked = np.where(holes, 0, clean[inpainting_subset])
     restored_at_level = model.predict(masked, batch_size=1000, verbose=0)
     inpainted_at_level = inpaint(masked, holes)
     row = {
         "level": level,
-        "masked_psnr_db": float(psnr_per_image(clean[some], masked).mean()),
-        "dae_psnr_db": float(psnr_per_image(clean[some], restored_at_level).mean()),
-        "inpainting_psnr_db": float(psnr_per_image(clean[some], inpainted_at_level).mean()),
-        "dae_wiped_pixels_psnr_db": psnr_of_wiped_pixels(clean[some], restored_at_level, holes),
-        "inpainting_wiped_pixels_psnr_db": psnr_of_wiped_pixels(clean[some], inpainted_at_level, holes),
+        "masked_psnr_db": float(psnr_per_image(clean[inpainting_subset], masked).mean()),
+        "dae_psnr_db": float(psnr_per_image(clean[inpainting_subset], restored_at_level).mean()),
+        "inpainting_psnr_db": float(psnr_per_image(clean[inpainting_subset], inpainted_at_level).mean()),
+        "dae_wiped_pixels_psnr_db": psnr_of_wiped_pixels(clean[inpainting_subset], restored_at_level, holes),
+        "inpainting_wiped_pixels_psnr_db": psnr_of_wiped_pixels(clean[inpainting_subset], inpainted_at_level, holes),
     }
     sweep.append(row)
     print(
@@ -281,7 +281,7 @@ plotting.curves(
         "masked input": [r["masked_psnr_db"] for r in sweep],
     },
     xlabel="fraction of pixels masked",
-    ylabel=f"PSNR (dB), first {n_some:,} test images",
+    ylabel=f"PSNR (dB), first {n_inpainted:,} test images",
     title=f"One model trained at {MASKING:.0%}, tested at every level",
     marker_at=MASKING,
 )
@@ -299,7 +299,7 @@ metrics = {
     "n_train": len(x_fit),
     "n_validation": len(x_val),
     "n_test": len(clean),
-    "n_inpainting": n_some,
+    "n_inpainting": n_inpainted,
     "noise": masking.as_dict(),
     "masked_psnr_db": rows["masked input"][0]["psnr_db"],
     "dae_psnr_db": rows["denoising autoencoder"][0]["psnr_db"],

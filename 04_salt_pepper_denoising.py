@@ -61,9 +61,11 @@ ink. The textbook remedy is the median filter.
 
 Chapters 02 and 03 trained at one noise level and found the model weakest far from it: at light
 noise it still smooths as hard as it learnt to, and wipes out detail. Real noise rarely comes at
-one known level. The cure costs no more training: draw the level itself at random, for every
-image of every batch, so that the model sees light and heavy noise alike and has to judge from the image
-how much to repair. This chapter trains both, the same network for the same number of steps:
+one known level. A remedy that costs no more training: draw the level itself at random, for every
+image of every batch, so that the model sees light and heavy noise alike and has to judge from
+the image how much to repair. It is a trade: a model spread over every level may do a little
+worse at any one of them than a model trained there. This chapter trains both, the same network
+for the same number of steps:
 
 - the *one-level* model, on NOISE_FRACTION of the pixels hit, as in chapters 02 and 03;
 - the *range* model, on a fraction drawn for every image uniformly in RANGE_MODEL_LEVELS.
@@ -255,6 +257,8 @@ plotting.curves(
 plotting.loss_curves(
     out / "loss.png",
     {"one-level model": histories["one_level"], "range model": histories["range"]},
+    # the two train on different noise, so their training losses are not comparable; their validation
+    # losses are, on the same noisy images
     ylabel=f"binary cross-entropy per pixel (validation at {NOISE_FRACTION:g})",
 )
 

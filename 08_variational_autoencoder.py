@@ -34,7 +34,7 @@ TRAIN_LIMIT = None  # use only the first N training images (None: all 60,000)
 VALIDATION_SIZE = None  # the last N training images, held out: never trained on (None: a twelfth, at most 5,000)
 BINARIZE = True  # pixels 0 or 1, ink with probability = grey level (training: a new draw every batch); False: grey
 # model
-CODE_DIM = 32  # size of the code z, the latent variable
+CODE_DIM = 32  # size of the code z
 HIDDEN_UNITS = (512, 256)  # encoder layer widths; the decoder mirrors them
 # training
 EPOCHS = 30  # passes over the training images (the VAE with CODE_DIM numbers)
@@ -64,7 +64,7 @@ PUBLISHED = {  # Burda, Grosse & Salakhutdinov (2016), Table 1: -log p(x) on bin
 
 Chapter 01's autoencoder compresses, but it has no reason to use its code space tidily: the codes
 of the training digits form scattered clumps, and a code picked at random between them decodes to
-a smudge. You cannot *make* new digits with it.
+a smudge (the plain autoencoder of this chapter shows it). You cannot *make* new digits with it.
 
 A variational autoencoder (Kingma & Welling, 2014; Rezende, Mohamed & Wierstra, 2014) is a
 probabilistic model of the images. A code `z` is drawn from a standard normal `p(z) = N(0, I)`,
@@ -75,7 +75,8 @@ encoder no longer gives one code for an image but a normal distribution over cod
     -ELBO(x) = E_q[-log p(x|z)]          reconstruction: -log-likelihood of the pixels, summed over them
              + KL(q(z|x) || N(0, I))      the price of a code distribution that strays from the prior
 
-and it bounds the negative log-likelihood from above: `-log p(x) <= -ELBO(x)`, in nats per image.
+and it bounds the negative log-likelihood from above: `-log p(x) <= -ELBO(x)`, in nats per image
+(nats: the unit of a log computed with the natural logarithm; bits, with log base 2).
 The reconstruction term alone is chapter 01's loss, with a random code in place of a fixed one;
 the KL term pulls every image's code distribution towards the same standard normal, so the codes
 fill that normal without gaps. Then any code drawn from N(0, I) decodes to a digit, and the
@@ -193,7 +194,7 @@ def with_loss_terms(encoder: keras.Model, decoder: keras.Model, binarized: bool,
     return keras.Model(image, {"reconstruction": reconstruction, "kl": kl}, name="elbo")
 
 
-def nats(placeholder, term):
+def term_is_the_loss(placeholder, term):
     """The loss of an output that is a loss term already: its value, in nats per image (Keras pairs
     every output with a target; here the target is a placeholder, and ignored)."""
     return term
@@ -272,8 +273,10 @@ def fit(model: keras.Model, epochs: int, stage: str, tensorboard_dir=None) -> tu
     every epoch; backed up after every epoch, to resume from."""
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, epochs * math.ceil(len(x_fit) / BATCH_SIZE))
     optimizer = keras.optimizers.Adam(schedule)
-    fast = jit_compile(on_tensorflow=False)  # XLA off under TensorFlow: on a CPU it draws random codes slowly
-    model.compile(optimizer=optimizer, loss={"reconstruction": nats, "kl": nats}, jit_compile=fast)
+    # XLA (compiling the step into one program) off under TensorFlow: on a CPU it draws random codes slowly
+    use_xla = jit_compile(on_tensorflow=False)
+    losses = {"reconstruction": term_is_the_loss, "kl": term_is_the_loss}
+    model.compile(optimizer=optimizer, loss=losses, jit_compile=use_xla)
     no_target = {"reconstruction": np.zeros(len(x_fit)), "kl": np.zeros(len(x_fit))}
     validation_no_target = {"reconstruction": np.zeros(len(x_val)), "kl": np.zeros(len(x_val))}
     return train_autoencoder(
@@ -307,7 +310,7 @@ binary cross-entropies: the floor is printed beside them, and only the part abov
 
 def test_terms(encoder: keras.Model, decoder: keras.Model, x: np.ndarray, seed: int) -> dict[str, float]:
     """The negative ELBO on `x`, in nats per image, and its two terms: one code drawn per image,
-    the KL in closed form (pytorch/examples' `vae` prints this figure)."""
+    the KL in closed form."""
     rng = np.random.default_rng(seed)
     z_mean, z_log_var = encoder.predict(x, batch_size=1000, verbose=0)
     z = z_mean + np.exp(0.5 * z_log_var) * rng.standard_normal(z_mean.shape, dtype=np.float32)
@@ -340,6 +343,7 @@ def importance_weighted_nll(encoder: keras.Model, decoder: keras.Model, x: np.nd
     log_weights = keras.Model([image, eps], log_p_x_given_z + log_p_z - log_q_z)  # (images, k)
 
     rng = np.random.default_rng(seed)
+    # to bound the memory: about 2,000 decoded images in a batch, about 200,000 codes drawn at once
     images_a_batch = max(1, 2_000 // k)  # k codes for each of these images decoded at once
     chunk = images_a_batch * max(1, 200_000 // (k * images_a_batch))  # images whose codes are drawn at once
     nll = []
