@@ -247,7 +247,7 @@ print(f"\n== Pretraining the SDAE, {' -> '.join(map(str, HIDDEN_UNITS))} ==")
 sdae_stack = pretrain_stack("sdae", x_pixels, HIDDEN_UNITS, (MASKING,) + (CODE_MASKING,) * layers_above, SEED)
 print(f"\n== Pretraining the SAE, {' -> '.join(map(str, HIDDEN_UNITS))} (no corruption) ==")
 sae_stack = pretrain_stack("sae", x_pixels, HIDDEN_UNITS, (0.0,) * len(HIDDEN_UNITS), SEED)
-starts = {"sdae": sdae_stack, "sae": sae_stack, "random": None}  # where each classifier's hidden layers start
+initial_weights = {"sdae": sdae_stack, "sae": sae_stack, "random": None}  # where each classifier's hidden layers start
 names = {"sdae": "SDAE", "sae": "SAE", "random": "random weights"}
 
 # %%
@@ -257,7 +257,9 @@ names = {"sdae": "SDAE", "sae": "SAE", "random": "random weights"}
 Three copies of one network, image -> HIDDEN_UNITS (ReLU) -> 10 softmax scores, differing only
 in where their hidden layers start: the SDAE's pretrained weights, the SAE's, or random weights
 (Keras' default, Glorot uniform). Dropout on the pixels and after every hidden layer while it is
-fine-tuned; the loss is the cross-entropy of the labels.
+fine-tuned (at every step, a random fraction of the values set to 0, so that no unit can count on
+any other: it keeps a large network from learning its few labels by heart); the loss is the
+cross-entropy of the labels.
 """
 
 
@@ -302,8 +304,8 @@ steps train only the softmax layer on the frozen hidden layers (a *linear probe*
 FEW_LABEL_STEPS train every layer: a fresh softmax layer sends large, random gradients down, and
 letting it settle first keeps them from wrecking pretrained features (Kumar et al., 2022: LP-FT).
 The SAE's and the random network get the same two phases. The draw of the N images moves a test
-error by several tenths of a point, so each N is drawn FEW_LABEL_DRAWS times and the figures are
-means over the draws.
+error by up to a few points at 100 labels, a few tenths at 1,000, so each N is drawn
+FEW_LABEL_DRAWS times and the figures are means over the draws.
 """
 
 
@@ -353,11 +355,11 @@ for n, draws in few_label_draws.items():
     few_labels[n] = {"indices": draws, "sdae": [], "sae": [], "random": []}
     for draw, chosen in enumerate(draws):
         train = (x_train[chosen], y_train[chosen])
-        for start_name, stack in starts.items():
-            stage = f"{start_name}_{n}_labels_draw_{draw + 1}"
+        for weights_name, stack in initial_weights.items():
+            stage = f"{weights_name}_{n}_labels_draw_{draw + 1}"
             error = stages.run(stage, fine_tune_few_labels, stage, stack, train, SEED + draw)
-            few_labels[n][start_name].append(error)
-        errors = "   ".join(f"{names[s]} {few_labels[n][s][-1]:6.2f} %" for s in starts)
+            few_labels[n][weights_name].append(error)
+        errors = "   ".join(f"{names[s]} {few_labels[n][s][-1]:6.2f} %" for s in initial_weights)
         print(f"{n:>6,} labels, draw {draw + 1}: test error {errors}")
 
 # %%
@@ -421,18 +423,18 @@ histories = {}
 kept_epoch = {}
 validation_error = {}
 test_error = {}
-for start_name, stack in starts.items():
-    print(f"\n== Fine-tuning the {names[start_name]} classifier on {len(x_train):,} labelled images ==")
-    stage = f"{start_name}_classifier"
-    result = stages.run(stage, fine_tune_all_labels, start_name, stack, (x_train, y_train), (x_val, y_val))
+for weights_name, stack in initial_weights.items():
+    print(f"\n== Fine-tuning the {names[weights_name]} classifier on {len(x_train):,} labelled images ==")
+    stage = f"{weights_name}_classifier"
+    result = stages.run(stage, fine_tune_all_labels, weights_name, stack, (x_train, y_train), (x_val, y_val))
     model = classifier(stage, stack)
     model.set_weights(result["weights"])
-    classifiers[start_name] = model
-    histories[start_name] = result["history"]
-    kept_epoch[start_name] = result["kept_epoch"]
-    validation_error[start_name] = test_error_pct(model, x_val, y_val)
-    test_error[start_name] = test_error_pct(model, data.x_test, data.y_test)
-    print(f"kept epoch {kept_epoch[start_name]}, validation error {validation_error[start_name]:.2f} %")
+    classifiers[weights_name] = model
+    histories[weights_name] = result["history"]
+    kept_epoch[weights_name] = result["kept_epoch"]
+    validation_error[weights_name] = test_error_pct(model, x_val, y_val)
+    test_error[weights_name] = test_error_pct(model, data.x_test, data.y_test)
+    print(f"kept epoch {kept_epoch[weights_name]}, validation error {validation_error[weights_name]:.2f} %")
 
 # %%
 """
@@ -445,7 +447,7 @@ closer than about twice that are a tie.
 averaged = f"mean of {FEW_LABEL_DRAWS} draws" if FEW_LABEL_DRAWS > 1 else "one draw"
 few_label_means = {}
 for n, result in few_labels.items():
-    few_label_means[n] = {start_name: float(np.mean(result[start_name])) for start_name in starts}
+    few_label_means[n] = {weights_name: float(np.mean(result[weights_name])) for weights_name in initial_weights}
 if few_labels:
     print(f"\nTest error (%) with few labels, {averaged}:")
     print(f"  {'labels':>8}{'SDAE':>8}{'SAE':>8}{'random weights':>16}{'SDAE errs less than random by':>32}")
@@ -457,10 +459,10 @@ n_test = len(data.x_test)
 standard_error = {s: 100 * math.sqrt(e / 100 * (1 - e / 100) / n_test) for s, e in test_error.items()}
 print(f"\nTest error (%) on {n_test:,} test images, {len(x_train):,} labels (+- one standard error):")
 print(f"  {'':<34}{'here':>15}{'published':>11}")
-for start_name in starts:
-    published = PUBLISHED.get(start_name)
-    here = f"{test_error[start_name]:.2f} +- {standard_error[start_name]:.2f}"
-    print(f"  {names[start_name]:<34}{here:>15}{'' if published is None else f'{published:>11.2f}'}")
+for weights_name in initial_weights:
+    published = PUBLISHED.get(weights_name)
+    here = f"{test_error[weights_name]:.2f} +- {standard_error[weights_name]:.2f}"
+    print(f"  {names[weights_name]:<34}{here:>15}{'' if published is None else f'{published:>11.2f}'}")
 print(f"  {'DBN-3 / SVM-RBF (published only)':<34}{'':>15}{PUBLISHED['dbn']:>6.2f} / {PUBLISHED['svm_rbf']:.2f}")
 
 # %%
@@ -479,7 +481,10 @@ if few_labels:
     plotting.curves(
         out / "few_labels.png",
         list(few_labels),
-        {names[start_name]: [result[start_name] for result in few_labels.values()] for start_name in starts},
+        {
+            names[weights_name]: [result[weights_name] for result in few_labels.values()]
+            for weights_name in initial_weights
+        },
         xlabel="labelled training images",
         ylabel=f"test error (%), {averaged}" + (" (band: best to worst)" if FEW_LABEL_DRAWS > 1 else ""),
         title="The same network, fine-tuned on few labels",
@@ -496,8 +501,8 @@ plotting.loss_curves(
     ylabel="reconstruction loss (cross-entropy, then squared error)",
 )
 errors = {}  # error (%) per epoch, on the training images (with dropout) and the validation images
-for start_name, history in histories.items():
-    errors[names[start_name]] = {
+for weights_name, history in histories.items():
+    errors[names[weights_name]] = {
         "loss": [100 * (1 - a) for a in history["accuracy"]],
         "val_loss": [100 * (1 - a) for a in history["val_accuracy"]],
     }
@@ -507,7 +512,7 @@ few_label_figures = {}
 for n, result in few_labels.items():
     few_label_figures[str(n)] = {
         "mean": few_label_means[n],
-        "draws": {start_name: result[start_name] for start_name in starts},
+        "draws": {weights_name: result[weights_name] for weights_name in initial_weights},
         "indices": [chosen.tolist() for chosen in result["indices"]],  # of each draw, in the training images
     }
 metrics = {
@@ -540,6 +545,6 @@ stages.finished()
 headline = ", ".join(f"{names[s]} {e:.2f} %" for s, e in test_error.items())
 if few_labels:
     smallest = min(few_labels)
-    few = ", ".join(f"{names[s]} {few_label_means[smallest][s]:.2f} %" for s in starts)
+    few = ", ".join(f"{names[s]} {few_label_means[smallest][s]:.2f} %" for s in initial_weights)
     headline = f"with {smallest:,} labels: {few}; with all: {headline}"
 finish(out, f"test error {headline}", started)

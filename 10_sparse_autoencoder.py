@@ -81,8 +81,9 @@ whole (Ng's notes, 2011; Makhzani & Frey's k-sparse autoencoders, 2013). The sam
 784 network is trained three ways:
 
 - without a constraint: it copies;
-- with an *L1 penalty* on the code (L1_WEIGHT x the sum of its values): small values cost less
-  than large ones, and most units settle at 0;
+- with an *L1 penalty* on the code (L1_WEIGHT x the sum of its values): its pull toward 0 is as
+  strong for a small value as for a large one, so small values are pushed all the way to 0, and
+  most units settle there;
 - with a *top-k* code: only the K largest units of each code are kept, the rest set to 0.
 
 The chapter then measures, in this order: units that never fire (*dead*), and a remedy for them;
@@ -354,10 +355,12 @@ for name, r in results.items():
 
 More top-k models (FRONTIER_KS) and more L1 models (FRONTIER_L1_WEIGHTS), each trained for
 FRONTIER_EPOCHS, draw the *frontier*: the error at each mean number of active units. PCA's curve is
-the linear reference. A sparse code beats it because each image picks its own units, where PCA
-gives every image the same components. Last, the L1 model's error is set beside the top-k
-frontier's at as many active units: the price of getting sparsity from a penalty, which also
-shrinks the values it keeps, rather than from choosing units.
+the linear reference. Where a sparse code beats it (top-k at 10 and 25 units, here), it is because
+each image picks its own units, where PCA gives every image the same components; with many units
+(50), PCA is close to exact and ahead. The extra points train for fewer epochs than the chapter's
+two main models, so they lie a little above where a full training would put them. Last, the L1
+model's error is set beside the top-k frontier's at as many active units: the price of getting
+sparsity from a penalty, which also shrinks the values it keeps, rather than from choosing units.
 """
 frontier = {"topk": [results["topk"] | {"k": K, "epochs": EPOCHS}]}
 frontier["l1"] = [results["l1"] | {"l1_weight": L1_WEIGHT, "epochs": EPOCHS}]
@@ -463,7 +466,8 @@ pixels = x_train[:n_labelled].reshape(n_labelled, -1)
 classifier_error["pixels"] = stages.run(
     "classifier_pixels", linear_classifier_error, pixels, x_test.reshape(len(x_test), -1)
 )
-classifier_labels = display_names | {"dense_code": "chapter 01's code, 32 numbers", "pixels": "raw pixels"}
+dense_code_label = f"chapter 01's code, 32 numbers ({DENSE_CODE_EPOCHS} epochs)"
+classifier_labels = display_names | {"dense_code": dense_code_label, "pixels": "raw pixels"}
 print(f"\nLinear classifier, test error (%) on {len(x_test):,} test images:")
 for name, error in classifier_error.items():
     print(f"  {classifier_labels[name]:<40}{error:>7.2f}")
@@ -477,13 +481,14 @@ print(f"  {'Makhzani & Frey (2013): raw pixels':<40}{PUBLISHED['raw_pixels']:>7.
 The dictionaries: the decoder features of the 64 units that fire most often on the test images,
 for each model (mid-grey: 0, white: positive, black: negative). What to look for: without a
 constraint the features are noise, as the code spreads every image over all its units; with the
-L1 penalty most are whole digits, a template for each way of writing one; with top-k, digits and
-pieces of digits (a loop, a bar) that an image adds up. Then a test image rebuilt one feature at
-a time from its active units (at most K), the largest first; the frontier; the losses. Each autoencoder is
-saved as `models/<name>.keras` (a 28x28 image in, its reconstruction out) and its encoder as
-`models/<name>_encoder.keras` (image in, code out). The top-k layer is this chapter's own: to load
-those models elsewhere, run `common.script.chapter_definitions("10_sparse_autoencoder.py")` first,
-which defines it without running the chapter.
+L1 penalty most are whole digits, a template for each way of writing one; with top-k, fainter
+digits and strokes that an image adds up, and a few units that look like noise and fire on almost
+every image. Then a test image rebuilt one feature at a time from its active units (at most K),
+the largest first; the frontier; the losses. Each autoencoder is saved as `models/<name>.keras` (a
+28x28 image in, its reconstruction out) and its encoder as `models/<name>_encoder.keras` (image in,
+code out). They hold this chapter's own layers (`L1Penalty`, and `TopK` in the top-k model): to
+load them elsewhere, run `common.script.chapter_definitions("10_sparse_autoencoder.py")` first,
+which defines them without running the chapter.
 """
 
 

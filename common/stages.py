@@ -1,9 +1,9 @@
 """Resuming a run made of many trainings, stage by stage.
 
-A run made of many trainings (chapter 05's, at its default settings, makes 21: six pretrained
-layers, three classifiers on all the labels and twelve on few; 06's, four layers and a fine-tuning;
-07's, one detector per class; 09's, two segmenters, a denoiser and twelve few-mask fine-tunings) keeps what
-each finished stage produced (weights, histories, figures) in a backup folder inside its output
+A run made of many trainings (chapter 05's, at its default settings, makes 27: six pretrained
+layers, three classifiers on all the labels and eighteen on few; 06's, four layers and a
+fine-tuning; 07's, one detector per class; 09's, two segmenters, a denoiser and twelve few-mask
+fine-tunings) keeps what each finished stage produced (weights, histories, figures) in a backup folder inside its output
 folder. Run the same command again after Ctrl-C and the finished stages are loaded instead of
 trained again; the folder is removed once the run has saved its results.
 
