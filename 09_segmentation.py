@@ -141,7 +141,8 @@ back with 2x2 transposed convolutions. `skips=True` makes it a U-Net: at each sc
 decoder's maps are concatenated with the encoder's before its next convolution.
 
 The *body* gives the decoder's feature maps at every scale: the code (1/8), 1/4, 1/2 and full
-size. The *head* lets each scale vote at every pixel: a 1x1 convolution of each, the smaller
+size. The *head* (this chapter's own design; skip it on a first read) lets each scale vote at
+every pixel: a 1x1 convolution of each, the smaller
 ones enlarged to the full size (each position copied over the pixels it stands for), summed.
 Each pixel then sees which digit the code found around it, which makes the labelling of strokes
 by digit learn several times faster than through the decoder alone (docs/09_segmentation.md
