@@ -316,7 +316,8 @@ def test_terms(encoder: keras.Model, decoder: keras.Model, x: np.ndarray, seed: 
     z = z_mean + np.exp(0.5 * z_log_var) * rng.standard_normal(z_mean.shape, dtype=np.float32)
     logits = logits_of(decoder).predict(z, batch_size=1000, verbose=0)
     reconstruction = float(np.mean(keras.ops.convert_to_numpy(reconstruction_loss(x, logits))))
-    kl = float(np.mean(keras.ops.convert_to_numpy(kl_divergence(z_mean, z_log_var))))
+    kl_per_image = kl_divergence(ops.convert_to_tensor(z_mean), ops.convert_to_tensor(z_log_var))
+    kl = float(np.mean(ops.convert_to_numpy(kl_per_image)))
     return {"negative_elbo": reconstruction + kl, "reconstruction": reconstruction, "kl": kl}
 
 
