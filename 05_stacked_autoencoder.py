@@ -91,8 +91,9 @@ of strokes (`filters.png`).
 The stack is then put under a softmax layer and fine-tuned as a digit *classifier*, against the
 SAE and random weights. Where it pays is when labels are few: with 100 or 1,000 labelled images
 the SDAE's classifier makes far fewer errors than the same network from random weights. With all
-50,000 labels, dropout and Adam, the three end within a test set's noise of each other. (Chapter
-06 unrolls such a stack into a deep autoencoder.)
+50,000 labels, dropout and Adam, the three end within run-to-run noise of each other: another seed
+reorders them (docs/05_stacked_autoencoder.md runs three). (Chapter 06 unrolls such a stack into
+a deep autoencoder.)
 """
 
 
