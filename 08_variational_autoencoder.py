@@ -381,9 +381,10 @@ else:
 
 What the KL term buys, seen in pictures. The same encoder widths with a deterministic code, the
 same decoder, trained on the reconstruction term alone (chapter 01's loss, summed over the
-pixels), for PLAIN_EPOCHS epochs. Nothing pulls its codes together, and it has no prior to sample
-from: the fairest stand-in is a normal distribution fitted to its training codes (their mean and
-covariance), and we decode codes drawn from that.
+pixels), for PLAIN_EPOCHS epochs (fewer than the VAE's, to keep the run short;
+`--plain_epochs=30` trains it as long). Nothing pulls its codes together, and it has no prior to
+sample from: the fairest stand-in is a normal distribution fitted to its training codes (their
+mean and covariance), and we decode codes drawn from that.
 """
 plain_encoder = build_encoder(CODE_DIM, tuple(HIDDEN_UNITS), IMAGE_SIZE, variational=False)
 plain_decoder = build_decoder(CODE_DIM, tuple(HIDDEN_UNITS), IMAGE_SIZE)

@@ -357,7 +357,7 @@ More top-k models (FRONTIER_KS) and more L1 models (FRONTIER_L1_WEIGHTS), each t
 FRONTIER_EPOCHS, draw the *frontier*: the error at each mean number of active units. PCA's curve is
 the linear reference. Where a sparse code beats it (top-k at 10 and 25 units, here), it is because
 each image picks its own units, where PCA gives every image the same components; with many units
-(50), PCA is close to exact and ahead. The extra points train for fewer epochs than the chapter's
+(50), PCA is ahead. The extra points train for fewer epochs than the chapter's
 two main models, so they lie a little above where a full training would put them. Last, the L1
 model's error is set beside the top-k frontier's at as many active units: the price of getting
 sparsity from a penalty, which also shrinks the values it keeps, rather than from choosing units.
@@ -450,14 +450,14 @@ def linear_classifier_error(train_features, test_features):
 print(f"\n== Linear classifiers on {n_labelled:,} labelled training images ==")
 dense_autoencoder, dense_encoder = build_dense_autoencoder(IMAGE_SIZE)
 dense_autoencoder.set_weights(stages.run("dense_autoencoder", train_dense_autoencoder))
-features = {
+encoders = {
     "topk": models["topk"]["encoder"],
     "l1": models["l1"]["encoder"],
     "unconstrained": models["unconstrained"]["encoder"],
     "dense_code": dense_encoder,
 }
 classifier_error = {}
-for name, encoder in features.items():
+for name, encoder in encoders.items():
     train_codes = codes_of(encoder, x_train[:n_labelled])
     classifier_error[name] = stages.run(
         f"classifier_{name}", linear_classifier_error, train_codes, codes_of(encoder, x_test)
