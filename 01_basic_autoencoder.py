@@ -55,9 +55,11 @@ forced to keep what matters about the image and drop the rest.
     784 pixels -> 512 -> 256 -> [32-number code] -> 256 -> 512 -> 784 pixels
     `------------ encoder ------------'   `---------- decoder -----------'
 
-A linear autoencoder trained on squared error learns the same subspace as PCA with as many
-components (Baldi & Hornik, 1989). PCA is therefore the baseline: whatever the non-linear layers
-buy is the gap between the two.
+PCA (principal component analysis) is the best flat, linear code: it projects each image onto
+the 32 directions along which the training images vary most, and rebuilds it from those 32
+numbers. A linear autoencoder trained on squared error learns the same subspace (Baldi & Hornik,
+1989). PCA is therefore the baseline, and both are scored by squared error: whatever the
+non-linear layers buy is the gap between the two.
 """
 
 

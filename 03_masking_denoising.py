@@ -70,8 +70,8 @@ autoencoder never has: it is **told exactly where the holes are**. Here that is 
 `inpaint_biharmonic`, which fills the masked pixels with the smoothest surface (the solution of
 the biharmonic equation) that agrees with every pixel that was kept.
 
-Two figures tell the story: the PSNR of the whole image, and the PSNR of the wiped pixels alone,
-where all the work is.
+Two numbers tell the story: the PSNR of the whole image, and the PSNR of the wiped pixels alone,
+where all the work is (pooled over all the wiped pixels of the images scored).
 """
 
 

@@ -289,7 +289,7 @@ def classifier(name, stack):
     )
 
 
-def test_error_pct(model, x, y):
+def error_pct(model, x, y):
     """Percentage of `x` whose highest class score is not the label."""
     scores = model.predict(x, batch_size=2000, verbose=0)
     return float(100 * np.mean(scores.argmax(axis=1) != y))
@@ -348,7 +348,7 @@ def fine_tune_few_labels(name, stack, train, seed):
         seed=seed,
         probe_steps=FEW_LABEL_PROBE_STEPS,
     )
-    return test_error_pct(model, data.x_test, data.y_test)
+    return error_pct(model, data.x_test, data.y_test)
 
 
 few_labels = {}
@@ -433,8 +433,8 @@ for weights_name, stack in initial_weights.items():
     classifiers[weights_name] = model
     histories[weights_name] = result["history"]
     kept_epoch[weights_name] = result["kept_epoch"]
-    validation_error[weights_name] = test_error_pct(model, x_val, y_val)
-    test_error[weights_name] = test_error_pct(model, data.x_test, data.y_test)
+    validation_error[weights_name] = error_pct(model, x_val, y_val)
+    test_error[weights_name] = error_pct(model, data.x_test, data.y_test)
     print(f"kept epoch {kept_epoch[weights_name]}, validation error {validation_error[weights_name]:.2f} %")
 
 # %%

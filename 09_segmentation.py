@@ -261,10 +261,11 @@ for name, skips in (("encoder-decoder", False), ("U-Net", True)):
 
 For each class, the *intersection over union* of the pixels labelled with it and the pixels
 predicted as it, over all test scenes at once: true positives / (true positives + false
-positives + false negatives). Both come from one *confusion matrix*, whose entry (i, j) counts
-the pixels of class i predicted as j. The headline is the mean over the classes other than
-background (the ten digits); background, most of every scene, is reported apart, as is pixel
-accuracy (the fraction of pixels right), which background alone would make look good.
+positives + false negatives). The intersections and the unions both come from one *confusion
+matrix*, whose entry (i, j) counts the pixels of class i predicted as j. The headline is the
+mean over the classes other than background (the ten digits); background, most of every scene,
+is reported apart, as is pixel accuracy (the fraction of pixels right), which background alone
+would make look good.
 """
 height = data.height  # padding, if any, is not scored
 width = data.width
