@@ -39,7 +39,7 @@ HIDDEN_UNITS = (1000, 500, 250)  # widths of the encoder's pretrained layers, bo
 CODE_DIM = 30  # size of the code: a linear layer on top, pretrained like the others (2: a map you can plot)
 # greedy layer-wise pretraining
 MASKING = 0.5  # fraction of the pixels set to 0 in layer 1's input while it is pretrained
-CODE_MASKING = 0.25  # fraction of the codes set to 0 in the input of every layer above it, the code layer too
+CODE_MASKING = 0.25  # fraction of the hidden values (the layer below's output) set to 0 in the input of layers 2 to 4
 PRETRAIN_EPOCHS = 20  # passes over the training images, for each layer
 PRETRAIN_BATCH_SIZE = 256  # examples per gradient step, in pretraining
 PRETRAIN_LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over each layer's training (cosine)
@@ -280,12 +280,14 @@ over the test images. PCA with as many components as the code has numbers is fit
 training images (`common/pca.py`: the projection around the mean, clipped to [0, 1] as every
 chapter's PCA is).
 
-The unrolled stack before fine-tuning ("pretrained only") is printed too, and it errs far more
-than PCA, drawing every digit too bold. Two likely reasons: each encoder was pretrained on inputs
-with a share of their values set to 0 (MASKING, CODE_MASKING) and never rescaled, so a clean input
-drives it harder than anything it saw, layer after layer; and each decoder learned to rebuild its
-own layer's input alone, so their small errors compound on the way down. Fine-tuning makes the
-layers work as one.
+On this measure chapter 01's 32-number autoencoder (0.00447 per pixel) scores about 3.50; the
+deeper network here, pretrained and fine-tuned longer, goes below it. The unrolled stack before
+fine-tuning ("pretrained only") is printed too, and it errs far more than PCA, drawing every
+digit too bold. Two likely reasons: each encoder was pretrained on inputs with a share of their
+values set to 0 (MASKING, CODE_MASKING) and never rescaled, so a clean input drives it harder
+than anything it saw, layer after layer; and each decoder learned to rebuild its own layer's
+input alone, so their small errors compound on the way down. Fine-tuning makes the layers work
+as one.
 """
 
 

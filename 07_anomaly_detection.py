@@ -275,10 +275,10 @@ on_mnist = DATA is None and DATASET == "mnist"
 ## Train: one detector per class
 
 Every autoencoder is trained from scratch on one class's images with Adam and squared error (the
-measure the score uses). It is trained on one pass; the second pass is used only when scoring. Its
-step size is decayed to zero (cosine). PCA is fitted on the same images. Then, for the detector, the Gaussian of the
-training images' codes, and the standardization of error and distance on the validation images:
-its score model is complete.
+measure the score uses). It is trained to reconstruct once; the second reconstruction is used
+only when scoring. Its step size is decayed to zero (cosine). PCA is fitted on the same images.
+Then, for the detector, the Gaussian of the training images' codes, and the standardization of
+error and distance on the validation images: its score model is complete.
 """
 
 
@@ -347,7 +347,9 @@ for c in classes:
 
 Each detector scores every test image; its AUC separates the test images of its own class from
 all the others (`roc_auc`, the Mann-Whitney U statistic over the number of pairs). The
-detector's row comes from its score model, the one saved in `models/`.
+detector's row comes from its score model, the one saved in `models/`. PCA is itself a linear
+autoencoder, and its reconstruction error already separates well: the lesson is the
+reconstruction error as a score; the non-linear autoencoder, and its second pass, sharpen it.
 """
 full_score = "second pass + code distance"  # the detector's own row: its score model's score
 variants = ["PCA", "autoencoder", "autoencoder, second pass", full_score]  # each row adds one ingredient
