@@ -62,9 +62,9 @@ PUBLISHED = {"m2nist_unet_average_iou": 0.83}  # a public M2NIST U-Net; its defi
 ## Introduction
 
 Every chapter so far asked an encoder-decoder for an image back. Ask it instead for a *class at
-every pixel* and it segments: the decoder ends in a softmax over the classes at each pixel, the
-loss is the cross-entropy of the true class, pixel by pixel, and nothing else changes in how it
-learns.
+every pixel* and it segments: the decoder ends in a score for each class at each pixel (their
+softmax: the probabilities of the classes), the loss is the cross-entropy of the true class, pixel
+by pixel, and nothing else changes in how it learns.
 
 The scenes here are canvases with one to three MNIST digits at random places where they do not
 overlap (the idea of M2NIST). A pixel whose digit stroke covers it (pixel > 0.5) is labelled
@@ -147,8 +147,8 @@ ones enlarged to the full size (each position copied over the pixels it stands f
 Each pixel then sees which digit the code found around it, which makes the labelling of strokes
 by digit learn several times faster than through the decoder alone (docs/09_segmentation.md
 measures it); Ronneberger et al.'s U-Net reads its classes from the full-size maps only. The
-same body takes a softmax over the classes (to segment) or a sigmoid over one channel (to
-denoise, for pretraining): pretraining keeps the body and swaps the head.
+same body takes a score for each class (to segment) or a sigmoid over one channel (to denoise,
+for pretraining): pretraining keeps the body and swaps the head.
 """
 
 
@@ -202,15 +202,19 @@ def with_head(body, channels, activation, name):
 
 def segmenter(skips):
     """A new network with random weights: the U-Net (`skips`) or the encoder-decoder, segmenting.
-    Its body is the layer named "unet" or "encoder_decoder"."""
+    Its body is the layer named "unet" or "encoder_decoder"; it gives class scores, not probabilities
+    (the loss takes their softmax)."""
     name = "unet" if skips else "encoder_decoder"
-    return with_head(build_body(data.x_test.shape[1:], FILTERS, skips, name), n_classes, "softmax", f"{name}_segmenter")
+    body = build_body(data.x_test.shape[1:], FILTERS, skips, name)
+    return with_head(body, n_classes, "linear", f"{name}_segmenter")
 
 
 def compile_segmenter(model, steps):
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=max(1, steps))
     optimizer = keras.optimizers.Adam(schedule)
-    loss = "sparse_categorical_crossentropy"  # of the true class, at every pixel
+    # the cross-entropy of the true class at every pixel, from the softmax of the scores: taken
+    # inside the loss, it is computed more stably than from probabilities
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     # under TensorFlow without XLA: on a CPU, it made these small convolutions' steps slower
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=jit_compile(on_tensorflow=False))
     return model
@@ -274,8 +278,8 @@ y_val = data.y_val[:, :height, :width]
 
 
 def predict_masks(model, x):
-    probabilities = model.predict(x, batch_size=250, verbose=0)
-    return np.argmax(probabilities, axis=-1).astype(np.uint8)[:, :height, :width]
+    scores = model.predict(x, batch_size=250, verbose=0)
+    return np.argmax(scores, axis=-1).astype(np.uint8)[:, :height, :width]
 
 
 def confusion_matrix(true, predicted, n_classes):
@@ -329,7 +333,7 @@ per pixel. To rebuild a wiped-out stroke it must know its digit: it learns digit
 
 Then, for each number N in FEW_MASKS, N labelled training scenes are drawn and the segmenter is
 fine-tuned on them for FEW_MASK_STEPS steps of FEW_MASK_BATCH_SIZE scenes, from the pretrained
-body (with a new softmax head) and from random weights: the same scenes, steps and step size.
+body (with a new head of class scores) and from random weights: the same scenes, steps and step size.
 Few masks give noisy figures, so each N is drawn FEW_MASK_DRAWS times, from a pool of that many
 times the largest N, and the means compared.
 """
@@ -493,7 +497,10 @@ metrics = {
         "total": round(time.perf_counter() - started, 1),
     },
 }
-save_model(networks["U-Net"], out / "model.keras")
+unet_segmenter = networks["U-Net"]
+probabilities = layers.Softmax()(unet_segmenter.output)
+unet_probabilities = keras.Model(unet_segmenter.input, probabilities, name="unet_probabilities")
+save_model(unet_probabilities, out / "model.keras")  # the U-Net, and the softmax of its scores
 save_json(out / "metrics.json", metrics)
 stages.finished()
 unet_iou = results["U-Net"]["mean_iou"]
