@@ -51,7 +51,7 @@ FEW_LABEL_DRAWS = 3  # independent draws of those images (and of the random weig
 FEW_LABEL_PROBE_STEPS = 500  # first, gradient steps that train only the softmax layer, on the frozen hidden layers
 FEW_LABEL_STEPS = 1000  # then, steps that train every layer (no validation set with few labels: a fixed budget)
 # classification with all labels
-EPOCHS = 50  # at most this many passes over the labelled images, for each classifier with all labels
+EPOCHS = 30  # at most this many passes over the labelled images, for each classifier with all labels
 BATCH_SIZE = 128  # images per gradient step, in every classifier's fine-tuning
 LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over EPOCHS (cosine), or over each few-label phase
 PATIENCE_EPOCHS = 10  # stop when the validation error has not improved for this many epochs
