@@ -299,14 +299,14 @@ def error_pct(model, x, y):
 """
 ## Classification with few labels
 
-With N labelled images there is no validation set to spare: every network gets the same fixed
-budget, in two phases of Adam (step size decayed to zero over each). First FEW_LABEL_PROBE_STEPS
-steps train only the softmax layer on the frozen hidden layers (a *linear probe*), then
-FEW_LABEL_STEPS train every layer: a fresh softmax layer sends large, random gradients down, and
-letting it settle first keeps them from wrecking pretrained features (Kumar et al., 2022: LP-FT).
-The SAE's and the random network get the same two phases. The draw of the N images moves a test
-error by up to a few points at 100 labels, a few tenths at 1,000, so each N is drawn
-FEW_LABEL_DRAWS times and the figures are means over the draws.
+With only N labelled images, a project has no validation set to spare, so none is used here: every
+network gets the same fixed budget, in two phases of Adam (step size decayed to zero over each).
+First FEW_LABEL_PROBE_STEPS steps train only the softmax layer on the frozen hidden layers (a
+*linear probe*), then FEW_LABEL_STEPS train every layer: a fresh softmax layer sends large, random
+gradients down, and letting it settle first keeps them from wrecking pretrained features (Kumar et
+al., 2022: LP-FT). The SAE's and the random network get the same two phases. The draw of the N
+images moves a test error by up to a few points at 100 labels, a few tenths at 1,000, so each N is
+drawn FEW_LABEL_DRAWS times and the figures are means over the draws.
 """
 
 

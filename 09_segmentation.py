@@ -36,7 +36,7 @@ IMAGE_SIZE = 48  # scenes are IMAGE_SIZE x IMAGE_SIZE pixels (images from a mask
 TRAIN_LIMIT = None  # make training scenes from only the first N training images (None: all 60,000)
 VALIDATION_SIZE = None  # the last N training images (or image-mask pairs), held out (None: a twelfth, at most 5,000)
 MAX_OBJECTS_PER_SCENE = 3  # each scene holds 1 to this many digits, at random places
-SCENES_PER_EPOCH = 20000  # training scenes drawn afresh for every epoch (from a mask folder: pairs drawn at random)
+SCENES_PER_EPOCH = 20000  # training scenes an epoch, each made afresh (from a mask folder: pairs drawn at random)
 TEST_SCENES = 5000  # test scenes, made once from the test images with the fixed test seed (about two digits each)
 # model
 FILTERS = (8, 16, 32, 64)  # channels at full, 1/2, 1/4 and 1/8 scale (the code), in encoder and decoder alike
@@ -67,15 +67,15 @@ softmax: the probabilities of the classes), the loss is the cross-entropy of the
 by pixel, and nothing else changes in how it learns.
 
 The scenes here are canvases with one to three MNIST digits at random places where they do not
-overlap (the idea of M2NIST). A pixel whose digit stroke covers it (pixel > 0.5) is labelled
-with that digit; every other pixel is *background*: 11 classes. To label a pixel the network
-must recognise the whole digit around it, so it needs both the small scale (where the stroke
-is) and the large (which digit it is).
+overlap (the idea of M2NIST, a public set of scenes of MNIST digits). A pixel whose digit stroke
+covers it (pixel > 0.5) is labelled with that digit; every other pixel is *background*: 11 classes.
+To label a pixel the network must recognise the whole digit around it, so it needs both the small
+scale (where the stroke is) and the large (which digit it is).
 
 Two networks of the same depth and widths show what that takes:
 
     encoder-decoder   48x48 -> 24 -> 12 -> 6x6x64 code -> 12 -> 24 -> 48x48x11
-    U-Net             the same, and the encoder's feature maps at every scale
+    U-Net             the same, and the encoder's feature maps at 48, 24 and 12
                       handed across to the decoder at that scale (Ronneberger et al. 2015)
 
 The encoder-decoder must squeeze *where* every stroke is through its 6x6 code; the U-Net's
@@ -106,11 +106,12 @@ stages = Stages(backup_folder(out, settings, "stages"), SEED)  # Ctrl-C, then re
 ## Prepare the data
 
 A *scene* is a blank canvas with 1 to MAX_OBJECTS_PER_SCENE images pasted at random places where
-their ink touches no ink already there, as M2NIST's digits never overlap: every stroke then
-belongs to one digit, and its label is never a guess (`common/scenes.py` makes them). Training
-scenes are made only from training images and drawn afresh for every batch (as the corruption was
-in 02-04), so the network never sees the same scene twice; validation scenes from the held-out
-training images; test scenes only from the test images, once, with the fixed test seed.
+their ink touches no ink already there, as M2NIST's digits never overlap: every stroke then belongs
+to one digit, and its label is never a guess (`common/scenes.py` makes them). Training scenes are
+made only from training images and drawn afresh for every batch (as the corruption was in 02-04),
+so the network never sees the same scene twice; validation scenes from the held-out training images
+(about one scene for every two images); test scenes only from the test images, once, with the fixed
+test seed.
 
 A folder of your own images and masks (`images/` and `masks/`) is used as it is instead: its
 classes are the mask values found, a fifth of the pairs is kept for testing, and each training
@@ -140,15 +141,14 @@ halve the size with a stride of 2 (FILTERS[k] channels at scale 1/2^k); the deco
 back with 2x2 transposed convolutions. `skips=True` makes it a U-Net: at each scale, the
 decoder's maps are concatenated with the encoder's before its next convolution.
 
-The *body* gives the decoder's feature maps at every scale: the code (1/8), 1/4, 1/2 and full
-size. The *head* (this chapter's own design; skip it on a first read) lets each scale vote at
-every pixel: a 1x1 convolution of each, the smaller
-ones enlarged to the full size (each position copied over the pixels it stands for), summed.
-Each pixel then sees which digit the code found around it, which makes the labelling of strokes
-by digit learn several times faster than through the decoder alone (docs/09_segmentation.md
-measures it); Ronneberger et al.'s U-Net reads its classes from the full-size maps only. The
-same body takes a score for each class (to segment) or a sigmoid over one channel (to denoise,
-for pretraining): pretraining keeps the body and swaps the head.
+The *body* gives the decoder's feature maps at every scale: the code (1/8), 1/4, 1/2 and full size.
+The *head* (this chapter's own design, not Ronneberger et al.'s) lets each scale vote at every
+pixel: a 1x1 convolution of each, the smaller ones enlarged to the full size (each position copied
+over the pixels it stands for), summed. Each pixel then sees which digit the code found around it,
+which makes the labelling of strokes by digit learn several times faster than through the decoder
+alone (docs/09_segmentation.md measures it); Ronneberger et al.'s U-Net reads its classes from the
+full-size maps only. The same body takes a score for each class (to segment) or a sigmoid over one
+channel (to denoise, for pretraining): pretraining keeps the body and swaps the head.
 """
 
 
@@ -171,7 +171,7 @@ def build_body(input_shape, filters, skips, name):
     """Image in; the decoder's feature maps at every scale out, from the code (1/8) to full size."""
     image = keras.Input(input_shape)
     x = conv_bn_relu(image, filters[0])
-    encoder_maps = [x]  # the encoder's maps at full, 1/2, 1/4 and 1/8 scale, handed across in a U-Net
+    encoder_maps = [x]  # the encoder's maps at full, 1/2, 1/4 and 1/8 scale; a U-Net hands the first three across
     for channels in filters[1:]:
         x = conv_bn_relu(x, channels, strides=2)
         x = conv_bn_relu(x, channels)
@@ -334,8 +334,9 @@ per pixel. To rebuild a wiped-out stroke it must know its digit: it learns digit
 Then, for each number N in FEW_MASKS, N labelled training scenes are drawn and the segmenter is
 fine-tuned on them for FEW_MASK_STEPS steps of FEW_MASK_BATCH_SIZE scenes, from the pretrained
 body (with a new head of class scores) and from random weights: the same scenes, steps and step size.
-Few masks give noisy figures, so each N is drawn FEW_MASK_DRAWS times, from a pool of that many
-times the largest N, and the means compared.
+Every layer trains from the first step (unlike chapter 05, no linear probe first). Few masks
+give noisy figures, so each N is drawn FEW_MASK_DRAWS times, from a pool of that many times the
+largest N, and the means compared.
 """
 # the labelled training scenes the few-mask draws come from
 if data.x_train is not None:  # a folder of images and masks: its training pairs
@@ -401,8 +402,8 @@ few = {}
 if few_sizes:
     print(f"\n== Denoising pretraining: {DENOISING_EPOCHS} x {steps_per_epoch * BATCH_SIZE:,} scenes ==")
     pretrained, _ = stages.run("denoiser", pretrain_denoiser)
-    # one model for every fine-tuning, compiled once (not 12 times): each gives it new weights
-    # and a new optimizer
+    # one model for every fine-tuning, compiled once, not for each of the 2 x FEW_MASK_DRAWS
+    # fine-tunings of every N (compiling takes seconds): each gives it new weights and a new optimizer
     tuner = compile_segmenter(segmenter(skips=True), FEW_MASK_STEPS)
     for n in few_sizes:
         row = {"pretrained": [], "random": []}
