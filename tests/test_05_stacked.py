@@ -136,7 +136,9 @@ def test_a_nan_loss_stops_fine_tuning_with_a_training_error():
     with pytest.raises(TrainingError, match="nan"):
         chapter.fine_tune_fixed(model, (x, y), steps=4, batch_size=10, learning_rate=1e-3, seed=0)
     with pytest.raises(TrainingError, match="nan"):
-        chapter.fine_tune_classifier(model, (x, y), (x, y), epochs=2, batch_size=10, learning_rate=1e-3, patience=1)
+        chapter.fine_tune_classifier(
+            model, (x, y), (x, y), epochs=2, batch_size=10, learning_rate=1e-3, patience=1, seed=0
+        )
 
 
 @pytest.mark.parametrize(
