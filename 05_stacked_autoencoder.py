@@ -40,7 +40,7 @@ TRAIN_LIMIT = None  # use only the first N training images (None: all 60,000)
 VALIDATION_SIZE = None  # the last N training images, held out to decide when to stop (None: a sixth, at most 10,000)
 # greedy layer-wise pretraining
 HIDDEN_UNITS = (1000, 500, 250)  # widths of the pretrained layers, bottom to top
-MASKING = 0.5  # fraction of the pixels set to 0 in layer 1's input, in the SDAE (0: a plain autoencoder)
+MASKING = 0.5  # fraction of the pixels set to 0 in layer 1's input, in the SDAE (0, and CODE_MASKING 0: an SAE)
 CODE_MASKING = 0.7  # fraction of the codes set to 0 in the input of each layer above it, in the SDAE
 PRETRAIN_EPOCHS = 15  # passes over the training images, for each layer
 PRETRAIN_BATCH_SIZE = 256  # examples per gradient step, in pretraining

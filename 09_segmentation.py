@@ -192,7 +192,7 @@ def with_head(body, channels, activation, name):
     """The body with the head on top: `channels` outputs at every pixel."""
     image = keras.Input(body.input_shape[1:])
     *coarse, full = body(image)  # the body's maps: [code, 1/4, 1/2] and the full size
-    votes = [layers.Conv2D(channels, 1)(full)]
+    votes = [layers.Conv2D(channels, 1)(full)]  # one bias in the sum is enough: the other votes have none
     for maps in coarse:  # a 1x1 convolution at each smaller scale, each position copied over its pixels
         vote = layers.Conv2D(channels, 1, use_bias=False)(maps)
         votes.append(layers.UpSampling2D(image.shape[1] // maps.shape[1])(vote))
@@ -372,7 +372,9 @@ def pretrain_denoiser():
 def fine_tune(tuner, start_weights, n, draw_index):
     """Fine-tune `tuner` on n labelled scenes (the draw `draw_index`), from new random weights,
     the body's from `start_weights` if given; return its mean IoU on the test scenes."""
-    draw_seed = SEED + draw_index  # the same scenes and batches for both starts
+    # the same scenes and batches for both starts; NumPy seeded with (draw_seed, n) or (draw_seed, 0, step)
+    # gives streams other than those seeded with SEED + 1 or SEED + 2 alone (the pool, the denoiser)
+    draw_seed = SEED + draw_index
     chosen = np.random.default_rng((draw_seed, n)).choice(len(x_labelled), size=n, replace=False)
     few_x = x_labelled[chosen]
     few_y = y_labelled[chosen]
@@ -397,7 +399,7 @@ def fine_tune(tuner, start_weights, n, draw_index):
 few_sizes = [n for n in FEW_MASKS if n <= len(x_labelled)]
 for n in FEW_MASKS:
     if n > len(x_labelled):
-        print(f"few masks: {n:,} skipped, there are {len(x_labelled):,} labelled training images (see FEW_MASKS)")
+        print(f"few masks: {n:,} skipped, there are {len(x_labelled):,} labelled training scenes (see FEW_MASKS)")
 few = {}
 if few_sizes:
     print(f"\n== Denoising pretraining: {DENOISING_EPOCHS} x {steps_per_epoch * BATCH_SIZE:,} scenes ==")
