@@ -177,8 +177,8 @@ steps_per_epoch = math.ceil(len(x_fit) / BATCH_SIZE)
 def compiled(model: keras.Model, epochs: int) -> keras.Model:
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=epochs * steps_per_epoch)
     optimizer = keras.optimizers.Adam(schedule)
-    # XLA (compiling the step into one program) off under TensorFlow: on a CPU it draws random noise slowly
-    model.compile(optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile(on_tensorflow=False))
+    # jit_compile: XLA compiles each training step, noise and all, into one program (common/devices.py)
+    model.compile(optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile())
     return model
 
 

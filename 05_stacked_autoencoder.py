@@ -194,7 +194,7 @@ def pretrain_layer(x, units, corruption, *, pixels, epochs, batch_size, learning
     model.compile(
         optimizer=adam_cosine(learning_rate, epochs * math.ceil(len(x) / batch_size)),
         loss="binary_crossentropy" if pixels else "mse",
-        jit_compile=jit_compile(on_tensorflow=corruption is None),  # TensorFlow's XLA draws masks slowly on a CPU
+        jit_compile=jit_compile(),  # XLA: each step, mask and all, compiled into one program
     )
     history, seconds = train_autoencoder(model, x, x, epochs=epochs, batch_size=batch_size)
     return PretrainedLayer(

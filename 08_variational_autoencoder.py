@@ -14,7 +14,7 @@ import time
 
 from common import plotting
 from common.data import TEST_SEED, holdout_split, load_data
-from common.devices import describe, jit_compile
+from common.devices import describe, jit_compile, random_normal, random_uniform
 from common.outputs import save_json, save_model
 from common.script import finish, start
 from common.training import backup_folder, train_autoencoder
@@ -145,7 +145,7 @@ class Sampling(layers.Layer):
 
     def call(self, inputs):
         z_mean, z_log_var = inputs
-        eps = keras.random.normal(ops.shape(z_mean), dtype=z_mean.dtype, seed=self.seed_generator)
+        eps = random_normal(ops.shape(z_mean), self.seed_generator, z_mean.dtype)  # keras.random.normal, fast in XLA
         return z_mean + ops.exp(0.5 * z_log_var) * eps
 
 
@@ -160,7 +160,7 @@ class Binarize(layers.Layer):
     def call(self, x, training=False):
         if not training:
             return x
-        u = keras.random.uniform(ops.shape(x), dtype=x.dtype, seed=self.seed_generator)
+        u = random_uniform(ops.shape(x), self.seed_generator, x.dtype)  # keras.random.uniform, fast in XLA
         return ops.cast(u < x, x.dtype)
 
 
@@ -273,10 +273,9 @@ def fit(model: keras.Model, epochs: int, stage: str, tensorboard_dir=None) -> tu
     every epoch; backed up after every epoch, to resume from."""
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, epochs * math.ceil(len(x_fit) / BATCH_SIZE))
     optimizer = keras.optimizers.Adam(schedule)
-    # XLA (compiling the step into one program) off under TensorFlow: on a CPU it draws random codes slowly
-    use_xla = jit_compile(on_tensorflow=False)
     losses = {"reconstruction": term_is_the_loss, "kl": term_is_the_loss}
-    model.compile(optimizer=optimizer, loss=losses, jit_compile=use_xla)
+    # jit_compile: XLA compiles each training step, random draws and all, into one program (common/devices.py)
+    model.compile(optimizer=optimizer, loss=losses, jit_compile=jit_compile())
     no_target = {"reconstruction": np.zeros(len(x_fit)), "kl": np.zeros(len(x_fit))}
     validation_no_target = {"reconstruction": np.zeros(len(x_val)), "kl": np.zeros(len(x_val))}
     return train_autoencoder(

@@ -361,9 +361,7 @@ def pretrain_denoiser():
     masking_then_denoiser = keras.Sequential([keras.Input(denoiser.input_shape[1:]), masking.layer(SEED), denoiser])
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=DENOISING_EPOCHS * steps_per_epoch)
     optimizer = keras.optimizers.Adam(schedule)
-    masking_then_denoiser.compile(
-        optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile(on_tensorflow=False)
-    )
+    masking_then_denoiser.compile(optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile())
     # a seed of its own: scenes other than the segmenters' training scenes
     history = train(masking_then_denoiser, draw_clean, DENOISING_EPOCHS, SEED + 2)
     return body.get_weights(), history  # the body's weights; the sigmoid head is dropped

@@ -14,8 +14,8 @@ Each is written twice, for its two uses:
   model trains, a fresh draw for every batch, and passes it through untouched otherwise, as
   Keras' own `Dropout` and `GaussianNoise` do. Put in front of a model, it makes the denoising
   criterion: `keras.Sequential([noise.layer(SEED), denoiser])` trains the denoiser on corrupted
-  inputs, computed with `keras.ops` and `keras.random` on whatever backend and device the model
-  runs on.
+  inputs, computed with `keras.ops` and Keras' random draws on whatever backend and device the
+  model runs on (`common.devices.random_uniform`: fast under TensorFlow's XLA too).
 
 `LevelRange("salt_and_pepper", 0.0, 0.9)` is one process at a level drawn afresh for every image.
 """
@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
+from common.devices import random_normal, random_uniform
 from common.errors import SettingError
 
 import keras
@@ -112,14 +113,14 @@ class Corrupt(keras.layers.Layer):
         level = self.low
         if self.high != self.low:  # one level per image, broadcast over its pixels
             per_image = (ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
-            level = keras.random.uniform(per_image, self.low, self.high, dtype=x.dtype, seed=self.seed_generator)
+            level = random_uniform(per_image, self.seed_generator, x.dtype, self.low, self.high)
         if self.kind == "gaussian":
-            noise = keras.random.normal(ops.shape(x), dtype=x.dtype, seed=self.seed_generator)
+            noise = random_normal(ops.shape(x), self.seed_generator, x.dtype)
             return ops.clip(x + level * noise, 0.0, 1.0)
-        hit = keras.random.uniform(ops.shape(x), dtype=x.dtype, seed=self.seed_generator) < level
+        hit = random_uniform(ops.shape(x), self.seed_generator, x.dtype) < level
         if self.kind == "masking":
             return ops.where(hit, ops.zeros_like(x), x)
-        salt = keras.random.uniform(ops.shape(x), dtype=x.dtype, seed=self.seed_generator) < self.salt_ratio
+        salt = random_uniform(ops.shape(x), self.seed_generator, x.dtype) < self.salt_ratio
         return ops.where(hit, ops.cast(salt, x.dtype), x)
 
     def compute_output_shape(self, input_shape):

@@ -5,8 +5,9 @@ Keras runs the same models on TensorFlow, JAX or PyTorch, each on a GPU when one
 and on the CPU otherwise. What differs is how a training step is made fast:
 
 - JAX compiles every step with XLA; uncompiled, it would run op by op, far slower;
-- TensorFlow can compile with XLA or not: XLA speeds up the dense networks of this collection on
-  a CPU and slows down the small convolutions of some chapters (`jit_compile(on_tensorflow=...)`);
+- TensorFlow can compile with XLA or not: XLA speeds up most models of this collection on a CPU
+  and slows down a few (`jit_compile(on_tensorflow=...)`); a compiled step that draws random
+  numbers draws them with `random_normal` and `random_uniform` below, which stay fast under XLA;
 - PyTorch runs op by op: compiling with `torch.compile` costs more than it saves on these small
   models.
 
@@ -70,6 +71,38 @@ def set_random_seed(seed: int) -> None:
 
 def tensorflow_installed() -> bool:
     return importlib.util.find_spec("tensorflow") is not None
+
+
+def random_normal(shape, seed: keras.random.SeedGenerator, dtype: str = "float32"):
+    """`keras.random.normal(shape, dtype=dtype, seed=seed)`, drawn under TensorFlow by the Philox
+    algorithm: inside a step compiled with XLA, TensorFlow's automatic choice (ThreeFry) draws some
+    twenty times slower on a CPU, enough to slow a whole training step. A fresh draw every call."""
+    if backend() != "tensorflow":
+        return keras.random.normal(shape, dtype=dtype, seed=seed)
+    import tensorflow as tf  # noqa: PLC0415
+
+    return tf.random.stateless_normal(shape, seed=_philox_seed(seed), dtype=dtype, alg="philox")
+
+
+def random_uniform(shape, seed: keras.random.SeedGenerator, dtype: str = "float32", low=0.0, high=1.0):
+    """`keras.random.uniform(shape, low, high, dtype=dtype, seed=seed)`, drawn under TensorFlow by
+    the Philox algorithm, fast under XLA (see `random_normal`)."""
+    if backend() != "tensorflow":
+        return keras.random.uniform(shape, low, high, dtype=dtype, seed=seed)
+    import tensorflow as tf  # noqa: PLC0415
+
+    low = tf.cast(low, dtype)
+    high = tf.cast(high, dtype)
+    return tf.random.stateless_uniform(
+        shape, seed=_philox_seed(seed), minval=low, maxval=high, dtype=dtype, alg="philox"
+    )
+
+
+def _philox_seed(seed: keras.random.SeedGenerator):
+    """The generator's next seed, as the two 32-bit integers XLA's stateless draws take."""
+    import tensorflow as tf  # noqa: PLC0415
+
+    return tf.cast(tf.math.floormod(seed.next(), tf.int32.max - 1), tf.int32)
 
 
 def jit_compile(on_tensorflow: bool = True) -> bool:
