@@ -177,7 +177,7 @@ steps_per_epoch = math.ceil(len(x_fit) / BATCH_SIZE)
 def compiled(model: keras.Model, epochs: int) -> keras.Model:
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=epochs * steps_per_epoch)
     optimizer = keras.optimizers.Adam(schedule)
-    # jit_compile: XLA compiles each training step, noise and all, into one program (common/devices.py)
+    # jit_compile: XLA compiles each step, noise and all, into one faster program (common/devices.py)
     model.compile(optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile())
     return model
 

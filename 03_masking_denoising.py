@@ -161,7 +161,7 @@ masking_then_model = keras.Sequential([keras.Input(model.input_shape[1:]), maski
 steps = EPOCHS * math.ceil(len(x_fit) / BATCH_SIZE)
 schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=steps)
 optimizer = keras.optimizers.Adam(schedule)
-# jit_compile: XLA compiles each training step, mask and all, into one program (common/devices.py)
+# jit_compile: XLA compiles each step, mask and all, into one faster program (common/devices.py)
 masking_then_model.compile(optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile())
 print("\n== Training the denoising autoencoder (masked in, clean out) ==")
 history, train_seconds = train_autoencoder(

@@ -147,7 +147,7 @@ for name, noise in (("one_level", one_level), ("range", level_range)):
     noise_then_model = keras.Sequential([keras.Input(model.input_shape[1:]), noise.layer(SEED), model])
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=steps)
     optimizer = keras.optimizers.Adam(schedule)
-    # jit_compile: XLA compiles each training step, noise and all, into one program (common/devices.py)
+    # jit_compile: XLA compiles each step, noise and all, into one faster program (common/devices.py)
     noise_then_model.compile(optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile())
     print(f"\n== Training the {name.replace('_', '-')} model: {noise.describe()} ==")
     histories[name], train_seconds[name] = train_autoencoder(

@@ -106,4 +106,8 @@ def shuffled_batches(inputs: Any, targets: Any, batch_size: int, seed: int, step
         examples = tf.data.Dataset.from_tensor_slices((inputs, targets))
         stream = examples.shuffle(len(inputs), seed=seed, reshuffle_each_iteration=True).repeat()
         pairs = stream.batch(batch_size)
-    return pairs.prefetch(tf.data.AUTOTUNE)
+    # two batches made ahead of the training step, and no autotuning: tf.data's autotuner optimizes in
+    # a thread that `fit` waited for at its end, up to a minute on a busy 2-core CPU
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return pairs.prefetch(2).with_options(options)

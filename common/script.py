@@ -4,7 +4,8 @@ one-line error instead of a traceback for mistakes a reader can fix; a summary a
 A numbered script is plain top-level code, cut into `# %%` cells at its `## Section` strings, so
 it runs as a script (`python 01_basic_autoencoder.py --epochs=3`) and opens as a notebook in
 Jupyter or VS Code. `run_chapter` runs one in-process (for the tests), and `chapter_definitions`
-gives its constants and functions without running it (for the benchmark).
+gives its constants and functions without running it (for the benchmark, the tests and a reader
+who wants a chapter's model in code of their own).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 A run made of many trainings (chapter 05's, at its default settings, makes 27: six pretrained
 layers, three classifiers on all the labels and eighteen on few; 06's, four layers and a
 fine-tuning; 07's, one detector per class; 09's, two segmenters, a denoiser and twelve few-mask
-fine-tunings) keeps what each finished stage produced (weights, histories, figures) in a backup folder inside its output
+fine-tunings; 10's, its sparse autoencoders, a dense one and the linear classifiers) keeps what
+each finished stage produced (weights, histories, figures) in a backup folder inside its output
 folder. Run the same command again after Ctrl-C and the finished stages are loaded instead of
 trained again; the folder is removed once the run has saved its results.
 

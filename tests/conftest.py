@@ -12,6 +12,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 SAMPLE = ROOT / "common" / "mnist_sample.npz"
+CHAPTERS = sorted(ROOT.glob("[0-9][0-9]_*.py"))  # every numbered chapter
+FURTHER = sorted((ROOT / "further").glob("*.py"))  # every script that goes further
+SCRIPTS = CHAPTERS + FURTHER
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist.npz"
 
 

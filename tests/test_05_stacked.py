@@ -160,6 +160,7 @@ def test_bad_settings_are_refused_before_training(args, words, tmp_path):
         assert word in str(error.value)
 
 
+@pytest.mark.slow
 def test_the_validation_set_and_the_few_label_sizes_follow_the_number_of_images(tmp_path, capsys):
     # VALIDATION_SIZE and FEW_LABELS at their defaults (None; 100 and 1,000), on 600 images
     metrics = load_script("05_stacked_autoencoder").main(
@@ -268,6 +269,7 @@ def test_stacked_autoencoder_chapter(tmp_path, monkeypatch):
     assert saved["settings"]["HIDDEN_UNITS"] == [64, 32, 16]
 
 
+@pytest.mark.slow
 def test_stacked_chapter_resumes_after_ctrl_c_with_the_figures_of_an_uninterrupted_run(tmp_path, monkeypatch):
     uninterrupted = load_script("05_stacked_autoencoder").main([*TINY, f"--output_dir={tmp_path / 'whole'}"])
 

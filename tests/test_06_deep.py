@@ -196,6 +196,7 @@ def test_deep_autoencoder_chapter(tmp_path, monkeypatch):
     assert saved["published_sq_error_per_image"]["pca"] == 13.87
 
 
+@pytest.mark.slow
 def test_a_two_number_code_is_drawn_as_a_map_and_images_without_labels_are_fine(tmp_path, sample_arrays):
     x = sample_arrays["x_train"][:300]
     np.savez(tmp_path / "unlabelled.npz", x_train=x[:240], x_test=x[240:])
@@ -209,6 +210,7 @@ def test_a_two_number_code_is_drawn_as_a_map_and_images_without_labels_are_fine(
         assert (out / name).exists(), name
 
 
+@pytest.mark.slow
 def test_deep_chapter_resumes_after_ctrl_c_with_the_figures_of_an_uninterrupted_run(tmp_path, monkeypatch):
     uninterrupted = load_script("06_deep_autoencoder").main([*TINY, f"--output_dir={tmp_path / 'whole'}"])
     out = tmp_path / "resumed"

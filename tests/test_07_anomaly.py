@@ -140,6 +140,7 @@ def test_the_saved_score_models_give_the_printed_figures(sample_run):
         assert (out / "out_of_distribution.png").is_file() and (out / "models" / "all_digits.keras").is_file()
 
 
+@pytest.mark.slow
 def test_a_rerun_after_ctrl_c_loads_the_detectors_already_trained(tmp_path, monkeypatch):
     trained = []
     real = training.train_autoencoder
@@ -170,6 +171,7 @@ def test_a_folder_without_classes_is_one_clear_line(tmp_path):
         CHAPTER.main([f"--data={tmp_path}", f"--output_dir={tmp_path / 'out'}"])
 
 
+@pytest.mark.slow
 def test_a_folder_with_class_subfolders_gets_one_detector_per_class(tmp_path):
     rng = np.random.default_rng(0)
     for name, draw in (("bars", lambda: np.pad(np.full((20, 4), 255), ((4, 4), (12, 12)))), ("blobs", None)):

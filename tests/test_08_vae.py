@@ -56,7 +56,7 @@ def entropy_of_grey_pixels(x):
     return h.sum(axis=1)
 
 
-@pytest.mark.parametrize("binarize", [True, False])
+@pytest.mark.parametrize("binarize", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_08_end_to_end_on_the_sample(binarize, tmp_path, sample_arrays):
     metrics = load_script(CHAPTER).main([*TINY, "--code_dim=8", f"--binarize={binarize}", f"--output_dir={tmp_path}"])
     pngs = ["samples.png", "reconstructions.png", "interpolations.png", "map_codes.png", "map_grid.png", "loss.png"]

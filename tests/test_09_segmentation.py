@@ -178,6 +178,7 @@ def scene_folder(folder, n=40, size=60, values=(0, 1, 2)):
     return folder
 
 
+@pytest.mark.slow
 def test_a_folder_of_60x60_image_mask_pairs_just_works(tmp_path, capsys):
     folder = scene_folder(tmp_path / "mine", values=(0, 3, 7))
     out = tmp_path / "out"
@@ -265,6 +266,7 @@ def test_a_count_that_is_not_a_whole_number_is_one_line_naming_the_setting(tmp_p
     assert not [p for p in out.rglob("*") if p.is_file()]
 
 
+@pytest.mark.slow
 def test_offline_at_its_defaults_and_a_rerun_after_ctrl_c_loads_the_networks_already_trained(tmp_path, monkeypatch):
     fits = []
     real = keras.Model.fit

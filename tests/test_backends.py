@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import ROOT, SAMPLE
+from conftest import ROOT, SAMPLE, SCRIPTS
 
 BACKENDS = [b for b in os.environ.get("SECOND_BACKENDS", "jax").split(",") if b]
 TINY = {
@@ -53,19 +53,21 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 
 def run_under(backend, script, out):
     env = {**os.environ, "KERAS_BACKEND": backend, "MNIST_PATH": str(SAMPLE)}
-    command = [sys.executable, "-c", WITHOUT_TENSORFLOW, f"{script}.py", *TINY[script], f"--output_dir={out}"]
+    path = SCRIPT_PATHS[script]
+    command = [sys.executable, "-c", WITHOUT_TENSORFLOW, str(path), *TINY[script], f"--output_dir={out}"]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
-CHAPTERS = [p.stem for p in sorted(ROOT.glob("[0-9][0-9]_*.py"))]
+SCRIPT_PATHS = {path.stem: path for path in SCRIPTS}
 
 
 def test_every_chapter_has_its_tiny_settings_here():
-    assert set(TINY) >= set(CHAPTERS)
+    assert set(TINY) >= set(SCRIPT_PATHS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("script", CHAPTERS, ids=lambda s: s[:2])
+@pytest.mark.parametrize("script", SCRIPT_PATHS, ids=lambda s: s)
 def test_the_chapter_runs_under_another_backend_without_tensorflow(script, backend, tmp_path):
     pytest.importorskip(backend)
     result = run_under(backend, script, tmp_path)
@@ -75,7 +77,7 @@ def test_the_chapter_runs_under_another_backend_without_tensorflow(script, backe
     assert {"jax": "JAX", "torch": "PyTorch"}[backend] in metrics["keras"]
     saved = sorted(tmp_path.rglob("*.keras"))
     assert saved, "a trained model is saved"
-    chapter_definitions(ROOT / f"{script}.py")  # defines (and registers) any layer of the chapter's own
+    chapter_definitions(SCRIPT_PATHS[script])  # defines (and registers) any layer of the chapter's own
     for path in saved:  # every model saved under that backend loads and runs under this one
         model = keras.models.load_model(path)
         inputs = np.zeros((2, *model.input_shape[1:]), np.float32)

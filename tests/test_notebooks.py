@@ -7,19 +7,17 @@ import sys
 
 import pytest
 
-from conftest import ROOT, SAMPLE
-
-SCRIPTS = sorted(p.name for p in ROOT.glob("0[1-9]_*.py"))
+from conftest import ROOT, SAMPLE, SCRIPTS
 
 
-def cells(name):
-    return re.split(r"(?m)^# %%.*\n", (ROOT / name).read_text())
+def cells(path):
+    return re.split(r"(?m)^# %%.*\n", path.read_text())
 
 
-@pytest.mark.parametrize("name", SCRIPTS)
-def test_every_section_starts_a_cell_that_parses_on_its_own(name):
-    parts = cells(name)
-    sections = re.findall(r'(?m)^"""\n(## .*)', (ROOT / name).read_text())
+@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.stem)
+def test_every_section_starts_a_cell_that_parses_on_its_own(path):
+    parts = cells(path)
+    sections = re.findall(r'(?m)^"""\n(## .*)', path.read_text())
     assert len(sections) >= 3
     for part in parts[1:]:
         ast.parse(part)  # a cell never cuts a function or a block in two
@@ -31,7 +29,7 @@ def test_chapter_01_runs_cell_by_cell_like_a_notebook(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["ipykernel_launcher.py", "-f", "kernel.json"])  # the kernel's, not ours
     monkeypatch.chdir(ROOT)
     namespace = {"__name__": "__main__", "__vsc_ipynb_file__": str(ROOT / "01_basic_autoencoder.ipynb")}
-    first, *rest = cells("01_basic_autoencoder.py")[1:]
+    first, *rest = cells(ROOT / "01_basic_autoencoder.py")[1:]
     exec(first, namespace)  # imports and hyperparameters
     # what a reader does in a notebook: edit the constants, then run the next cells
     namespace.update(DATA=str(SAMPLE), TRAIN_LIMIT=500, EPOCHS=1, OUTPUT_DIR=str(tmp_path))

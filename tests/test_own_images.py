@@ -160,6 +160,7 @@ def test_chapter_05_without_labels_says_in_one_line_that_it_needs_classes(tmp_pa
     assert not (out / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_chapter_10_on_a_folder_of_images(tmp_path, digits):
     x, y = digits
     folder = write_folder(tmp_path / "mine", x, y)

@@ -11,9 +11,8 @@ from common.script import run_chapter
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, SCRIPTS
 
-CHAPTERS = sorted(ROOT.glob("[0-9][0-9]_*.py"))
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
@@ -33,7 +32,7 @@ def quick_look(path):
     return command[2:]
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name[:2])
+@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.stem)
 def test_the_readme_gives_each_chapter_its_run_lines_commands(path):
     blocks = re.findall(r"```bash\n(.*?)```", README, flags=re.S)
     commands = [" ".join(line.split("#")[0].split()) for b in blocks for line in b.replace("\\\n", " ").splitlines()]
@@ -93,10 +92,19 @@ def lesson_10(m):
     return topk < pca, f"top-k autoencoder {topk:.5f} against PCA's {pca:.5f} at as many components"
 
 
-LESSONS = {f"{n:02d}": globals()[f"lesson_{n:02d}"] for n in range(1, 11)}
+def lesson_name(path):
+    """The lesson function of a chapter (`lesson_01`) or of a script that goes further (its stem)."""
+    return f"lesson_{path.name[:2]}" if path.parent == ROOT else f"lesson_{path.stem}"
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name[:2])
+def test_every_script_has_its_lesson_here():
+    """A new chapter (or script that goes further) needs its lesson above: its quick look is run."""
+    missing = [path.name for path in SCRIPTS if lesson_name(path) not in globals()]
+    assert not missing, f"no lesson function for {missing}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.stem)
 def test_the_quick_look_shows_the_lesson_offline_on_the_bundled_sample(path, tmp_path, monkeypatch):
     monkeypatch.delenv("MNIST_PATH", raising=False)
     monkeypatch.setattr(data_module, "KERAS_CACHE", tmp_path / "no-cache" / "mnist.npz")
@@ -104,5 +112,5 @@ def test_the_quick_look_shows_the_lesson_offline_on_the_bundled_sample(path, tmp
     metrics = run_chapter(path, [*quick_look(path), f"--output_dir={tmp_path / 'out'}"])
     assert "bundled sample" in metrics["data"]
     assert (tmp_path / "out" / "metrics.json").is_file()
-    shown, figures = LESSONS[path.name[:2]](metrics)
+    shown, figures = globals()[lesson_name(path)](metrics)
     assert shown, f"{path.name}'s quick look: {figures}"

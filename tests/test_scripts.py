@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, SAMPLE, load_script
+from conftest import ROOT, SAMPLE, SCRIPTS, load_script
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TINY = [f"--data={SAMPLE}", "--train_limit=600", "--epochs=1", "--batch_size=100"]
@@ -232,6 +232,7 @@ def test_tensorboard_logs_losses_and_images(tmp_path):
     assert {"epoch_loss", "input", "output"} <= tags
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_trains_on_two_cpu_devices(tmp_path):
     """--strategy=mirrored: one copy of the model per device, each batch split between them."""
     result = run_cli(
@@ -256,3 +257,18 @@ def test_an_unknown_strategy_is_one_clear_line():
     result = run_cli("01_basic_autoencoder.py", "--strategy=tpu")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == "error: STRATEGY='tpu': expected None (one device) or 'mirrored'"
+
+
+META = {"test_backends.py", "test_quick_looks.py", "test_settings.py", "test_notebooks.py", "test_unpacked.py"}
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.stem)
+def test_every_script_has_an_end_to_end_test_of_its_own(path):
+    """Beside the checks that take every script by pattern (quick looks, backends, notebooks,
+    settings), each script is run end to end on tiny data by a test that checks what it saves."""
+    own = [
+        test.name
+        for test in (ROOT / "tests").glob("test_*.py")
+        if test.name not in META and f'"{path.stem}"' in test.read_text() and ".main(" in test.read_text()
+    ]
+    assert own, f"{path.name}: no test runs it end to end (load_script(...).main([...]))"

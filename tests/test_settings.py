@@ -8,9 +8,8 @@ from common.script import chapter_definitions
 
 import pytest
 
-from conftest import ROOT
+from conftest import CHAPTERS, ROOT, SCRIPTS
 
-CHAPTERS = sorted(ROOT.glob("[0-9][0-9]_*.py"))
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
@@ -19,8 +18,9 @@ def settings_of(path):
     return namespace, hyperparameters(namespace)
 
 
-def test_there_are_ten_chapters_in_reading_order():
-    assert [p.name[:2] for p in CHAPTERS] == [f"{n:02d}" for n in range(1, 11)]
+def test_the_chapters_are_numbered_in_reading_order_with_no_gap():
+    assert len(CHAPTERS) >= 10
+    assert [p.name[:2] for p in CHAPTERS] == [f"{n:02d}" for n in range(1, len(CHAPTERS) + 1)]
 
 
 def test_what_the_readme_says_every_chapter_has_every_chapter_has():
@@ -56,7 +56,7 @@ def test_one_name_for_one_thing():
         assert "def pca_reconstruct" not in path.read_text(encoding="utf-8"), f"{path.name}: PCA lives in common/pca.py"
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.stem)
 def test_every_setting_has_a_one_line_description_in_help(path):
     namespace, settings = settings_of(path)
     lines = help_text(namespace).splitlines()

@@ -6,9 +6,7 @@ import ast
 
 import pytest
 
-from conftest import ROOT
-
-CHAPTERS = sorted(ROOT.glob("[0-9][0-9]_*.py"))
+from conftest import SCRIPTS
 
 
 def packed_assignments(tree: ast.AST) -> list[int]:
@@ -21,7 +19,7 @@ def packed_assignments(tree: ast.AST) -> list[int]:
     return lines
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name[:2])
+@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.stem)
 def test_a_chapter_is_not_packed(path):
     source = path.read_text(encoding="utf-8")
     packed = packed_assignments(ast.parse(source))
