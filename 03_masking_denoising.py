@@ -46,7 +46,7 @@ LEARNING_RATE = 4e-3  # Adam's step size, decayed to zero over training (cosine)
 SEED = 0  # seeds every random draw: NumPy's, Python's and the backend's, the training masks too
 STRATEGY = None  # None: one device; "mirrored": split every batch over all local devices
 # evaluation
-INPAINTING_IMAGES = 1000  # first N test images also given to the biharmonic inpainting (about 7 ms an image)
+INPAINTING_IMAGES = 1000  # first N test images also given to the biharmonic inpainting (a few ms an image)
 CLASSICAL_TUNING_IMAGES = 500  # validation images on which the Gaussian blur's width is chosen
 # output
 TENSORBOARD = False  # also write TensorBoard logs (losses, and outputs every 2 epochs) to OUTPUT_DIR/tensorboard

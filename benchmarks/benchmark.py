@@ -160,8 +160,9 @@ def measure_this_backend() -> dict:
     scenes = np.zeros((2000, 48, 48, 1), np.float32)
     scenes[:, 10:38, 10:38, 0] = images[:2000]
     masks = (scenes[..., 0] > 0.5).astype(np.uint8)
-    unet = ch09.with_head(ch09.build_body((48, 48, 1), tuple(ch09.FILTERS), True, "unet"), 11, "softmax")
-    loss = "sparse_categorical_crossentropy"
+    body = ch09.build_body((48, 48, 1), tuple(ch09.FILTERS), True, "unet")
+    unet = ch09.with_head(body, 11, "linear", "unet_segmenter")  # class scores, as 09 trains it
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     rows.append(measure("09 U-Net, 48x48 scenes", unet, scenes, masks, ch09.BATCH_SIZE, on_tensorflow=False, loss=loss))
     ch08 = chapter("08_variational_autoencoder")
     zeros = {"reconstruction": np.zeros(len(images), np.float32), "kl": np.zeros(len(images), np.float32)}
