@@ -2,8 +2,8 @@
 Title: A basic autoencoder, and the linear one it must beat
 Description: Compress 28x28 digits into 32 numbers and back, and measure how much better a small
     non-linear network does than PCA with the same 32 numbers.
-Run: python 01_basic_autoencoder.py                                                   (the full run)
-     python 01_basic_autoencoder.py --train_limit=5000 --epochs=20 --batch_size=32    (a quick look)
+Run: python 01_basic_autoencoder.py                                                  (the full run)
+     python 01_basic_autoencoder.py --train_limit=5000 --epochs=20 --batch_size=32   (a quick look)
 """
 
 # %%
@@ -39,8 +39,10 @@ LEARNING_RATE = 2e-3  # Adam's step size, decayed to zero over training (cosine)
 SEED = 0  # seeds every random draw: NumPy's, Python's and the backend's
 STRATEGY = None  # None: one device; "mirrored": split every batch over all local devices
 # output
-TENSORBOARD = False  # also write TensorBoard logs (losses, and outputs every 2 epochs) to OUTPUT_DIR/tensorboard
-OUTPUT_DIR = None  # where figures, metrics.json and model.keras go (None: outputs/01_basic_autoencoder)
+TENSORBOARD = False  # also write TensorBoard logs (losses, and outputs every 2 epochs) to
+#                      OUTPUT_DIR/tensorboard
+OUTPUT_DIR = None  # where figures, metrics.json and model.keras go (None:
+#                    outputs/01_basic_autoencoder)
 
 
 # %%
@@ -63,8 +65,11 @@ non-linear layers buy is the gap between the two.
 """
 
 
-def build_autoencoder(code_dim: int, hidden_units: tuple[int, ...], size: int = 28) -> tuple[keras.Model, keras.Model]:
-    """A dense autoencoder of size x size images, and its encoder (image -> code), sharing weights."""
+def build_autoencoder(
+    code_dim: int, hidden_units: tuple[int, ...], size: int = 28
+) -> tuple[keras.Model, keras.Model]:
+    """A dense autoencoder of size x size images, and its encoder (image -> code), sharing
+    weights."""
     image = keras.Input(shape=(size, size), name="image")
     h = layers.Flatten()(image)
     for units in hidden_units:
@@ -75,7 +80,9 @@ def build_autoencoder(code_dim: int, hidden_units: tuple[int, ...], size: int = 
         h = layers.Dense(units, activation="relu")(h)
     pixels = layers.Dense(size * size, activation="sigmoid")(h)  # pixel values in [0, 1]
     reconstruction = layers.Reshape((size, size), name="reconstruction")(pixels)
-    return keras.Model(image, reconstruction, name="autoencoder"), keras.Model(image, code, name="encoder")
+    return keras.Model(image, reconstruction, name="autoencoder"), keras.Model(
+        image, code, name="encoder"
+    )
 
 
 # %%
@@ -92,8 +99,8 @@ settings, out = start(globals())
 """
 ## Prepare the data
 
-The training and test images (on MNIST, 60,000 and 10,000), pixel values scaled to [0, 1]. The labels are not
-used to train: only to colour the picture of the codes at the end.
+The training and test images (on MNIST, 60,000 and 10,000), pixel values scaled to [0, 1]. The
+labels are not used to train: only to colour the picture of the codes at the end.
 """
 data = load_data(DATA, DATASET, TRAIN_LIMIT, IMAGE_SIZE)
 print(f"data: {data.describe()}")
@@ -111,7 +118,8 @@ autoencoder, encoder = build_autoencoder(CODE_DIM, tuple(HIDDEN_UNITS), IMAGE_SI
 steps = EPOCHS * math.ceil(len(data.x_train) / BATCH_SIZE)
 schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=steps)
 optimizer = keras.optimizers.Adam(schedule)
-# jit_compile: XLA compiles each training step into one optimized program, faster here (common/devices.py)
+# jit_compile: XLA compiles each training step into one optimized program, faster here
+# (common/devices.py)
 autoencoder.compile(optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile())
 autoencoder.summary(line_length=80)
 
@@ -164,16 +172,23 @@ larger than two).
 shown = data.x_test[:12]
 plotting.image_rows(
     out / "reconstructions.png",
-    {"original": shown, "autoencoder": reconstructions[:12], f"PCA ({CODE_DIM})": pca_reconstructions[:12]},
+    {
+        "original": shown,
+        "autoencoder": reconstructions[:12],
+        f"PCA ({CODE_DIM})": pca_reconstructions[:12],
+    },
     n=12,
     title=f"Test images through a {CODE_DIM}-number code",
 )
-plotting.loss_curves(out / "loss.png", {"autoencoder": history}, ylabel="binary cross-entropy per pixel")
+plotting.loss_curves(
+    out / "loss.png", {"autoencoder": history}, ylabel="binary cross-entropy per pixel"
+)
 codes = encoder.predict(data.x_test, batch_size=1000, verbose=0)
 axes = ("code number 1", "code number 2")
 if CODE_DIM > 2:
     codes = codes - codes.mean(axis=0)
-    directions = np.linalg.svd(codes, full_matrices=False)[2]  # its rows: the principal directions, largest first
+    # its rows: the principal directions, largest first
+    directions = np.linalg.svd(codes, full_matrices=False)[2]
     codes = codes @ directions[:2].T
     axes = ("first principal direction of the codes", "second principal direction")
 plotting.code_scatter(
@@ -202,7 +217,10 @@ metrics = {
     "pca_test_ssim": linear["ssim"],
     "mse_ratio_to_pca": ae["mse"] / linear["mse"],
     "loss_history": history["loss"],
-    "seconds": {"training": round(train_seconds, 1), "total": round(time.perf_counter() - started, 1)},
+    "seconds": {
+        "training": round(train_seconds, 1),
+        "total": round(time.perf_counter() - started, 1),
+    },
 }
 save_model(autoencoder, out / "model.keras")
 save_json(out / "metrics.json", metrics)

@@ -3,8 +3,8 @@ Title: The denoising autoencoder: additive Gaussian noise
 Description: Train a convolutional autoencoder to undo heavy Gaussian noise, with a fresh draw of
     noise for every batch, and see what the denoising criterion adds: against the same network
     trained only to copy clean images, and against four classical denoisers.
-Run: python 02_gaussian_denoising.py                                  (the full run)
-     python 02_gaussian_denoising.py --train_limit=5000 --epochs=4    (a quick look)
+Run: python 02_gaussian_denoising.py                                 (the full run)
+     python 02_gaussian_denoising.py --train_limit=5000 --epochs=4   (a quick look)
 """
 
 # %%
@@ -32,7 +32,8 @@ DATASET = "mnist"  # "mnist" or "fashion_mnist" (ignored when DATA is set)
 DATA = None  # an .npz, a folder of MNIST IDX files, or a folder of your own images (see the README)
 IMAGE_SIZE = 28  # images are made grey squares of IMAGE_SIZE x IMAGE_SIZE pixels (a multiple of 4)
 TRAIN_LIMIT = None  # use only the first N training images (None: all of them)
-VALIDATION_SIZE = None  # the last N training images, held out: never trained on (None: a twelfth, at most 5,000)
+VALIDATION_SIZE = None  # the last N training images, held out: never trained on (None: a twelfth,
+#                         at most 5,000)
 # noise
 NOISE_STD = 0.5  # standard deviation of the Gaussian noise added to every pixel (pixels in [0, 1])
 SWEEP_LEVELS = (0.1, 0.3, 0.5, 0.7, 1.0)  # standard deviations to test the model at
@@ -46,10 +47,13 @@ BATCH_SIZE = 128  # images per gradient step
 LEARNING_RATE = 4e-3  # Adam's step size, decayed to zero over training (cosine)
 SEED = 0  # seeds every random draw: NumPy's, Python's and the backend's, the training noise too
 STRATEGY = None  # None: one device; "mirrored": split every batch over all local devices
-CLASSICAL_TUNING_IMAGES = 300  # validation images on which each classical denoiser's parameter is chosen
+CLASSICAL_TUNING_IMAGES = 300  # validation images on which each classical denoiser's parameter is
+#                                chosen
 # output
-TENSORBOARD = False  # also write TensorBoard logs (losses, and outputs every 2 epochs) to OUTPUT_DIR/tensorboard
-OUTPUT_DIR = None  # where figures, metrics.json and model.keras go (None: outputs/02_gaussian_denoising)
+TENSORBOARD = False  # also write TensorBoard logs (losses, and outputs every 2 epochs) to
+#                      OUTPUT_DIR/tensorboard
+OUTPUT_DIR = None  # where figures, metrics.json and model.keras go (None:
+#                    outputs/02_gaussian_denoising)
 
 # %%
 """
@@ -62,8 +66,8 @@ like: which pixel patterns are strokes and which are noise.
 
 Here the corruption is additive Gaussian noise, the model of a camera's sensor noise: every pixel
 gets `N(0, NOISE_STD^2)` added, then is clipped back to [0, 1]. At the default standard deviation,
-0.5 (half the whole range of a pixel), the digits are barely legible. Chapters 03 and 04 take the other two
-corruptions of Vincent et al.; `corruptions.png` shows all three at several levels.
+0.5 (half the whole range of a pixel), the digits are barely legible. Chapters 03 and 04 take the
+other two corruptions of Vincent et al.; `corruptions.png` shows all three at several levels.
 
 To see what the denoising criterion itself adds, the same network is also trained the way chapter
 01 trained its autoencoder (clean in, clean out) and given the same noisy test images.
@@ -100,8 +104,11 @@ def build_denoiser(filters: tuple[int, int], code_dim: int, size: int, name: str
     h = normalized_relu(layers.Dense(code_dim, use_bias=False)(h), name="code")
     h = normalized_relu(layers.Dense(quarter * quarter * filters[1], use_bias=False)(h))
     h = layers.Reshape((quarter, quarter, filters[1]))(h)
-    h = normalized_relu(layers.Conv2DTranspose(filters[0], 3, strides=2, padding="same", use_bias=False)(h))
-    h = layers.Conv2DTranspose(1, 3, strides=2, padding="same", activation="sigmoid")(h)  # pixels in [0, 1]
+    h = normalized_relu(
+        layers.Conv2DTranspose(filters[0], 3, strides=2, padding="same", use_bias=False)(h)
+    )
+    # pixels in [0, 1]
+    h = layers.Conv2DTranspose(1, 3, strides=2, padding="same", activation="sigmoid")(h)
     denoised = layers.Reshape((size, size), name="denoised")(h)
     return keras.Model(image, denoised, name=name)
 
@@ -142,7 +149,9 @@ check the output folder, and seed every random generator with SEED.
 started = time.perf_counter()
 settings, out = start(globals(), checks={"SWEEP_LEVELS": "non_negative"})
 if IMAGE_SIZE % 4:
-    raise SettingError(f"IMAGE_SIZE={IMAGE_SIZE}: the model halves the image twice, so use a multiple of 4 (28)")
+    raise SettingError(
+        f"IMAGE_SIZE={IMAGE_SIZE}: the model halves the image twice, so use a multiple of 4 (28)"
+    )
 
 # %%
 """
@@ -159,7 +168,10 @@ noise = Corruption("gaussian", NOISE_STD)
 x_fit, x_val = holdout_split(data.x_train, VALIDATION_SIZE, "VALIDATION_SIZE")
 x_val_noisy = noise(x_val, TEST_SEED + 1)
 x_test_noisy = noise(data.x_test, TEST_SEED)
-print(f"{len(x_fit):,} training, {len(x_val):,} validation and {len(data.x_test):,} test images; {noise.describe()}")
+print(
+    f"{len(x_fit):,} training, {len(x_val):,} validation and {len(data.x_test):,} test images; "
+    f"{noise.describe()}"
+)
 
 # %%
 """
@@ -175,17 +187,23 @@ steps_per_epoch = math.ceil(len(x_fit) / BATCH_SIZE)
 
 
 def compiled(model: keras.Model, epochs: int) -> keras.Model:
-    schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=epochs * steps_per_epoch)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        LEARNING_RATE, decay_steps=epochs * steps_per_epoch
+    )
     optimizer = keras.optimizers.Adam(schedule)
-    # jit_compile: XLA compiles each step, noise and all, into one faster program (common/devices.py)
+    # jit_compile: XLA compiles each step, noise and all, into one faster program
+    # (common/devices.py)
     model.compile(optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile())
     return model
 
 
 dae = build_denoiser(FILTERS, CODE_DIM, IMAGE_SIZE, "denoising_autoencoder")
 dae.summary(line_length=80)
-# what trains: the noise layer (active in training only), then the denoiser; `dae` itself is what is kept
-noise_then_dae = compiled(keras.Sequential([keras.Input(dae.input_shape[1:]), noise.layer(SEED), dae]), EPOCHS)
+# what trains: the noise layer (active in training only), then the denoiser; `dae` itself is what is
+# kept
+noise_then_dae = compiled(
+    keras.Sequential([keras.Input(dae.input_shape[1:]), noise.layer(SEED), dae]), EPOCHS
+)
 print("\n== Training the denoising autoencoder (noisy in, clean out) ==")
 dae_history, dae_seconds = train_autoencoder(
     noise_then_dae,
@@ -241,7 +259,8 @@ classical_denoised = {}
 for t in tuned:
     classical_denoised[t.denoiser.name] = t(x_test_noisy)
     rows[t.label] = image_quality(data.x_test, classical_denoised[t.denoiser.name])
-best = max(tuned, key=lambda t: t.held_out_psnr_db)  # chosen on the validation images, as its parameter was
+# chosen on the validation images, as its parameter was
+best = max(tuned, key=lambda t: t.held_out_psnr_db)
 
 print(f"\nTest set: {len(data.x_test):,} images, {noise.describe()}")
 print(f"{'':<36}{'PSNR (dB)':>10}{'SSIM':>8}")
@@ -260,18 +279,23 @@ sweep = []
 for level in SWEEP_LEVELS:
     at_level = noise.at(level)
     noisy = at_level(data.x_test, TEST_SEED)
-    candidates = classical_denoisers.tune_all(at_level(x_val[tuning_images], TEST_SEED + 1), x_val[tuning_images])
+    candidates = classical_denoisers.tune_all(
+        at_level(x_val[tuning_images], TEST_SEED + 1), x_val[tuning_images]
+    )
     classical = max(candidates, key=lambda t: t.held_out_psnr_db)
     row = {
         "level": level,
         "noisy_psnr_db": float(psnr_per_image(data.x_test, noisy).mean()),
-        "dae_psnr_db": float(psnr_per_image(data.x_test, dae.predict(noisy, batch_size=1000, verbose=0)).mean()),
+        "dae_psnr_db": float(
+            psnr_per_image(data.x_test, dae.predict(noisy, batch_size=1000, verbose=0)).mean()
+        ),
         "best_classical": classical.label,
         "best_classical_psnr_db": float(psnr_per_image(data.x_test, classical(noisy)).mean()),
     }
     sweep.append(row)
     print(
-        f"  std {level:<5g} noisy {row['noisy_psnr_db']:6.2f} dB   autoencoder {row['dae_psnr_db']:6.2f} dB"
+        f"  std {level:<5g} noisy {row['noisy_psnr_db']:6.2f} dB   autoencoder "
+        f"{row['dae_psnr_db']:6.2f} dB"
         f"   {row['best_classical']:<28} {row['best_classical_psnr_db']:6.2f} dB"
     )
 evaluation_seconds = time.perf_counter() - evaluating
@@ -287,12 +311,18 @@ the unit (see `code_unit_patterns`).
 digit = data.x_test[:1]
 corrupted = {"Gaussian noise\n(02)": {}, "masking\n(03)": {}, "salt and pepper\n(04)": {}}
 for std in (0.1, 0.3, 0.5, 1.0):
-    corrupted["Gaussian noise\n(02)"][f"std {std:g}"] = Corruption("gaussian", std)(digit, TEST_SEED)[0]
+    corrupted["Gaussian noise\n(02)"][f"std {std:g}"] = Corruption("gaussian", std)(
+        digit, TEST_SEED
+    )[0]
 for fraction in (0.1, 0.3, 0.5, 0.9):
-    corrupted["masking\n(03)"][f"{fraction:.0%} set to 0"] = Corruption("masking", fraction)(digit, TEST_SEED)[0]
+    corrupted["masking\n(03)"][f"{fraction:.0%} set to 0"] = Corruption("masking", fraction)(
+        digit, TEST_SEED
+    )[0]
     hit = Corruption("salt_and_pepper", fraction)(digit, TEST_SEED)[0]
     corrupted["salt and pepper\n(04)"][f"{fraction:.0%} set to 0 or 1"] = hit
-plotting.level_rows(out / "corruptions.png", corrupted, title="The three corruptions of Vincent et al. (2010)")
+plotting.level_rows(
+    out / "corruptions.png", corrupted, title="The three corruptions of Vincent et al. (2010)"
+)
 plotting.image_rows(
     out / "denoising.png",
     {
@@ -334,7 +364,9 @@ plotting.filter_grids(
 
 classical_figures = {}
 for t in tuned:
-    classical_figures[t.denoiser.name] = rows[t.label] | {"parameter": {t.denoiser.parameter: t.value}}
+    classical_figures[t.denoiser.name] = rows[t.label] | {
+        "parameter": {t.denoiser.parameter: t.value}
+    }
 metrics = {
     "settings": settings,
     "keras": describe(),
@@ -365,7 +397,8 @@ save_json(out / "metrics.json", metrics)
 best_classical_psnr = rows[best.label]["psnr_db"]
 finish(
     out,
-    f"denoising autoencoder {metrics['dae_psnr_db']:.2f} dB, plain autoencoder {metrics['plain_ae_psnr_db']:.2f} dB, "
+    f"denoising autoencoder {metrics['dae_psnr_db']:.2f} dB, plain autoencoder "
+    f"{metrics['plain_ae_psnr_db']:.2f} dB, "
     f"{best.denoiser.name} {best_classical_psnr:.2f} dB (noisy {metrics['noisy_psnr_db']:.2f} dB)",
     started,
 )

@@ -3,8 +3,9 @@ Title: Filling in what was wiped out: masking noise
 Description: Train a denoising autoencoder to rebuild images of which half the pixels were set to
     0, without ever telling it which, and compare it with a classical inpainting that is told
     exactly where the holes are.
-Run: python 03_masking_denoising.py                                                          (the full run)
-     python 03_masking_denoising.py --train_limit=5000 --epochs=6 --inpainting_images=200    (a quick look)
+Run: python 03_masking_denoising.py                                 (the full run)
+     python 03_masking_denoising.py --train_limit=5000 --epochs=6 \
+         --inpainting_images=200                                    (a quick look)
 """
 
 # %%
@@ -32,7 +33,8 @@ DATASET = "mnist"  # "mnist" or "fashion_mnist" (ignored when DATA is set)
 DATA = None  # an .npz, a folder of MNIST IDX files, or a folder of your own images (see the README)
 IMAGE_SIZE = 28  # images are made grey squares of IMAGE_SIZE x IMAGE_SIZE pixels (a multiple of 4)
 TRAIN_LIMIT = None  # use only the first N training images (None: all of them)
-VALIDATION_SIZE = None  # the last N training images, held out: never trained on (None: a twelfth, at most 5,000)
+VALIDATION_SIZE = None  # the last N training images, held out: never trained on (None: a twelfth,
+#                         at most 5,000)
 # noise
 MASKING = 0.5  # fraction of the pixels set to 0, chosen at random for every image
 SWEEP_LEVELS = (0.1, 0.3, 0.5, 0.7, 0.9)  # fractions to test the model at
@@ -46,11 +48,14 @@ LEARNING_RATE = 4e-3  # Adam's step size, decayed to zero over training (cosine)
 SEED = 0  # seeds every random draw: NumPy's, Python's and the backend's, the training masks too
 STRATEGY = None  # None: one device; "mirrored": split every batch over all local devices
 # evaluation
-INPAINTING_IMAGES = 1000  # first N test images also given to the biharmonic inpainting (a few ms an image)
+INPAINTING_IMAGES = 1000  # first N test images also given to the biharmonic inpainting (a few ms an
+#                           image)
 CLASSICAL_TUNING_IMAGES = 500  # validation images on which the Gaussian blur's width is chosen
 # output
-TENSORBOARD = False  # also write TensorBoard logs (losses, and outputs every 2 epochs) to OUTPUT_DIR/tensorboard
-OUTPUT_DIR = None  # where figures, metrics.json and model.keras go (None: outputs/03_masking_denoising)
+TENSORBOARD = False  # also write TensorBoard logs (losses, and outputs every 2 epochs) to
+#                      OUTPUT_DIR/tensorboard
+OUTPUT_DIR = None  # where figures, metrics.json and model.keras go (None:
+#                    outputs/03_masking_denoising)
 
 # %%
 """
@@ -88,8 +93,11 @@ def build_denoiser(filters: tuple[int, int], code_dim: int, size: int, name: str
     h = normalized_relu(layers.Dense(code_dim, use_bias=False)(h), name="code")
     h = normalized_relu(layers.Dense(quarter * quarter * filters[1], use_bias=False)(h))
     h = layers.Reshape((quarter, quarter, filters[1]))(h)
-    h = normalized_relu(layers.Conv2DTranspose(filters[0], 3, strides=2, padding="same", use_bias=False)(h))
-    h = layers.Conv2DTranspose(1, 3, strides=2, padding="same", activation="sigmoid")(h)  # pixels in [0, 1]
+    h = normalized_relu(
+        layers.Conv2DTranspose(filters[0], 3, strides=2, padding="same", use_bias=False)(h)
+    )
+    # pixels in [0, 1]
+    h = layers.Conv2DTranspose(1, 3, strides=2, padding="same", activation="sigmoid")(h)
     denoised = layers.Reshape((size, size), name="denoised")(h)
     return keras.Model(image, denoised, name=name)
 
@@ -102,7 +110,9 @@ def normalized_relu(h, name: str | None = None):
 
 def inpaint(masked: np.ndarray, wiped: np.ndarray) -> np.ndarray:
     """Biharmonic inpainting of each image, told which pixels were wiped (`wiped` is True there)."""
-    return np.stack([inpaint_biharmonic(image, hole) for image, hole in zip(masked, wiped)]).astype(np.float32)
+    return np.stack([inpaint_biharmonic(image, hole) for image, hole in zip(masked, wiped)]).astype(
+        np.float32
+    )
 
 
 def psnr_of_wiped_pixels(clean: np.ndarray, estimate: np.ndarray, wiped: np.ndarray) -> float:
@@ -121,7 +131,9 @@ check the output folder, and seed every random generator with SEED.
 started = time.perf_counter()
 settings, out = start(globals(), checks={"SWEEP_LEVELS": "fraction"})
 if IMAGE_SIZE % 4:
-    raise SettingError(f"IMAGE_SIZE={IMAGE_SIZE}: the model halves the image twice, so use a multiple of 4 (28)")
+    raise SettingError(
+        f"IMAGE_SIZE={IMAGE_SIZE}: the model halves the image twice, so use a multiple of 4 (28)"
+    )
 
 # %%
 """
@@ -147,7 +159,10 @@ def wiped_pixels(images: np.ndarray, fraction: float) -> np.ndarray:
 
 wiped = wiped_pixels(data.x_test, MASKING)
 assert np.array_equal(x_test_masked, np.where(wiped, 0, data.x_test))  # the same holes
-print(f"{len(x_fit):,} training, {len(x_val):,} validation and {len(data.x_test):,} test images; {masking.describe()}")
+print(
+    f"{len(x_fit):,} training, {len(x_val):,} validation and {len(data.x_test):,} test images; "
+    f"{masking.describe()}"
+)
 
 # %%
 """
@@ -157,12 +172,16 @@ Masked in, clean out, binary cross-entropy per pixel: as in chapter 02, the mode
 the corruption, a fresh mask for every batch, followed by the denoiser.
 """
 model = build_denoiser(FILTERS, CODE_DIM, IMAGE_SIZE, "denoising_autoencoder")
-masking_then_model = keras.Sequential([keras.Input(model.input_shape[1:]), masking.layer(SEED), model])
+masking_then_model = keras.Sequential(
+    [keras.Input(model.input_shape[1:]), masking.layer(SEED), model]
+)
 steps = EPOCHS * math.ceil(len(x_fit) / BATCH_SIZE)
 schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=steps)
 optimizer = keras.optimizers.Adam(schedule)
 # jit_compile: XLA compiles each step, mask and all, into one faster program (common/devices.py)
-masking_then_model.compile(optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile())
+masking_then_model.compile(
+    optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile()
+)
 print("\n== Training the denoising autoencoder (masked in, clean out) ==")
 history, train_seconds = train_autoencoder(
     masking_then_model,
@@ -185,26 +204,38 @@ Gaussian blur, its width chosen on validation images). On the first INPAINTING_I
 also the biharmonic inpainting, given the mask, with the autoencoder on the same images.
 """
 evaluating = time.perf_counter()
-restored = model.predict(x_test_masked, batch_size=1000, verbose=0)  # the masked images go in, no mask
+# the masked images go in, no mask
+restored = model.predict(x_test_masked, batch_size=1000, verbose=0)
 tuning = slice(0, CLASSICAL_TUNING_IMAGES)
-blur = classical_denoisers.tune(classical_denoisers.named("Gaussian blur"), x_val_masked[tuning], x_val[tuning])
+blur = classical_denoisers.tune(
+    classical_denoisers.named("Gaussian blur"), x_val_masked[tuning], x_val[tuning]
+)
 blurred = blur(x_test_masked)
 inpainting_subset = slice(0, INPAINTING_IMAGES)  # the first test images
 inpainting_started = time.perf_counter()
-inpainted = inpaint(x_test_masked[inpainting_subset], wiped[inpainting_subset])  # told which pixels are holes
+# told which pixels are holes
+inpainted = inpaint(x_test_masked[inpainting_subset], wiped[inpainting_subset])
 inpainting_seconds = time.perf_counter() - inpainting_started
 
 clean = data.x_test
 rows = {
-    "masked input": (image_quality(clean, x_test_masked), psnr_of_wiped_pixels(clean, x_test_masked, wiped)),
-    "denoising autoencoder": (image_quality(clean, restored), psnr_of_wiped_pixels(clean, restored, wiped)),
+    "masked input": (
+        image_quality(clean, x_test_masked),
+        psnr_of_wiped_pixels(clean, x_test_masked, wiped),
+    ),
+    "denoising autoencoder": (
+        image_quality(clean, restored),
+        psnr_of_wiped_pixels(clean, restored, wiped),
+    ),
     blur.label: (image_quality(clean, blurred), psnr_of_wiped_pixels(clean, blurred, wiped)),
 }
 n_inpainted = len(clean[inpainting_subset])
 subset_rows = {
     "denoising autoencoder (not told)": (
         image_quality(clean[inpainting_subset], restored[inpainting_subset]),
-        psnr_of_wiped_pixels(clean[inpainting_subset], restored[inpainting_subset], wiped[inpainting_subset]),
+        psnr_of_wiped_pixels(
+            clean[inpainting_subset], restored[inpainting_subset], wiped[inpainting_subset]
+        ),
     ),
     "biharmonic inpainting (told)": (
         image_quality(clean[inpainting_subset], inpainted),
@@ -219,7 +250,10 @@ for name, (q, holes) in rows.items():
 print(f"The first {n_inpainted:,}:")
 for name, (q, holes) in subset_rows.items():
     print(f"  {name:<38}{q['psnr_db']:>10.2f}{q['ssim']:>8.3f}{holes:>19.2f}")
-print(f"(the inpainting took {inpainting_seconds:.1f} s, {1000 * inpainting_seconds / n_inpainted:.0f} ms an image)")
+print(
+    f"(the inpainting took {inpainting_seconds:.1f} s, "
+    f"{1000 * inpainting_seconds / n_inpainted:.0f} ms an image)"
+)
 
 # %%
 """
@@ -229,7 +263,10 @@ The model was trained at MASKING only. On the first INPAINTING_IMAGES test image
 at each level: the autoencoder (not told), and the inpainting (told), by the PSNR of the whole
 images and of the wiped pixels alone.
 """
-print(f"\n== The model trained at {MASKING:.0%}, tested at every level (first {n_inpainted:,} test images) ==")
+print(
+    f"\n== The model trained at {MASKING:.0%}, tested at every level (first {n_inpainted:,} test "
+    "images) =="
+)
 sweep = []
 for level in SWEEP_LEVELS:
     holes = wiped_pixels(clean[inpainting_subset], level)
@@ -240,14 +277,22 @@ for level in SWEEP_LEVELS:
         "level": level,
         "masked_psnr_db": float(psnr_per_image(clean[inpainting_subset], masked).mean()),
         "dae_psnr_db": float(psnr_per_image(clean[inpainting_subset], restored_at_level).mean()),
-        "inpainting_psnr_db": float(psnr_per_image(clean[inpainting_subset], inpainted_at_level).mean()),
-        "dae_wiped_pixels_psnr_db": psnr_of_wiped_pixels(clean[inpainting_subset], restored_at_level, holes),
-        "inpainting_wiped_pixels_psnr_db": psnr_of_wiped_pixels(clean[inpainting_subset], inpainted_at_level, holes),
+        "inpainting_psnr_db": float(
+            psnr_per_image(clean[inpainting_subset], inpainted_at_level).mean()
+        ),
+        "dae_wiped_pixels_psnr_db": psnr_of_wiped_pixels(
+            clean[inpainting_subset], restored_at_level, holes
+        ),
+        "inpainting_wiped_pixels_psnr_db": psnr_of_wiped_pixels(
+            clean[inpainting_subset], inpainted_at_level, holes
+        ),
     }
     sweep.append(row)
     print(
-        f"  {level:>4.0%} masked {row['masked_psnr_db']:6.2f} dB   autoencoder {row['dae_psnr_db']:6.2f} dB"
-        f" ({row['dae_wiped_pixels_psnr_db']:.2f} on the wiped pixels)   inpainting {row['inpainting_psnr_db']:6.2f} dB"
+        f"  {level:>4.0%} masked {row['masked_psnr_db']:6.2f} dB   autoencoder "
+        f"{row['dae_psnr_db']:6.2f} dB"
+        f" ({row['dae_wiped_pixels_psnr_db']:.2f} on the wiped pixels)   inpainting "
+        f"{row['inpainting_psnr_db']:6.2f} dB"
         f" ({row['inpainting_wiped_pixels_psnr_db']:.2f})"
     )
 evaluation_seconds = time.perf_counter() - evaluating
@@ -285,7 +330,9 @@ plotting.curves(
     title=f"One model trained at {MASKING:.0%}, tested at every level",
     marker_at=MASKING,
 )
-plotting.loss_curves(out / "loss.png", {"denoising AE": history}, ylabel="binary cross-entropy per pixel")
+plotting.loss_curves(
+    out / "loss.png", {"denoising AE": history}, ylabel="binary cross-entropy per pixel"
+)
 
 
 def figures(q: dict[str, float], holes: float) -> dict[str, float]:
@@ -320,6 +367,7 @@ save_model(model, out / "model.keras")  # masked image in, restored image out
 save_json(out / "metrics.json", metrics)
 finish(
     out,
-    f"restored test PSNR {metrics['dae_psnr_db']:.2f} dB (masked {metrics['masked_psnr_db']:.2f} dB)",
+    f"restored test PSNR {metrics['dae_psnr_db']:.2f} dB (masked {metrics['masked_psnr_db']:.2f} "
+    "dB)",
     started,
 )

@@ -3,8 +3,9 @@ Title: One model for every noise level: salt-and-pepper noise
 Description: Train one denoising autoencoder on salt-and-pepper noise at a single level and another
     on a level drawn afresh for every image, and see on a sweep of levels what each has learnt,
     against the median filter, the textbook remedy.
-Run: python 04_salt_pepper_denoising.py                                                  (the full run)
-     python 04_salt_pepper_denoising.py --train_limit=5000 --epochs=5 --batch_size=32    (a quick look)
+Run: python 04_salt_pepper_denoising.py                          (the full run)
+     python 04_salt_pepper_denoising.py --train_limit=5000 --epochs=5 \
+         --batch_size=32                                         (a quick look)
 """
 
 # %%
@@ -30,10 +31,12 @@ DATASET = "mnist"  # "mnist" or "fashion_mnist" (ignored when DATA is set)
 DATA = None  # an .npz, a folder of MNIST IDX files, or a folder of your own images (see the README)
 IMAGE_SIZE = 28  # images are made grey squares of IMAGE_SIZE x IMAGE_SIZE pixels (a multiple of 4)
 TRAIN_LIMIT = None  # use only the first N training images (None: all of them)
-VALIDATION_SIZE = None  # the last N training images, held out: never trained on (None: a twelfth, at most 5,000)
+VALIDATION_SIZE = None  # the last N training images, held out: never trained on (None: a twelfth,
+#                         at most 5,000)
 # noise
 NOISE_FRACTION = 0.5  # the single level: fraction of the pixels hit, each set to 0 or 1
-RANGE_MODEL_LEVELS = (0.0, 0.9)  # the range model's fraction hit is drawn for every image, uniformly in between
+RANGE_MODEL_LEVELS = (0.0, 0.9)  # the range model's fraction hit is drawn for every image,
+#                                  uniformly in between
 SALT_RATIO = 0.5  # share of the hit pixels set to 1 (salt); the rest are set to 0 (pepper)
 SWEEP_LEVELS = (0.1, 0.3, 0.5, 0.7, 0.9)  # fractions to test both models at
 # model
@@ -45,10 +48,13 @@ BATCH_SIZE = 128  # images per gradient step
 LEARNING_RATE = 4e-3  # Adam's step size, decayed to zero over training (cosine)
 SEED = 0  # seeds every random draw: NumPy's, Python's and the backend's, the training noise too
 STRATEGY = None  # None: one device; "mirrored": split every batch over all local devices
-CLASSICAL_TUNING_IMAGES = 500  # validation images on which the median filter's window is chosen, at each level
+CLASSICAL_TUNING_IMAGES = 500  # validation images on which the median filter's window is chosen, at
+#                                each level
 # output
-TENSORBOARD = False  # also write TensorBoard logs (losses, and outputs every 2 epochs) to OUTPUT_DIR/tensorboard
-OUTPUT_DIR = None  # where figures, metrics.json and model.keras go (None: outputs/04_salt_pepper_denoising)
+TENSORBOARD = False  # also write TensorBoard logs (losses, and outputs every 2 epochs) to
+#                      OUTPUT_DIR/tensorboard
+OUTPUT_DIR = None  # where figures, metrics.json and model.keras go (None:
+#                    outputs/04_salt_pepper_denoising)
 
 # %%
 """
@@ -89,8 +95,11 @@ def build_denoiser(filters: tuple[int, int], code_dim: int, size: int, name: str
     h = normalized_relu(layers.Dense(code_dim, use_bias=False)(h), name="code")
     h = normalized_relu(layers.Dense(quarter * quarter * filters[1], use_bias=False)(h))
     h = layers.Reshape((quarter, quarter, filters[1]))(h)
-    h = normalized_relu(layers.Conv2DTranspose(filters[0], 3, strides=2, padding="same", use_bias=False)(h))
-    h = layers.Conv2DTranspose(1, 3, strides=2, padding="same", activation="sigmoid")(h)  # pixels in [0, 1]
+    h = normalized_relu(
+        layers.Conv2DTranspose(filters[0], 3, strides=2, padding="same", use_bias=False)(h)
+    )
+    # pixels in [0, 1]
+    h = layers.Conv2DTranspose(1, 3, strides=2, padding="same", activation="sigmoid")(h)
     denoised = layers.Reshape((size, size), name="denoised")(h)
     return keras.Model(image, denoised, name=name)
 
@@ -109,12 +118,17 @@ Apply the command line's overrides to the constants above (`--help` lists them),
 check the output folder, and seed every random generator with SEED.
 """
 started = time.perf_counter()
-settings, out = start(globals(), checks={"SWEEP_LEVELS": "fraction", "RANGE_MODEL_LEVELS": "fraction"})
+settings, out = start(
+    globals(), checks={"SWEEP_LEVELS": "fraction", "RANGE_MODEL_LEVELS": "fraction"}
+)
 if IMAGE_SIZE % 4:
-    raise SettingError(f"IMAGE_SIZE={IMAGE_SIZE}: the model halves the image twice, so use a multiple of 4 (28)")
+    raise SettingError(
+        f"IMAGE_SIZE={IMAGE_SIZE}: the model halves the image twice, so use a multiple of 4 (28)"
+    )
 if len(RANGE_MODEL_LEVELS) != 2 or RANGE_MODEL_LEVELS[0] > RANGE_MODEL_LEVELS[1]:
     raise SettingError(
-        f"RANGE_MODEL_LEVELS={RANGE_MODEL_LEVELS!r}: give two fractions, the lowest first, e.g. (0.0,0.9)"
+        f"RANGE_MODEL_LEVELS={RANGE_MODEL_LEVELS!r}: give two fractions, the lowest first, e.g. "
+        "(0.0,0.9)"
     )
 
 # %%
@@ -144,11 +158,16 @@ train_seconds = {}
 for name, noise in (("one_level", one_level), ("range", level_range)):
     model = build_denoiser(FILTERS, CODE_DIM, IMAGE_SIZE, f"{name}_denoiser")
     # a fresh draw for every batch (and, for the range model, a fresh level for every image)
-    noise_then_model = keras.Sequential([keras.Input(model.input_shape[1:]), noise.layer(SEED), model])
+    noise_then_model = keras.Sequential(
+        [keras.Input(model.input_shape[1:]), noise.layer(SEED), model]
+    )
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=steps)
     optimizer = keras.optimizers.Adam(schedule)
-    # jit_compile: XLA compiles each step, noise and all, into one faster program (common/devices.py)
-    noise_then_model.compile(optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile())
+    # jit_compile: XLA compiles each step, noise and all, into one faster program
+    # (common/devices.py)
+    noise_then_model.compile(
+        optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile()
+    )
     print(f"\n== Training the {name.replace('_', '-')} model: {noise.describe()} ==")
     histories[name], train_seconds[name] = train_autoencoder(
         noise_then_model,
@@ -176,7 +195,9 @@ x_test_noisy = one_level(clean, TEST_SEED)  # the same noisy test set on every r
 one_level_denoised = models["one_level"].predict(x_test_noisy, batch_size=1000, verbose=0)
 range_denoised = models["range"].predict(x_test_noisy, batch_size=1000, verbose=0)
 tuning = slice(0, CLASSICAL_TUNING_IMAGES)
-median = classical_denoisers.tune(classical_denoisers.named("median filter"), x_val_noisy[tuning], x_val[tuning])
+median = classical_denoisers.tune(
+    classical_denoisers.named("median filter"), x_val_noisy[tuning], x_val[tuning]
+)
 median_denoised = median(x_test_noisy)
 rows = {
     "noisy input": image_quality(clean, x_test_noisy),
@@ -190,7 +211,10 @@ print(f"{'':<42}{'PSNR (dB)':>10}{'SSIM':>8}")
 for label, q in rows.items():
     print(f"{label:<42}{q['psnr_db']:>10.2f}{q['ssim']:>8.3f}")
 difference = range_row["psnr_db"] - one_level_row["psnr_db"]
-print(f"the range model is {difference:+.2f} dB from the one-level model at the one-level model's own level")
+print(
+    f"the range model is {difference:+.2f} dB from the one-level model at the one-level model's "
+    "own level"
+)
 
 # %%
 """
@@ -205,7 +229,9 @@ for level in SWEEP_LEVELS:
     at_level = one_level.at(level)
     noisy = at_level(clean, TEST_SEED)
     median_at_level = classical_denoisers.tune(
-        classical_denoisers.named("median filter"), at_level(x_val[tuning], TEST_SEED + 1), x_val[tuning]
+        classical_denoisers.named("median filter"),
+        at_level(x_val[tuning], TEST_SEED + 1),
+        x_val[tuning],
     )
     one_level_at_level = models["one_level"].predict(noisy, batch_size=1000, verbose=0)
     range_at_level = models["range"].predict(noisy, batch_size=1000, verbose=0)
@@ -219,8 +245,10 @@ for level in SWEEP_LEVELS:
     }
     sweep.append(row)
     print(
-        f"  {level:>4.0%} hit: noisy {row['noisy_psnr_db']:6.2f} dB   one-level {row['one_level_psnr_db']:6.2f} dB"
-        f"   range {row['range_psnr_db']:6.2f} dB   {median_at_level.label:<22} {row['median_psnr_db']:6.2f} dB"
+        f"  {level:>4.0%} hit: noisy {row['noisy_psnr_db']:6.2f} dB   one-level "
+        f"{row['one_level_psnr_db']:6.2f} dB"
+        f"   range {row['range_psnr_db']:6.2f} dB   {median_at_level.label:<22} "
+        f"{row['median_psnr_db']:6.2f} dB"
     )
 evaluation_seconds = time.perf_counter() - evaluating
 
@@ -257,8 +285,8 @@ plotting.curves(
 plotting.loss_curves(
     out / "loss.png",
     {"one-level model": histories["one_level"], "range model": histories["range"]},
-    # the two train on different noise, so their training losses are not comparable; their validation
-    # losses are, on the same noisy images
+    # the two train on different noise, so their training losses are not comparable; their
+    # validation losses are, on the same noisy images
     ylabel=f"binary cross-entropy per pixel (validation at {NOISE_FRACTION:g})",
 )
 
@@ -290,7 +318,8 @@ save_model(models["range"], out / "model.keras")  # noisy image in (any level), 
 save_json(out / "metrics.json", metrics)
 finish(
     out,
-    f"range model {metrics['range_psnr_db']:.2f} dB, one-level model {metrics['one_level_psnr_db']:.2f} dB "
+    f"range model {metrics['range_psnr_db']:.2f} dB, one-level model "
+    f"{metrics['one_level_psnr_db']:.2f} dB "
     f"(noisy {metrics['noisy_psnr_db']:.2f} dB)",
     started,
 )

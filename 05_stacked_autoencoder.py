@@ -2,11 +2,12 @@ r"""
 Title: Stacked denoising autoencoders: greedy layer-wise pretraining for a classifier
 Description: Pretrain a deep network one layer at a time, each layer a denoising autoencoder of
     the codes below it, then fine-tune it as a digit classifier, against the same network pretrained
-    without noise and started from random weights, with few labels and with all (Vincent et al. 2010).
-Run: python 05_stacked_autoencoder.py                                                       (the full run)
+    without noise and started from random weights, with few labels and with all (Vincent et al.
+    2010).
+Run: python 05_stacked_autoencoder.py                                     (the full run)
      python 05_stacked_autoencoder.py --train_limit=5000 --pretrain_epochs=5 \
          --pretrain_batch_size=32 --epochs=5 --few_label_draws=1 --few_label_steps=500 \
-         --few_label_probe_steps=200                                                        (a quick look)
+         --few_label_probe_steps=200                                      (a quick look)
 """
 
 # %%
@@ -36,31 +37,44 @@ DATASET = "mnist"  # "mnist" or "fashion_mnist" (ignored when DATA is set)
 DATA = None  # an .npz, a folder of MNIST IDX files, or a folder of your own images (see the README)
 IMAGE_SIZE = 28  # images are made grey squares of IMAGE_SIZE x IMAGE_SIZE pixels
 TRAIN_LIMIT = None  # use only the first N training images (None: all 60,000)
-# (a sixth, where other chapters hold out a twelfth: Vincent et al. held out 10,000 of MNIST's 60,000)
-VALIDATION_SIZE = None  # the last N training images, held out to decide when to stop (None: a sixth, at most 10,000)
+# (a sixth, where other chapters hold out a twelfth: Vincent et al. held out 10,000 of MNIST's
+# 60,000)
+VALIDATION_SIZE = None  # the last N training images, held out to decide when to stop (None: a
+#                         sixth, at most 10,000)
 # greedy layer-wise pretraining
 HIDDEN_UNITS = (1000, 500, 250)  # widths of the pretrained layers, bottom to top
-MASKING = 0.5  # fraction of the pixels set to 0 in layer 1's input, in the SDAE (0, and CODE_MASKING 0: an SAE)
-CODE_MASKING = 0.7  # fraction of the codes set to 0 in the input of each layer above it, in the SDAE
+MASKING = 0.5  # fraction of the pixels set to 0 in layer 1's input, in the SDAE (0, and
+#                CODE_MASKING 0: an SAE)
+CODE_MASKING = 0.7  # fraction of the codes set to 0 in the input of each layer above it, in the
+#                     SDAE
 PRETRAIN_EPOCHS = 15  # passes over the training images, for each layer
 PRETRAIN_BATCH_SIZE = 256  # examples per gradient step, in pretraining
-PRETRAIN_LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over each layer's training (cosine)
+PRETRAIN_LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over each layer's training
+#                                (cosine)
 # few labels
-FEW_LABELS = (100, 1000)  # numbers of labelled images (as many of each class); sizes the labels cannot give are skipped
-FEW_LABEL_DRAWS = 3  # independent draws of those images (and of the random weights) at each N; errors are averaged
-FEW_LABEL_PROBE_STEPS = 500  # first, gradient steps that train only the softmax layer, on the frozen hidden layers
-FEW_LABEL_STEPS = 1000  # then, steps that train every layer (no validation set with few labels: a fixed budget)
+FEW_LABELS = (100, 1000)  # numbers of labelled images (as many of each class); sizes the labels
+#                           cannot give are skipped
+FEW_LABEL_DRAWS = 3  # independent draws of those images (and of the random weights) at each N;
+#                      errors are averaged
+FEW_LABEL_PROBE_STEPS = 500  # first, gradient steps that train only the softmax layer, on the
+#                              frozen hidden layers
+FEW_LABEL_STEPS = 1000  # then, steps that train every layer (no validation set with few labels: a
+#                         fixed budget)
 # classification with all labels
-EPOCHS = 30  # at most this many passes over the labelled images, for each classifier with all labels
+EPOCHS = 30  # at most this many passes over the labelled images, for each classifier with all
+#              labels
 BATCH_SIZE = 128  # images per gradient step, in every classifier's fine-tuning
-LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over EPOCHS (cosine), or over each few-label phase
+LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over EPOCHS (cosine), or over each few-
+#                       label phase
 PATIENCE_EPOCHS = 10  # stop when the validation error has not improved for this many epochs
 DROPOUT = 0.5  # dropout after every hidden layer, while fine-tuning
 INPUT_DROPOUT = 0.2  # dropout on the input pixels, while fine-tuning
-SEED = 0  # seeds every random draw: NumPy's, Python's and the backend's, the corruptions and few-label draws too
+SEED = 0  # seeds every random draw: NumPy's, Python's and the backend's, the corruptions and few-
+#           label draws too
 STRATEGY = None  # None: one device; "mirrored": split every batch over all local devices
 # output
-OUTPUT_DIR = None  # where figures, metrics.json and the models go (None: outputs/05_stacked_autoencoder)
+OUTPUT_DIR = None  # where figures, metrics.json and the models go (None:
+#                    outputs/05_stacked_autoencoder)
 
 PUBLISHED = {  # Vincent et al. (2010), Table 3: test error (%) on MNIST with all its labels
     "sdae": 1.28,  # SDAE-3
@@ -126,11 +140,15 @@ data = load_data(DATA, DATASET, TRAIN_LIMIT, IMAGE_SIZE)
 print(f"data: {data.describe()}")
 if not data.labelled:
     raise DataError(
-        f"{DATA or data.source}: has no labels; this chapter trains classifiers, so it needs one sub-folder of "
-        "images per class (folder/<class>/*.png), or an .npz with y_train and y_test (06 needs no labels)"
+        f"{DATA or data.source}: has no labels; this chapter trains classifiers, so it needs one "
+        "sub-folder of "
+        "images per class (folder/<class>/*.png), or an .npz with y_train and y_test (06 needs no "
+        "labels)"
     )
 classes = len(data.class_names)
-x_train, x_val = holdout_split(data.x_train, VALIDATION_SIZE, "VALIDATION_SIZE", fraction=1 / 6, cap=10_000)
+x_train, x_val = holdout_split(
+    data.x_train, VALIDATION_SIZE, "VALIDATION_SIZE", fraction=1 / 6, cap=10_000
+)
 y_train = data.y_train[: len(x_train)]
 y_val = data.y_train[len(x_train) :]
 x_pixels = x_train.reshape(len(x_train), -1)  # the pretraining's data: one row of pixels an image
@@ -140,10 +158,18 @@ for n in FEW_LABELS:
     if problem:
         print(f"few labels: {n:,} skipped, {problem} (FEW_LABELS sets the sizes)")
         continue
-    few_label_draws[n] = [balanced_subset(y_train, n, SEED + draw, classes) for draw in range(FEW_LABEL_DRAWS)]
+    few_label_draws[n] = [
+        balanced_subset(y_train, n, SEED + draw, classes) for draw in range(FEW_LABEL_DRAWS)
+    ]
 if FEW_LABELS and not few_label_draws:
-    print("few labels: no size in FEW_LABELS can be drawn from these labels, so that section is skipped")
-print(f"training (pretraining and labels): {len(x_train):,}; validation: {len(x_val):,}; test: {len(data.x_test):,}")
+    print(
+        "few labels: no size in FEW_LABELS can be drawn from these labels, so that section is "
+        "skipped"
+    )
+print(
+    f"training (pretraining and labels): {len(x_train):,}; validation: {len(x_val):,}; test: "
+    f"{len(data.x_test):,}"
+)
 
 # %%
 """
@@ -245,10 +271,13 @@ def pretrain_stack(name, x, widths, maskings, seed):
 
 layers_above = len(HIDDEN_UNITS) - 1
 print(f"\n== Pretraining the SDAE, {' -> '.join(map(str, HIDDEN_UNITS))} ==")
-sdae_stack = pretrain_stack("sdae", x_pixels, HIDDEN_UNITS, (MASKING,) + (CODE_MASKING,) * layers_above, SEED)
+sdae_stack = pretrain_stack(
+    "sdae", x_pixels, HIDDEN_UNITS, (MASKING,) + (CODE_MASKING,) * layers_above, SEED
+)
 print(f"\n== Pretraining the SAE, {' -> '.join(map(str, HIDDEN_UNITS))} (no corruption) ==")
 sae_stack = pretrain_stack("sae", x_pixels, HIDDEN_UNITS, (0.0,) * len(HIDDEN_UNITS), SEED)
-initial_weights = {"sdae": sdae_stack, "sae": sae_stack, "random": None}  # where each classifier's hidden layers start
+# where each classifier's hidden layers start
+initial_weights = {"sdae": sdae_stack, "sae": sae_stack, "random": None}
 names = {"sdae": "SDAE", "sae": "SAE", "random": "random weights"}
 
 # %%
@@ -268,7 +297,9 @@ def build_classifier(widths, stack, *, dropout, input_dropout, name, size=28, cl
     """A size x size image -> ReLU layers of `widths` -> softmax scores for `classes` classes,
     the hidden layers started from `stack`'s pretrained encoders (None: random weights)."""
     if stack is not None and [layer.units for layer in stack] != list(widths):
-        raise SettingError(f"pretrained widths {[layer.units for layer in stack]} do not match {list(widths)}")
+        raise SettingError(
+            f"pretrained widths {[layer.units for layer in stack]} do not match {list(widths)}"
+        )
     image = keras.Input(shape=(size, size), name="image")
     h = layers.Flatten()(image)
     h = layers.Dropout(input_dropout, name="input_dropout")(h)
@@ -283,9 +314,16 @@ def build_classifier(widths, stack, *, dropout, input_dropout, name, size=28, cl
 
 
 def classifier(name, stack):
-    """The chapter's classifier: image -> HIDDEN_UNITS -> class scores, started from `stack` (or random)."""
+    """The chapter's classifier: image -> HIDDEN_UNITS -> class scores, started from `stack` (or
+    random)."""
     return build_classifier(
-        HIDDEN_UNITS, stack, dropout=DROPOUT, input_dropout=INPUT_DROPOUT, name=name, size=IMAGE_SIZE, classes=classes
+        HIDDEN_UNITS,
+        stack,
+        dropout=DROPOUT,
+        input_dropout=INPUT_DROPOUT,
+        name=name,
+        size=IMAGE_SIZE,
+        classes=classes,
     )
 
 
@@ -383,7 +421,9 @@ with the lowest validation error.
 """
 
 
-def fine_tune_classifier(model, train, validation, *, epochs, batch_size, learning_rate, patience, seed):
+def fine_tune_classifier(
+    model, train, validation, *, epochs, batch_size, learning_rate, patience, seed
+):
     """Train on the labels of `train` for at most `epochs`, in a new order every epoch, watching
     the error on `validation`: stop when it has not improved for `patience` epochs, and keep the
     weights of the best epoch. Returns the history, the seconds taken and the (1-based) epoch kept."""
@@ -399,7 +439,9 @@ def fine_tune_classifier(model, train, validation, *, epochs, batch_size, learni
     )
     began = time.perf_counter()
     history = model.fit(
-        shuffled_batches(x, y, batch_size, seed),  # as fit(x, y, shuffle=True), read faster (common/batches.py)
+        shuffled_batches(
+            x, y, batch_size, seed
+        ),  # as fit(x, y, shuffle=True), read faster (common/batches.py)
         epochs=epochs,
         steps_per_epoch=math.ceil(len(x) / batch_size),
         shuffle=False,  # the batches are shuffled already
@@ -413,7 +455,8 @@ def fine_tune_classifier(model, train, validation, *, epochs, batch_size, learni
 
 
 def fine_tune_all_labels(name, stack, train, validation):
-    """Fine-tune the chapter's classifier on every labelled image, stopping early on the validation error."""
+    """Fine-tune the chapter's classifier on every labelled image, stopping early on the validation
+    error."""
     model = classifier(f"{name}_classifier", stack)
     history, _, kept_epoch = fine_tune_classifier(
         model,
@@ -434,9 +477,14 @@ kept_epoch = {}
 validation_error = {}
 test_error = {}
 for weights_name, stack in initial_weights.items():
-    print(f"\n== Fine-tuning the {names[weights_name]} classifier on {len(x_train):,} labelled images ==")
+    print(
+        f"\n== Fine-tuning the {names[weights_name]} classifier on {len(x_train):,} labelled "
+        "images =="
+    )
     stage = f"{weights_name}_classifier"
-    result = stages.run(stage, fine_tune_all_labels, weights_name, stack, (x_train, y_train), (x_val, y_val))
+    result = stages.run(
+        stage, fine_tune_all_labels, weights_name, stack, (x_train, y_train), (x_val, y_val)
+    )
     model = classifier(stage, stack)
     model.set_weights(result["weights"])
     classifiers[weights_name] = model
@@ -444,7 +492,10 @@ for weights_name, stack in initial_weights.items():
     kept_epoch[weights_name] = result["kept_epoch"]
     validation_error[weights_name] = error_pct(model, x_val, y_val)
     test_error[weights_name] = error_pct(model, data.x_test, data.y_test)
-    print(f"kept epoch {kept_epoch[weights_name]}, validation error {validation_error[weights_name]:.2f} %")
+    print(
+        f"kept epoch {kept_epoch[weights_name]}, validation error "
+        f"{validation_error[weights_name]:.2f} %"
+    )
 
 # %%
 """
@@ -457,23 +508,39 @@ closer than about twice that are a tie.
 averaged = f"mean of {FEW_LABEL_DRAWS} draws" if FEW_LABEL_DRAWS > 1 else "one draw"
 few_label_means = {}
 for n, result in few_labels.items():
-    few_label_means[n] = {weights_name: float(np.mean(result[weights_name])) for weights_name in initial_weights}
+    few_label_means[n] = {
+        weights_name: float(np.mean(result[weights_name])) for weights_name in initial_weights
+    }
 if few_labels:
     print(f"\nTest error (%) with few labels, {averaged}:")
-    print(f"  {'labels':>8}{'SDAE':>8}{'SAE':>8}{'random weights':>16}{'SDAE errs less than random by':>32}")
+    print(
+        f"  {'labels':>8}{'SDAE':>8}{'SAE':>8}{'random weights':>16}{'SDAE errs less than random by':>32}"
+    )
     for n, mean in few_label_means.items():
-        fewer = 1 - mean["sdae"] / mean["random"]  # a share of random weights' errors, not percentage points
-        print(f"  {n:>8,}{mean['sdae']:>8.2f}{mean['sae']:>8.2f}{mean['random']:>16.2f}{fewer:>32.1%}")
+        # a share of random weights' errors, not percentage points
+        fewer = 1 - mean["sdae"] / mean["random"]
+        print(
+            f"  {n:>8,}{mean['sdae']:>8.2f}{mean['sae']:>8.2f}{mean['random']:>16.2f}{fewer:>32.1%}"
+        )
 
 n_test = len(data.x_test)
-standard_error = {s: 100 * math.sqrt(e / 100 * (1 - e / 100) / n_test) for s, e in test_error.items()}
-print(f"\nTest error (%) on {n_test:,} test images, {len(x_train):,} labels (+- one standard error):")
+standard_error = {
+    s: 100 * math.sqrt(e / 100 * (1 - e / 100) / n_test) for s, e in test_error.items()
+}
+print(
+    f"\nTest error (%) on {n_test:,} test images, {len(x_train):,} labels (+- one standard error):"
+)
 print(f"  {'':<34}{'here':>15}{'published':>11}")
 for weights_name in initial_weights:
     published = PUBLISHED.get(weights_name)
     here = f"{test_error[weights_name]:.2f} +- {standard_error[weights_name]:.2f}"
-    print(f"  {names[weights_name]:<34}{here:>15}{'' if published is None else f'{published:>11.2f}'}")
-print(f"  {'DBN-3 / SVM-RBF (published only)':<34}{'':>15}{PUBLISHED['dbn']:>6.2f} / {PUBLISHED['svm_rbf']:.2f}")
+    print(
+        f"  {names[weights_name]:<34}{here:>15}{'' if published is None else f'{published:>11.2f}'}"
+    )
+print(
+    f"  {'DBN-3 / SVM-RBF (published only)':<34}{'':>15}{PUBLISHED['dbn']:>6.2f} / "
+    f"{PUBLISHED['svm_rbf']:.2f}"
+)
 
 # %%
 """
@@ -496,7 +563,8 @@ if few_labels:
             for weights_name in initial_weights
         },
         xlabel="labelled training images",
-        ylabel=f"test error (%), {averaged}" + (" (band: best to worst)" if FEW_LABEL_DRAWS > 1 else ""),
+        ylabel=f"test error (%), {averaged}"
+        + (" (band: best to worst)" if FEW_LABEL_DRAWS > 1 else ""),
         title="The same network, fine-tuned on few labels",
         logx=True,
     )
@@ -516,14 +584,18 @@ for weights_name, history in histories.items():
         "loss": [100 * (1 - a) for a in history["accuracy"]],
         "val_loss": [100 * (1 - a) for a in history["val_accuracy"]],
     }
-plotting.loss_curves(out / "classification_error.png", errors, ylabel="error (%), training with dropout / validation")
+plotting.loss_curves(
+    out / "classification_error.png", errors, ylabel="error (%), training with dropout / validation"
+)
 
 few_label_figures = {}
 for n, result in few_labels.items():
     few_label_figures[str(n)] = {
         "mean": few_label_means[n],
         "draws": {weights_name: result[weights_name] for weights_name in initial_weights},
-        "indices": [chosen.tolist() for chosen in result["indices"]],  # of each draw, in the training images
+        "indices": [
+            chosen.tolist() for chosen in result["indices"]
+        ],  # of each draw, in the training images
     }
 metrics = {
     "settings": settings,

@@ -35,23 +35,29 @@ DATA = None  # an .npz, a folder of MNIST IDX files, or a folder of your own ima
 IMAGE_SIZE = 28  # images are made grey squares of IMAGE_SIZE x IMAGE_SIZE pixels
 TRAIN_LIMIT = None  # use only the first N training images (None: all 60,000)
 # model
-HIDDEN_UNITS = (1000, 500, 250)  # widths of the encoder's pretrained layers, bottom to top; the decoder mirrors them
-CODE_DIM = 30  # size of the code: a linear layer on top, pretrained like the others (2: a map you can plot)
+HIDDEN_UNITS = (1000, 500, 250)  # widths of the encoder's pretrained layers, bottom to top; the
+#                                  decoder mirrors them
+CODE_DIM = 30  # size of the code: a linear layer on top, pretrained like the others (2: a map you
+#                can plot)
 # greedy layer-wise pretraining
 MASKING = 0.5  # fraction of the pixels set to 0 in layer 1's input while it is pretrained
-CODE_MASKING = 0.25  # fraction of the hidden values (the layer below's output) set to 0 in the input of layers 2 to 4
+CODE_MASKING = 0.25  # fraction of the hidden values (the layer below's output) set to 0 in the
+#                      input of layers 2 to 4
 PRETRAIN_EPOCHS = 20  # passes over the training images, for each layer
 PRETRAIN_BATCH_SIZE = 256  # examples per gradient step, in pretraining
-PRETRAIN_LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over each layer's training (cosine)
+PRETRAIN_LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over each layer's training
+#                                (cosine)
 # fine-tuning the unrolled autoencoder
 EPOCHS = 40  # passes over the training images
 BATCH_SIZE = 256  # images per gradient step
 LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over the fine-tuning (cosine)
-WEIGHT_DECAY = 0.1  # AdamW's weight decay: each step subtracts this x the step size x w from each weight w (0: Adam)
+WEIGHT_DECAY = 0.1  # AdamW's weight decay: each step subtracts this x the step size x w from each
+#                     weight w (0: Adam)
 SEED = 0  # seeds every random draw: NumPy's, Python's and the backend's, the corruptions too
 STRATEGY = None  # None: one device; "mirrored": split every batch over all local devices
 # output
-OUTPUT_DIR = None  # where figures, metrics.json and model.keras go (None: outputs/06_deep_autoencoder)
+OUTPUT_DIR = None  # where figures, metrics.json and model.keras go (None:
+#                    outputs/06_deep_autoencoder)
 
 PUBLISHED = {  # Hinton & Salakhutdinov (2006), Figure 2: squared error per MNIST test image
     "deep_ae": 3.00,  # their 784-1000-500-250-30 autoencoder, pretrained as RBMs
@@ -155,7 +161,9 @@ def adam_cosine(learning_rate, total_steps, weight_decay=0.0):
     return keras.optimizers.Adam(schedule)
 
 
-def pretrain_layer(x, units, corruption, *, pixels, linear_code=False, epochs, batch_size, learning_rate, seed):
+def pretrain_layer(
+    x, units, corruption, *, pixels, linear_code=False, epochs, batch_size, learning_rate, seed
+):
     """Train one layer as an autoencoder of the (N, inputs) array `x`, with `corruption` applied
     to its input, afresh for every batch (None: a plain autoencoder)."""
     activation = "linear" if linear_code else "relu"
@@ -194,13 +202,18 @@ def encode(stack, x):
 
 
 widths = (*HIDDEN_UNITS, CODE_DIM)
-print(f"\n== Pretraining the encoder, {' -> '.join(map(str, widths))} (code), one layer at a time ==")
+print(
+    f"\n== Pretraining the encoder, {' -> '.join(map(str, widths))} (code), one layer at a time =="
+)
 stack = []
 codes = x_flat
 for k, units in enumerate(widths):
     level = MASKING if k == 0 else CODE_MASKING
     top = k == len(widths) - 1
-    print(f"\n-- layer {k + 1}: {codes.shape[1]} -> {units}{' (linear code)' if top else ''}, masking {level:.0%}")
+    print(
+        f"\n-- layer {k + 1}: {codes.shape[1]} -> {units}{' (linear code)' if top else ''}, "
+        f"masking {level:.0%}"
+    )
     layer = stages.run(
         f"layer_{k + 1}",
         pretrain_layer,
@@ -244,7 +257,9 @@ def build_deep_autoencoder(stack, size=28, name="deep_autoencoder"):
         pretrained[layer_name] = layer.encoder
     for k in reversed(range(len(stack))):
         layer = stack[k]
-        h = layers.Dense(layer.decoder[0].shape[1], activation=layer.decoder_activation, name=f"decoder_{k + 1}")(h)
+        h = layers.Dense(
+            layer.decoder[0].shape[1], activation=layer.decoder_activation, name=f"decoder_{k + 1}"
+        )(h)
         pretrained[f"decoder_{k + 1}"] = layer.decoder
     reconstruction = layers.Reshape((size, size), name="reconstruction")(h)
     model = keras.Model(image, reconstruction, name=name)
@@ -260,7 +275,9 @@ def fine_tune(model, x, resume_dir):
         loss="binary_crossentropy",
         jit_compile=jit_compile(),
     )
-    history, seconds = train_autoencoder(model, x, x, epochs=EPOCHS, batch_size=BATCH_SIZE, resume_dir=resume_dir)
+    history, seconds = train_autoencoder(
+        model, x, x, epochs=EPOCHS, batch_size=BATCH_SIZE, resume_dir=resume_dir
+    )
     return {"weights": model.get_weights(), "history": history, "seconds": seconds}
 
 
@@ -268,7 +285,9 @@ deep = build_deep_autoencoder(stack, IMAGE_SIZE)
 deep.summary(line_length=80)
 pretrained_reconstruction = deep.predict(data.x_test, batch_size=2000, verbose=0)
 print(f"\n== Fine-tuning the deep autoencoder for {EPOCHS} epochs ==")
-fine_tuned = stages.run("fine_tuning", fine_tune, deep, data.x_train, stages.subfolder("fine_tuning_epochs"))
+fine_tuned = stages.run(
+    "fine_tuning", fine_tune, deep, data.x_train, stages.subfolder("fine_tuning_epochs")
+)
 deep.set_weights(fine_tuned["weights"])
 
 # %%
@@ -298,17 +317,28 @@ def squared_error_per_image(reference, estimate):
 
 
 reconstruction = deep.predict(data.x_test, batch_size=2000, verbose=0)
-training_error = squared_error_per_image(data.x_train, deep.predict(data.x_train, batch_size=2000, verbose=0))
+training_error = squared_error_per_image(
+    data.x_train, deep.predict(data.x_train, batch_size=2000, verbose=0)
+)
 mean, components = pca(data.x_train, CODE_DIM)
 pca_reconstruction = pca_reconstruct(data.x_test, mean, components)
 deep_error = squared_error_per_image(data.x_test, reconstruction)
 pretrained_error = squared_error_per_image(data.x_test, pretrained_reconstruction)
 pca_error = squared_error_per_image(data.x_test, pca_reconstruction)
-print(f"\nSquared error per test image (sum over {data.x_test[0].size} pixels, mean over {len(data.x_test):,} images):")
+print(
+    f"\nSquared error per test image (sum over {data.x_test[0].size} pixels, mean over "
+    f"{len(data.x_test):,} images):"
+)
 print(f"  deep autoencoder, pretrained only      {pretrained_error:7.2f}")
-print(f"  deep autoencoder, fine-tuned           {deep_error:7.2f}   (published: {PUBLISHED['deep_ae']:.2f})")
+print(
+    f"  deep autoencoder, fine-tuned           {deep_error:7.2f}   (published: "
+    f"{PUBLISHED['deep_ae']:.2f})"
+)
 print(f"  {f'  on its {len(data.x_train):,} training images':<39}{training_error:7.2f}")
-print(f"  {f'PCA, {CODE_DIM} components':<39}{pca_error:7.2f}   (published: {PUBLISHED['pca']:.2f}, not clipped)")
+print(
+    f"  {f'PCA, {CODE_DIM} components':<39}{pca_error:7.2f}   (published: {PUBLISHED['pca']:.2f}, "
+    "not clipped)"
+)
 
 # %%
 """
@@ -338,7 +368,9 @@ plotting.loss_curves(
     pretraining_losses,
     ylabel="reconstruction loss (cross-entropy, then squared error)",
 )
-plotting.loss_curves(out / "loss.png", {"deep autoencoder": fine_tuned["history"]}, ylabel="cross-entropy per pixel")
+plotting.loss_curves(
+    out / "loss.png", {"deep autoencoder": fine_tuned["history"]}, ylabel="cross-entropy per pixel"
+)
 if CODE_DIM == 2:
     encoder = keras.Model(deep.input, deep.get_layer("code").output)
     maps = {
@@ -372,7 +404,10 @@ metrics = {
         "fine_tuning": round(fine_tuned["seconds"], 1),
         "total": round(time.perf_counter() - started, 1),
     },
-    "loss_history": {"pretraining": [layer.history["loss"] for layer in stack], "fine_tuning": fine_tuned["history"]},
+    "loss_history": {
+        "pretraining": [layer.history["loss"] for layer in stack],
+        "fine_tuning": fine_tuned["history"],
+    },
 }
 save_model(deep, out / "model.keras")
 save_json(out / "metrics.json", metrics)

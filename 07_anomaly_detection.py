@@ -3,8 +3,9 @@ Title: Anomaly detection: the reconstruction error and the code as detectors of 
 Description: Train one autoencoder per digit on that digit alone, and find the other digits (and
     clothes) by how badly it rebuilds them and how far their codes fall from the digit's; scored by
     ROC AUC on the standard one-class benchmark.
-Run: python 07_anomaly_detection.py                                                                     (the full run)
-     python 07_anomaly_detection.py --train_limit=5000 --classes="(0,8)" --epochs=60 --batch_size=32    (a quick look)
+Run: python 07_anomaly_detection.py                                   (the full run)
+     python 07_anomaly_detection.py --train_limit=5000 --classes="(0,8)" --epochs=60 \
+         --batch_size=32                                              (a quick look)
 """
 
 # %%
@@ -34,27 +35,45 @@ DATA = None  # an .npz or a folder of your own images, one sub-folder per class 
 IMAGE_SIZE = 28  # images are made grey squares of IMAGE_SIZE x IMAGE_SIZE pixels
 TRAIN_LIMIT = None  # use only the first N training images (None: all 60,000)
 CLASSES = None  # class numbers to build a detector for, e.g. (0, 8) (None: every class)
-VALIDATION_SIZE = None  # the last N of each class's training images, held out (None: a tenth, at most 500)
+VALIDATION_SIZE = None  # the last N of each class's training images, held out (None: a tenth, at
+#                         most 500)
 # model
 CODE_DIM = 32  # size of the code between encoder and decoder
-FILTERS = (32, 64)  # the detector's encoder: 3x3 convolutions of stride 2, one per entry; the decoder mirrors them
+FILTERS = (32, 64)  # the detector's encoder: 3x3 convolutions of stride 2, one per entry; the
+#                     decoder mirrors them
 # training (the same for every detector)
 EPOCHS = 25  # passes over one class's training images
 BATCH_SIZE = 256  # images per gradient step
 LEARNING_RATE = 3e-3  # Adam's step size, decayed to zero over training (cosine)
 SEED = 0  # seeds every random draw: NumPy's, Python's and the backend's
 # from score to decision
-THRESHOLD_PERCENTILE = 95.0  # a detector flags the images scored above this percentile of its validation images
+THRESHOLD_PERCENTILE = 95.0  # a detector flags the images scored above this percentile of its
+#                              validation images
 # beyond digits
-OUT_OF_DISTRIBUTION = True  # on MNIST: one all-digits detector, scored on Fashion-MNIST's test images
-OUT_OF_DISTRIBUTION_EPOCHS = 3  # passes over all the training images (ten times one class's: fewer passes)
+OUT_OF_DISTRIBUTION = True  # on MNIST: one all-digits detector, scored on Fashion-MNIST's test
+#                             images
+OUT_OF_DISTRIBUTION_EPOCHS = 3  # passes over all the training images (ten times one class's: fewer
+#                                 passes)
 # output
-PICTURED_CLASSES = None  # classes whose most normal and strangest test images are drawn (None: easiest, hardest)
+PICTURED_CLASSES = None  # classes whose most normal and strangest test images are drawn (None:
+#                          easiest, hardest)
 OUTPUT_DIR = None  # where figures, metrics.json and models/ go (None: outputs/07_anomaly_detection)
 
 PUBLISHED = {  # ROC AUC on MNIST under the same protocol, digits 0 to 9
-    # Ruff et al., "Deep One-Class Classification" (ICML 2018), Table 1: one-class Deep SVDD, mean of 10 seeds
-    "Deep SVDD (Ruff et al.)": (0.980, 0.997, 0.917, 0.919, 0.949, 0.885, 0.983, 0.946, 0.939, 0.965),
+    # Ruff et al., "Deep One-Class Classification" (ICML 2018), Table 1: one-class Deep SVDD, mean
+    # of 10 seeds
+    "Deep SVDD (Ruff et al.)": (
+        0.980,
+        0.997,
+        0.917,
+        0.919,
+        0.949,
+        0.885,
+        0.983,
+        0.946,
+        0.939,
+        0.965,
+    ),
     # Perera et al., "OCGAN" (CVPR 2019), its MNIST table
     "OCGAN (Perera et al.)": (0.998, 0.999, 0.942, 0.963, 0.975, 0.980, 0.991, 0.981, 0.939, 0.981),
 }
@@ -106,8 +125,10 @@ def build_autoencoder(code_dim: int, filters: tuple[int, ...], size: int) -> ker
     h = layers.Dense(side * side * filters[-1], activation="relu")(code)
     h = layers.Reshape((side, side, filters[-1]))(h)
     for n in reversed(filters[:-1]):
-        h = layers.Conv2DTranspose(n, 3, strides=2, padding="same", activation="relu")(h)  # doubles it
-    h = layers.Conv2DTranspose(1, 3, strides=2, padding="same", activation="sigmoid")(h)  # pixels in [0, 1]
+        # doubles it
+        h = layers.Conv2DTranspose(n, 3, strides=2, padding="same", activation="relu")(h)
+    # pixels in [0, 1]
+    h = layers.Conv2DTranspose(1, 3, strides=2, padding="same", activation="sigmoid")(h)
     reconstruction = layers.Reshape((size, size), name="reconstruction")(h)
     return keras.Model(image, reconstruction, name="autoencoder")
 
@@ -178,17 +199,23 @@ It is saved as `models/class_<d>_score.keras` beside the autoencoder (`models/cl
 """
 
 
-def build_score_model(autoencoder: keras.Model, mean, covariance, standardization: dict) -> keras.Model:
+def build_score_model(
+    autoencoder: keras.Model, mean, covariance, standardization: dict
+) -> keras.Model:
     """Image in, anomaly score out: z(error) + z(distance), from the autoencoder (called twice)
     and layers of constant weights. `standardization`: the (mean, std) of "error" and "distance"."""
-    autoencoder_with_code = keras.Model(autoencoder.input, [autoencoder.output, autoencoder.get_layer("code").output])
+    autoencoder_with_code = keras.Model(
+        autoencoder.input, [autoencoder.output, autoencoder.get_layer("code").output]
+    )
     image = keras.Input(shape=autoencoder.input.shape[1:], name="image")
     reconstruction, code = autoencoder_with_code(image)
     second_reconstruction, _ = autoencoder_with_code(reconstruction)  # g(f(g(f(x))))
     residual = layers.Subtract()([layers.Flatten()(image), layers.Flatten()(second_reconstruction)])
     whitened = layers.Dense(len(mean), name="whiten")(code)  # (f(x) - m) L
     error = layers.Dense(1, use_bias=False, name="error")(layers.Multiply()([residual, residual]))
-    distance = layers.Dense(1, use_bias=False, name="distance")(layers.Multiply()([whitened, whitened]))
+    distance = layers.Dense(1, use_bias=False, name="distance")(
+        layers.Multiply()([whitened, whitened])
+    )
     score = layers.Dense(1, name="score")(layers.Concatenate()([error, distance]))
     anomaly_score = layers.Reshape((), name="anomaly_score")(score)  # one number an image
     model = keras.Model(image, anomaly_score, name="score")
@@ -202,7 +229,10 @@ def build_score_model(autoencoder: keras.Model, mean, covariance, standardizatio
         "whiten": [lower, -mean @ lower],  # (f(x) - m) L
         "error": [np.ones((residual.shape[-1], 1))],  # the sum of the squared differences
         "distance": [np.ones((len(mean), 1))],  # the sum of the squares of (f(x) - m) L
-        "score": [scale, -means @ scale],  # (error - its mean) / its std + (distance - its mean) / its std
+        "score": [
+            scale,
+            -means @ scale,
+        ],  # (error - its mean) / its std + (distance - its mean) / its std
     }
     for name, weights in constants.items():
         model.get_layer(name).set_weights([w.astype(np.float32) for w in weights])
@@ -225,7 +255,9 @@ resumes the one in progress from its last finished epoch).
 started = time.perf_counter()
 settings, out = start(globals())
 if not FILTERS or IMAGE_SIZE % 2 ** len(FILTERS):
-    raise SettingError(f"FILTERS={FILTERS}: each halves the image; IMAGE_SIZE must divide by {2 ** len(FILTERS)}")
+    raise SettingError(
+        f"FILTERS={FILTERS}: each halves the image; IMAGE_SIZE must divide by {2 ** len(FILTERS)}"
+    )
 stages = Stages(backup_folder(out, settings, "stages"), SEED)  # Ctrl-C, then rerun: resumes here
 
 # %%
@@ -243,19 +275,24 @@ data = load_data(DATA, DATASET, TRAIN_LIMIT, IMAGE_SIZE)
 print(f"data: {data.describe()}")
 if not data.labelled:
     raise DataError(
-        f"{DATA or data.source}: has no classes; one-class detection needs one sub-folder of images per class "
+        f"{DATA or data.source}: has no classes; one-class detection needs one sub-folder of "
+        "images per class "
         "(folder/<class>/*.png), or an .npz with y_train and y_test"
     )
 names = list(data.class_names)
 if len(names) < 2:
-    raise DataError(f"{DATA or data.source}: has one class only ({names[0]}); at least two are needed")
+    raise DataError(
+        f"{DATA or data.source}: has one class only ({names[0]}); at least two are needed"
+    )
 classes = list(range(len(names))) if CLASSES is None else [int(c) for c in np.atleast_1d(CLASSES)]
 if not classes or any(c < 0 or c >= len(names) for c in classes):
     raise SettingError(f"CLASSES={CLASSES}: expected class numbers from 0 to {len(names) - 1}")
 for c in classes:
     count = int(np.sum(data.y_train == c))
     if count < 2:
-        raise DataError(f"{DATA or data.source}: class {names[c]} has {count} training image(s); 2 are needed")
+        raise DataError(
+            f"{DATA or data.source}: class {names[c]} has {count} training image(s); 2 are needed"
+        )
 x_train = {}  # class -> its training images
 x_val = {}  # class -> its validation images
 for c in range(len(names)):  # every class, not only CLASSES: its images are the others' anomalies
@@ -265,7 +302,8 @@ for c in range(len(names)):  # every class, not only CLASSES: its images are the
 train_sizes = [len(x_train[c]) for c in classes]
 validation_sizes = [len(x_val[c]) for c in classes]
 print(
-    f"detectors for {len(classes)} classes: {min(train_sizes):,}-{max(train_sizes):,} training images each, "
+    f"detectors for {len(classes)} classes: {min(train_sizes):,}-{max(train_sizes):,} training "
+    "images each, "
     f"{min(validation_sizes)}-{max(validation_sizes)} for validation"
 )
 on_mnist = DATA is None and DATASET == "mnist"
@@ -289,7 +327,8 @@ def train_detector(images: np.ndarray, epochs: int, resume_dir):
     steps = epochs * math.ceil(len(images) / BATCH_SIZE)
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=steps)
     optimizer = keras.optimizers.Adam(schedule)
-    # under TensorFlow without XLA: compiling each of these small networks takes longer than it saves
+    # under TensorFlow without XLA: compiling each of these small networks takes longer than it
+    # saves
     model.compile(optimizer=optimizer, loss="mse", jit_compile=jit_compile(on_tensorflow=False))
     history, seconds = train_autoencoder(
         model, images, images, epochs=epochs, batch_size=BATCH_SIZE, resume_dir=resume_dir
@@ -319,7 +358,9 @@ train_seconds = 0.0
 for c in classes:
     print(f"\n-- autoencoder for class {names[c]} ({len(x_train[c]):,} images)")
     resume = stages.subfolder(f"class_{c}")
-    weights, histories[c], seconds = stages.run(f"class_{c}", train_detector, x_train[c], EPOCHS, resume)
+    weights, histories[c], seconds = stages.run(
+        f"class_{c}", train_detector, x_train[c], EPOCHS, resume
+    )
     models[c] = model_from_weights(weights)
     train_seconds += seconds
 
@@ -337,7 +378,10 @@ for c in classes:
     validation_distance = mahalanobis_squared(predict(encoder, x_val[c]), *gaussians[c])
     standardization[c] = {  # (mean, std); a std of 0 (a constant) is taken as 1, never divided by
         "error": (float(np.mean(validation_error)), float(np.std(validation_error) or 1.0)),
-        "distance": (float(np.mean(validation_distance)), float(np.std(validation_distance) or 1.0)),
+        "distance": (
+            float(np.mean(validation_distance)),
+            float(np.std(validation_distance) or 1.0),
+        ),
     }
     score_models[c] = build_score_model(models[c], *gaussians[c], standardization[c])
 
@@ -352,11 +396,13 @@ autoencoder, and its reconstruction error already separates well: the lesson is 
 reconstruction error as a score; the non-linear autoencoder, and its second pass, sharpen it.
 """
 full_score = "second pass + code distance"  # the detector's own row: its score model's score
-variants = ["PCA", "autoencoder", "autoencoder, second pass", full_score]  # each row adds one ingredient
+# each row adds one ingredient
+variants = ["PCA", "autoencoder", "autoencoder, second pass", full_score]
 
 
 def score_by_variant(variant: str, c: int, images: np.ndarray) -> np.ndarray:
-    """The score of each image by `variant` of class `c`: the score model's, or a reconstruction error."""
+    """The score of each image by `variant` of class `c`: the score model's, or a reconstruction
+    error."""
     if variant == full_score:
         return predict(score_models[c], images)
     if variant == "PCA":
@@ -372,7 +418,8 @@ for variant in variants:
     for c in classes:
         scores = score_by_variant(variant, c, data.x_test)
         normal = data.y_test == c
-        separable = normal.any() and (~normal).any()  # else no test image of this class: nothing to separate
+        # else no test image of this class: nothing to separate
+        separable = normal.any() and (~normal).any()
         auc[variant][c] = roc_auc(scores[normal], scores[~normal]) if separable else float("nan")
         test_scores[variant][c] = scores
 mean_auc = {v: float(np.nanmean(list(auc[v].values()))) for v in variants}
@@ -403,23 +450,30 @@ print(f"training time: {train_seconds:.0f} s ({len(classes)} autoencoders)")
 ## From score to decision
 
 An AUC ranks; a detector in service must decide. The threshold of each class is the
-THRESHOLD_PERCENTILE percentile of its validation images' scores: about (100 - THRESHOLD_PERCENTILE) %
-of normal images will be flagged, and what matters is how many anomalies are caught at that price.
+THRESHOLD_PERCENTILE percentile of its validation images' scores: about (100 - THRESHOLD_PERCENTILE)
+% of normal images will be flagged, and what matters is how many anomalies are caught at that price.
 No anomaly, and no test image, is used to set it.
 """
 thresholds = {}
 flagged = {}
 caught = {}
-print(f"\nThreshold at the {THRESHOLD_PERCENTILE:g}th percentile of the validation scores, on the test images:")
+print(
+    f"\nThreshold at the {THRESHOLD_PERCENTILE:g}th percentile of the validation scores, on the "
+    "test images:"
+)
 print(f"{'class':<8}{'threshold':>10}{'normal flagged':>16}{'anomalies caught':>18}")
 for c in classes:
     scores = test_scores[full_score][c]
     normal = data.y_test == c
-    thresholds[c] = float(np.percentile(score_by_variant(full_score, c, x_val[c]), THRESHOLD_PERCENTILE))
+    thresholds[c] = float(
+        np.percentile(score_by_variant(full_score, c, x_val[c]), THRESHOLD_PERCENTILE)
+    )
     flagged[c] = float(np.mean(scores[normal] > thresholds[c])) if normal.any() else float("nan")
     caught[c] = float(np.mean(scores[~normal] > thresholds[c])) if (~normal).any() else float("nan")
     print(f"{names[c][:8]:<8}{thresholds[c]:>10.2f}{flagged[c]:>16.1%}{caught[c]:>18.1%}")
-print(f"{'mean':<8}{'':>10}{np.nanmean(list(flagged.values())):>16.1%}{np.nanmean(list(caught.values())):>18.1%}")
+print(
+    f"{'mean':<8}{'':>10}{np.nanmean(list(flagged.values())):>16.1%}{np.nanmean(list(caught.values())):>18.1%}"
+)
 
 # %%
 """
@@ -436,7 +490,10 @@ fashion = None
 if not OUT_OF_DISTRIBUTION:
     print("\nout-of-distribution example: off (OUT_OF_DISTRIBUTION=False)")
 elif not on_mnist:
-    print("\nout-of-distribution example: skipped (it scores Fashion-MNIST against MNIST; the data here is another)")
+    print(
+        "\nout-of-distribution example: skipped (it scores Fashion-MNIST against MNIST; the data "
+        "here is another)"
+    )
 else:
     try:
         fashion = load_data(None, "fashion_mnist", None, IMAGE_SIZE)
@@ -446,7 +503,11 @@ if fashion is not None:
     digits = np.concatenate(list(x_train.values()))
     print(f"\n-- autoencoder for every digit at once ({len(digits):,} images)")
     weights, ood_history, ood_seconds = stages.run(
-        "all_digits", train_detector, digits, OUT_OF_DISTRIBUTION_EPOCHS, stages.subfolder("all_digits")
+        "all_digits",
+        train_detector,
+        digits,
+        OUT_OF_DISTRIBUTION_EPOCHS,
+        stages.subfolder("all_digits"),
     )
     all_digits = model_from_weights(weights)
     digit_scores = reconstruction_errors(lambda x: predict(all_digits, x), data.x_test)
@@ -463,8 +524,10 @@ if fashion is not None:
     }
     print(
         f"MNIST digits (normal) against Fashion-MNIST (anomalous), {len(data.x_test):,} + "
-        f"{len(fashion.x_test):,} test images: AUC {ood['auc']:.4f}; at the {THRESHOLD_PERCENTILE:g}th percentile "
-        f"threshold, {ood['fashion_caught']:.1%} of clothes caught, {ood['digits_flagged']:.1%} of digits flagged"
+        f"{len(fashion.x_test):,} test images: AUC {ood['auc']:.4f}; at the "
+        f"{THRESHOLD_PERCENTILE:g}th percentile "
+        f"threshold, {ood['fashion_caught']:.1%} of clothes caught, {ood['digits_flagged']:.1%} of "
+        "digits flagged"
     )
 
 # %%
@@ -493,14 +556,25 @@ curves = {}
 for c in classes:
     normal = data.y_test == c
     if normal.any() and (~normal).any():
-        fpr, tpr, _ = roc_curve(test_scores[full_score][c][normal], test_scores[full_score][c][~normal])
+        fpr, tpr, _ = roc_curve(
+            test_scores[full_score][c][normal], test_scores[full_score][c][~normal]
+        )
         curves[f"{names[c]} (AUC {auc[full_score][c]:.3f})"] = (fpr, tpr)
-plotting.roc_curves(out / "roc_curves.png", curves, title="ROC curves of the detectors, test images")
+plotting.roc_curves(
+    out / "roc_curves.png", curves, title="ROC curves of the detectors, test images"
+)
 
-ranked = sorted((c for c in classes if np.isfinite(auc[full_score][c])), key=lambda c: -auc[full_score][c])
-pictured = [c for c in np.atleast_1d(PICTURED_CLASSES) if c in ranked] if PICTURED_CLASSES is not None else []
+ranked = sorted(
+    (c for c in classes if np.isfinite(auc[full_score][c])), key=lambda c: -auc[full_score][c]
+)
+pictured = (
+    [c for c in np.atleast_1d(PICTURED_CLASSES) if c in ranked]
+    if PICTURED_CLASSES is not None
+    else []
+)
 if not pictured and ranked:
-    pictured = [ranked[0]] if len(ranked) == 1 else [ranked[0], ranked[-1]]  # the easiest and the hardest class
+    # the easiest and the hardest class
+    pictured = [ranked[0]] if len(ranked) == 1 else [ranked[0], ranked[-1]]
 rows = {}
 panels = {}
 for c in pictured:
@@ -513,9 +587,15 @@ for c in pictured:
     rows[f"{names[c]}: strangest"] = data.x_test[order[::-1][:10]]
     rows[f"strangest {names[c]}s"] = data.x_test[own[::-1][:10]]
     rows[f"others most like {names[c]}"] = data.x_test[others[:10]]
-    panels[f"detector of {names[c]}"] = {f"{names[c]} (normal)": scores[normal], "others (anomalous)": scores[~normal]}
+    panels[f"detector of {names[c]}"] = {
+        f"{names[c]} (normal)": scores[normal],
+        "others (anomalous)": scores[~normal],
+    }
 plotting.image_rows(
-    out / "strangest.png", rows, n=10, title="Test images by their score (the detector of each pictured class)"
+    out / "strangest.png",
+    rows,
+    n=10,
+    title="Test images by their score (the detector of each pictured class)",
 )
 plotting.score_histograms(
     out / "score_histograms.png",
@@ -535,14 +615,21 @@ if ood is not None:
 detector_files = {}
 for c in classes:
     stem = f"models/class_{re.sub(r'[^A-Za-z0-9_.-]+', '_', names[c])}"
-    files = {"autoencoder": f"{stem}.keras", "score": f"{stem}_score.keras", "gaussian": f"{stem}_gaussian.npz"}
+    files = {
+        "autoencoder": f"{stem}.keras",
+        "score": f"{stem}_score.keras",
+        "gaussian": f"{stem}_gaussian.npz",
+    }
     save_model(models[c], out / files["autoencoder"])
     save_model(score_models[c], out / files["score"])
     save_arrays(  # to recompute the score outside Keras
         out / files["gaussian"],
         mean=gaussians[c][0],
         covariance=gaussians[c][1],
-        standardization=[standardization[c]["error"], standardization[c]["distance"]],  # (mean, std) each
+        standardization=[
+            standardization[c]["error"],
+            standardization[c]["distance"],
+        ],  # (mean, std) each
     )
     detector_files[names[c]] = files
 if ood is not None:
@@ -559,7 +646,9 @@ metrics = {
     "score": "z(squared error of the second pass) + z(squared Mahalanobis distance of the code), validation z",
     "auc_per_class": {v: {names[c]: auc[v][c] for c in classes} for v in variants},
     "mean_auc": mean_auc,
-    "published_auc_per_class": {label: dict(zip(categories, values)) for label, values in published.items()},
+    "published_auc_per_class": {
+        label: dict(zip(categories, values)) for label, values in published.items()
+    },
     "published_mean_auc": PUBLISHED_MEAN if published else {},
     "threshold_percentile": THRESHOLD_PERCENTILE,
     "threshold_per_class": {names[c]: thresholds[c] for c in classes},
@@ -568,8 +657,15 @@ metrics = {
     "out_of_distribution": ood,
     "detectors": detector_files,
     "loss_history": {names[c]: histories[c]["loss"] for c in classes},
-    "seconds": {"training": round(train_seconds, 1), "total": round(time.perf_counter() - started, 1)},
+    "seconds": {
+        "training": round(train_seconds, 1),
+        "total": round(time.perf_counter() - started, 1),
+    },
 }
 save_json(out / "metrics.json", metrics)
 stages.finished()
-finish(out, f"mean AUC {mean_auc[full_score]:.4f} over {len(classes)} classes (PCA {mean_auc['PCA']:.4f})", started)
+finish(
+    out,
+    f"mean AUC {mean_auc[full_score]:.4f} over {len(classes)} classes (PCA {mean_auc['PCA']:.4f})",
+    started,
+)

@@ -2,7 +2,8 @@ r"""
 Title: Variational autoencoders: from a code that compresses to a code you can sample
 Description: Make the encoder output a distribution and pay for straying from a standard normal,
     and every code decodes to a digit; measure the model as a density (ELBO and an
-    importance-weighted estimate of the likelihood, on binarized digits) and set it beside a plain autoencoder.
+    importance-weighted estimate of the likelihood, on binarized digits) and set it beside a plain
+    autoencoder.
 Run: python 08_variational_autoencoder.py                                         (the full run)
      python 08_variational_autoencoder.py --train_limit=5000 --batch_size=32 \
          --map_epochs=2 --plain_epochs=1 --importance_samples=100                 (a quick look)
@@ -31,8 +32,10 @@ DATASET = "mnist"  # "mnist" or "fashion_mnist" (ignored when DATA is set)
 DATA = None  # an .npz, a folder of MNIST IDX files, or a folder of your own images (see the README)
 IMAGE_SIZE = 28  # images are made grey squares of IMAGE_SIZE x IMAGE_SIZE pixels
 TRAIN_LIMIT = None  # use only the first N training images (None: all 60,000)
-VALIDATION_SIZE = None  # the last N training images, held out: never trained on (None: a twelfth, at most 5,000)
-BINARIZE = True  # pixels 0 or 1, ink with probability = grey level (training: a new draw every batch); False: grey
+VALIDATION_SIZE = None  # the last N training images, held out: never trained on (None: a twelfth,
+#                         at most 5,000)
+BINARIZE = True  # pixels 0 or 1, ink with probability = grey level (training: a new draw every
+#                  batch); False: grey
 # model
 CODE_DIM = 32  # size of the code z
 HIDDEN_UNITS = (512, 256)  # encoder layer widths; the decoder mirrors them
@@ -46,13 +49,17 @@ STRATEGY = None  # None: one device; "mirrored": split every batch over all loca
 PLAIN_EPOCHS = 3  # epochs of the plain autoencoder (same widths, a deterministic code)
 MAP_EPOCHS = 5  # epochs of a second VAE with a 2-number code, drawn as a map
 # evaluation and pictures
-IMPORTANCE_SAMPLES = 1000  # k: codes drawn per test image for the importance-weighted estimate of -log p(x)
+IMPORTANCE_SAMPLES = 1000  # k: codes drawn per test image for the importance-weighted estimate of
+#                            -log p(x)
 GRID_SIZE = 15  # the map's grid of decoded codes is GRID_SIZE x GRID_SIZE
 # output
-TENSORBOARD = False  # also write TensorBoard logs (losses, and outputs every 2 epochs) to OUTPUT_DIR/tensorboard
-OUTPUT_DIR = None  # where figures, metrics.json and the models go (None: outputs/08_variational_autoencoder)
+TENSORBOARD = False  # also write TensorBoard logs (losses, and outputs every 2 epochs) to
+#                      OUTPUT_DIR/tensorboard
+OUTPUT_DIR = None  # where figures, metrics.json and the models go (None:
+#                    outputs/08_variational_autoencoder)
 
-PUBLISHED = {  # Burda, Grosse & Salakhutdinov (2016), Table 1: -log p(x) on binarized MNIST, k = 5,000
+PUBLISHED = {  # Burda, Grosse & Salakhutdinov (2016), Table 1: -log p(x) on binarized MNIST, k =
+    #                5,000
     "vae": 86.76,  # a VAE with one stochastic layer
     "iwae_k50": 84.78,  # the same model trained on the k = 50 bound (an IWAE)
 }
@@ -72,8 +79,10 @@ and the decoder turns it into the probability of ink at every pixel, `p(x|z)`. T
 encoder no longer gives one code for an image but a normal distribution over codes,
 `q(z|x) = N(mean, exp(log_var))`. The loss is the *negative evidence lower bound* (ELBO):
 
-    -ELBO(x) = E_q[-log p(x|z)]          reconstruction: -log-likelihood of the pixels, summed over them
-             + KL(q(z|x) || N(0, I))      the price of a code distribution that strays from the prior
+    -ELBO(x) = E_q[-log p(x|z)]          reconstruction: -log-likelihood of the pixels, summed over
+    them
+             + KL(q(z|x) || N(0, I))      the price of a code distribution that strays from the
+             prior
 
 and it bounds the negative log-likelihood from above: `-log p(x) <= -ELBO(x)`, in nats per image
 (nats: the unit of a log computed with the natural logarithm; bits, with log base 2).
@@ -82,16 +91,21 @@ the KL term pulls every image's code distribution towards the same standard norm
 fill that normal without gaps. Then any code drawn from N(0, I) decodes to a digit, and the
 straight line between two codes passes through digits.
 
-    image -> 512 -> 256 -> mean, log_var (CODE_DIM each) -> z = mean + exp(log_var / 2) * eps -> 256 -> 512 -> image
-    `------------------ encoder ------------------'    eps ~ N(0, I)                     `------ decoder -----'
+    image -> 512 -> 256 -> mean, log_var (CODE_DIM each) -> z = mean + exp(log_var / 2) * eps -> 256
+    -> 512 -> image
+    `------------------ encoder ------------------'    eps ~ N(0, I)                     `------
+    decoder -----'
 
 The chapter then measures the model as a density, beside the published figures; sets a plain
 autoencoder of the same widths beside it; and draws a VAE with a 2-number code as a map.
 """
 
 
-def build_encoder(code_dim: int, hidden_units: tuple[int, ...], size: int, variational: bool) -> keras.Model:
-    """Image -> code. Variational: image -> [mean, log_var] of the normal q(z|x); plain: image -> code."""
+def build_encoder(
+    code_dim: int, hidden_units: tuple[int, ...], size: int, variational: bool
+) -> keras.Model:
+    """Image -> code. Variational: image -> [mean, log_var] of the normal q(z|x); plain: image ->
+    code."""
     image = keras.Input(shape=(size, size), name="image")
     h = layers.Flatten()(image)
     for units in hidden_units:
@@ -123,7 +137,8 @@ def logits_of(decoder: keras.Model) -> keras.Model:
 
 
 def reconstruction_loss(x, logits):
-    """-log p(x|z) in nats per image, p = sigmoid(logits): -sum_i [x_i log p_i + (1 - x_i) log(1 - p_i)],
+    """-log p(x|z) in nats per image, p = sigmoid(logits): -sum_i [x_i log p_i + (1 - x_i) log(1 -
+    p_i)],
     written as softplus(logit) - x * logit so that no probability is rounded to 0 or 1. For binary x
     the Bernoulli negative log-likelihood; for grey x the binary cross-entropy."""
     return ops.sum(ops.softplus(logits) - x * logits, axis=(-2, -1))
@@ -145,7 +160,8 @@ class Sampling(layers.Layer):
 
     def call(self, inputs):
         z_mean, z_log_var = inputs
-        eps = random_normal(ops.shape(z_mean), self.seed_generator, z_mean.dtype)  # keras.random.normal, fast in XLA
+        # keras.random.normal, fast in XLA
+        eps = random_normal(ops.shape(z_mean), self.seed_generator, z_mean.dtype)
         return z_mean + ops.exp(0.5 * z_log_var) * eps
 
 
@@ -160,24 +176,29 @@ class Binarize(layers.Layer):
     def call(self, x, training=False):
         if not training:
             return x
-        u = random_uniform(ops.shape(x), self.seed_generator, x.dtype)  # keras.random.uniform, fast in XLA
+        # keras.random.uniform, fast in XLA
+        u = random_uniform(ops.shape(x), self.seed_generator, x.dtype)
         return ops.cast(u < x, x.dtype)
 
 
 def binarize(images: np.ndarray, seed: int) -> np.ndarray:
-    """A fixed set of images binarized once: each pixel 1 with probability equal to its grey level."""
+    """A fixed set of images binarized once: each pixel 1 with probability equal to its grey
+    level."""
     u = np.random.default_rng(seed).random(images.shape)
     return (u < images).astype(np.float32)
 
 
 def bce_floor(x: np.ndarray) -> np.ndarray:
-    """The least binary cross-entropy an image can be scored, by a decoder returning p = x: the entropy
+    """The least binary cross-entropy an image can be scored, by a decoder returning p = x: the
+    entropy
     sum_i H(x_i) = -sum_i [x_i log x_i + (1 - x_i) log(1 - x_i)] in nats per image (0 for binary pixels)."""
     x = np.asarray(x, dtype=np.float64)
     return np.sum(entr(x) + entr(1 - x), axis=(1, 2))
 
 
-def with_loss_terms(encoder: keras.Model, decoder: keras.Model, binarized: bool, seed: int) -> keras.Model:
+def with_loss_terms(
+    encoder: keras.Model, decoder: keras.Model, binarized: bool, seed: int
+) -> keras.Model:
     """The model that trains: image in, the two terms of the negative ELBO out, in nats per image
     (`reconstruction` and `kl`), with the image binarized afresh while it trains when `binarized`.
     A plain encoder (one code, no distribution) gives the plain autoencoder: its KL term is 0."""
@@ -271,10 +292,13 @@ held-out images (`val_`).
 def fit(model: keras.Model, epochs: int, stage: str, tensorboard_dir=None) -> tuple[dict, float]:
     """Adam with a learning rate decayed to zero over `epochs` (cosine); the validation loss after
     every epoch; backed up after every epoch, to resume from."""
-    schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, epochs * math.ceil(len(x_fit) / BATCH_SIZE))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        LEARNING_RATE, epochs * math.ceil(len(x_fit) / BATCH_SIZE)
+    )
     optimizer = keras.optimizers.Adam(schedule)
     losses = {"reconstruction": term_is_the_loss, "kl": term_is_the_loss}
-    # jit_compile: XLA compiles each training step, random draws and all, into one program (common/devices.py)
+    # jit_compile: XLA compiles each training step, random draws and all, into one program
+    # (common/devices.py)
     model.compile(optimizer=optimizer, loss=losses, jit_compile=jit_compile())
     no_target = {"reconstruction": np.zeros(len(x_fit)), "kl": np.zeros(len(x_fit))}
     validation_no_target = {"reconstruction": np.zeros(len(x_val)), "kl": np.zeros(len(x_val))}
@@ -290,7 +314,9 @@ def fit(model: keras.Model, epochs: int, stage: str, tensorboard_dir=None) -> tu
     )
 
 
-history, train_seconds = fit(vae, EPOCHS, "vae", tensorboard_dir=out / "tensorboard" if TENSORBOARD else None)
+history, train_seconds = fit(
+    vae, EPOCHS, "vae", tensorboard_dir=out / "tensorboard" if TENSORBOARD else None
+)
 
 # %%
 """
@@ -307,7 +333,9 @@ binary cross-entropies: the floor is printed beside them, and only the part abov
 """
 
 
-def test_terms(encoder: keras.Model, decoder: keras.Model, x: np.ndarray, seed: int) -> dict[str, float]:
+def test_terms(
+    encoder: keras.Model, decoder: keras.Model, x: np.ndarray, seed: int
+) -> dict[str, float]:
     """The negative ELBO on `x`, in nats per image, and its two terms: one code drawn per image,
     the KL in closed form."""
     rng = np.random.default_rng(seed)
@@ -320,7 +348,9 @@ def test_terms(encoder: keras.Model, decoder: keras.Model, x: np.ndarray, seed: 
     return {"negative_elbo": reconstruction + kl, "reconstruction": reconstruction, "kl": kl}
 
 
-def importance_weighted_nll(encoder: keras.Model, decoder: keras.Model, x: np.ndarray, k: int, seed: int) -> float:
+def importance_weighted_nll(
+    encoder: keras.Model, decoder: keras.Model, x: np.ndarray, k: int, seed: int
+) -> float:
     """An estimate of -log p(x) in nats per image (Burda, Grosse & Salakhutdinov, 2016): draw k
     codes z_1..z_k from q(z|x) and average the importance weights p(x|z) p(z) / q(z|x):
 
@@ -345,12 +375,15 @@ def importance_weighted_nll(encoder: keras.Model, decoder: keras.Model, x: np.nd
     rng = np.random.default_rng(seed)
     # to bound the memory: about 2,000 decoded images in a batch, about 200,000 codes drawn at once
     images_a_batch = max(1, 2_000 // k)  # k codes for each of these images decoded at once
-    chunk = images_a_batch * max(1, 200_000 // (k * images_a_batch))  # images whose codes are drawn at once
+    # images whose codes are drawn at once
+    chunk = images_a_batch * max(1, 200_000 // (k * images_a_batch))
     nll = []
     for first in range(0, len(x), chunk):
         images = x[first : first + chunk]
         draws = rng.standard_normal((len(images), k, code_dim), dtype=np.float32)
-        log_w = log_weights.predict([images, draws], batch_size=images_a_batch, verbose=0).astype(np.float64)
+        log_w = log_weights.predict([images, draws], batch_size=images_a_batch, verbose=0).astype(
+            np.float64
+        )
         nll.append(math.log(k) - logsumexp(log_w, axis=1))
     return float(np.mean(np.concatenate(nll)))
 
@@ -360,19 +393,28 @@ test = test_terms(encoder, decoder, x_test, TEST_SEED)
 iw_nll = importance_weighted_nll(encoder, decoder, x_test, IMPORTANCE_SAMPLES, TEST_SEED)
 evaluation_seconds = time.perf_counter() - evaluation_started
 floor = float(np.mean(bce_floor(data.x_test)))  # of the grey test images
-print(f"\nTest set ({len(x_test):,} images, {pixels}), code of {CODE_DIM} numbers, in nats per image:")
 print(
-    f"  negative ELBO {test['negative_elbo']:.2f} = reconstruction {test['reconstruction']:.2f} + KL {test['kl']:.2f}"
+    f"\nTest set ({len(x_test):,} images, {pixels}), code of {CODE_DIM} numbers, in nats per image:"
+)
+print(
+    f"  negative ELBO {test['negative_elbo']:.2f} = reconstruction {test['reconstruction']:.2f} + "
+    f"KL {test['kl']:.2f}"
 )
 print(f"  importance-weighted estimate of -log p(x), k = {IMPORTANCE_SAMPLES:,}: {iw_nll:.2f}")
-print(f"  binary cross-entropy floor of the grey test images: {floor:.2f}{' (0 on binary ones)' if BINARIZE else ''}")
+print(
+    "  binary cross-entropy floor of the grey test images: "
+    f"{floor:.2f}{' (0 on binary ones)' if BINARIZE else ''}"
+)
 if BINARIZE:
     burda = f"VAE {PUBLISHED['vae']}, IWAE (k = 50) {PUBLISHED['iwae_k50']}"
     print(f"  Burda et al. (2016), 3,280 epochs, k = 5,000: {burda}")
 else:
     above_elbo = test["negative_elbo"] - floor
     above_iw = iw_nll - floor
-    print(f"  above the floor (not likelihoods): negative ELBO {above_elbo:.2f}, importance-weighted {above_iw:.2f}")
+    print(
+        f"  above the floor (not likelihoods): negative ELBO {above_elbo:.2f}, importance-weighted "
+        f"{above_iw:.2f}"
+    )
 
 # %%
 """
@@ -391,10 +433,14 @@ plain = with_loss_terms(plain_encoder, plain_decoder, BINARIZE, SEED)
 plain_history, plain_seconds = fit(plain, PLAIN_EPOCHS, "plain")
 plain_test_codes = plain_encoder.predict(x_test, batch_size=1000, verbose=0)
 plain_logits = logits_of(plain_decoder).predict(plain_test_codes, batch_size=1000, verbose=0)
-plain_reconstruction = float(np.mean(keras.ops.convert_to_numpy(reconstruction_loss(x_test, plain_logits))))
+plain_reconstruction = float(
+    np.mean(keras.ops.convert_to_numpy(reconstruction_loss(x_test, plain_logits)))
+)
 vae_test_means = encoder.predict(x_test, batch_size=1000, verbose=0)[0]  # the mean code, no draw
 vae_logits = logits_of(decoder).predict(vae_test_means, batch_size=1000, verbose=0)
-vae_mean_reconstruction = float(np.mean(keras.ops.convert_to_numpy(reconstruction_loss(x_test, vae_logits))))
+vae_mean_reconstruction = float(
+    np.mean(keras.ops.convert_to_numpy(reconstruction_loss(x_test, vae_logits)))
+)
 print(f"\nReconstruction of the test images, -log p(x|code) in nats per image ({pixels} pixels):")
 print(f"  plain autoencoder ({PLAIN_EPOCHS} epochs): {plain_reconstruction:.2f}")
 print(f"  VAE, decoding the mean code: {vae_mean_reconstruction:.2f}")
@@ -403,17 +449,19 @@ rng = np.random.default_rng(SEED)
 vae_samples = decoder.predict(rng.standard_normal((100, CODE_DIM), dtype=np.float32), verbose=0)
 plain_train_codes = plain_encoder.predict(x_fit, batch_size=1000, verbose=0).astype(np.float64)
 plain_code_covariance = np.cov(plain_train_codes, rowvar=False).reshape(CODE_DIM, CODE_DIM)
-plain_random_codes = rng.multivariate_normal(plain_train_codes.mean(axis=0), plain_code_covariance, 100)
+plain_random_codes = rng.multivariate_normal(
+    plain_train_codes.mean(axis=0), plain_code_covariance, 100
+)
 plain_samples = plain_decoder.predict(plain_random_codes.astype(np.float32), verbose=0)
 
 # %%
 """
 ## A map: a VAE with a two-number code
 
-The code space seen whole. With a code of two numbers the codes can be drawn directly. A second, smaller
-training (MAP_EPOCHS) gives the test codes coloured by class and the grid of images the decoder
-makes from codes spread over the prior: each grid point is a quantile of N(0, 1) along each axis,
-so equal areas of the grid hold equal probability under the prior.
+The code space seen whole. With a code of two numbers the codes can be drawn directly. A second,
+smaller training (MAP_EPOCHS) gives the test codes coloured by class and the grid of images the
+decoder makes from codes spread over the prior: each grid point is a quantile of N(0, 1) along each
+axis, so equal areas of the grid hold equal probability under the prior.
 """
 map_encoder = build_encoder(2, tuple(HIDDEN_UNITS), IMAGE_SIZE, variational=True)
 map_decoder = build_decoder(2, tuple(HIDDEN_UNITS), IMAGE_SIZE)
@@ -421,11 +469,14 @@ map_vae = with_loss_terms(map_encoder, map_decoder, BINARIZE, SEED)
 map_history, map_seconds = fit(map_vae, MAP_EPOCHS, "map_vae")
 map_test = test_terms(map_encoder, map_decoder, x_test, TEST_SEED)
 print(
-    f"\nVAE with a 2-number code ({MAP_EPOCHS} epochs): test negative ELBO {map_test['negative_elbo']:.2f} "
+    f"\nVAE with a 2-number code ({MAP_EPOCHS} epochs): test negative ELBO "
+    f"{map_test['negative_elbo']:.2f} "
     f"= reconstruction {map_test['reconstruction']:.2f} + KL {map_test['kl']:.2f}"
 )
 map_codes = map_encoder.predict(x_test, batch_size=1000, verbose=0)[0]
-quantiles = norm.ppf(np.linspace(0.5 / GRID_SIZE, 1 - 0.5 / GRID_SIZE, GRID_SIZE)).astype(np.float32)
+quantiles = norm.ppf(np.linspace(0.5 / GRID_SIZE, 1 - 0.5 / GRID_SIZE, GRID_SIZE)).astype(
+    np.float32
+)
 z1, z2 = np.meshgrid(quantiles, quantiles[::-1])  # z2 grows upwards, as on the map's axis
 grid = map_decoder.predict(np.stack([z1.ravel(), z2.ravel()], axis=1), verbose=0)
 
@@ -454,7 +505,9 @@ plotting.image_grids(
     out / "samples.png",
     {
         "VAE: codes drawn from N(0, I)": vae_samples.reshape(10, 10, *side),
-        "plain autoencoder: codes drawn from a normal fitted to its codes": plain_samples.reshape(10, 10, *side),
+        "plain autoencoder: codes drawn from a normal fitted to its codes": plain_samples.reshape(
+            10, 10, *side
+        ),
     },
     title=f"Decoded random codes ({CODE_DIM} numbers): the probability of ink at every pixel",
 )
@@ -473,7 +526,10 @@ steps = 10
 first_of_pair = np.arange(pairs) * 2  # test images 0 and 1, 2 and 3, ...
 second_of_pair = first_of_pair + 1
 interpolations = {}
-for label, codes, model in (("VAE", vae_test_means, decoder), ("plain autoencoder", plain_test_codes, plain_decoder)):
+for label, codes, model in (
+    ("VAE", vae_test_means, decoder),
+    ("plain autoencoder", plain_test_codes, plain_decoder),
+):
     line = interpolate(codes[first_of_pair], codes[second_of_pair], steps).reshape(-1, CODE_DIM)
     decoded = model.predict(line, verbose=0).reshape(pairs, steps, *side)
     ends = (x_test[first_of_pair][:, None], x_test[second_of_pair][:, None])
@@ -502,7 +558,10 @@ plotting.image_grids(
 )
 curves = {
     "VAE: -ELBO": history,
-    "VAE: reconstruction": {"loss": history["reconstruction_loss"], "val_loss": history["val_reconstruction_loss"]},
+    "VAE: reconstruction": {
+        "loss": history["reconstruction_loss"],
+        "val_loss": history["val_reconstruction_loss"],
+    },
     "VAE: KL": {"loss": history["kl_loss"], "val_loss": history["val_kl_loss"]},
     "plain AE: reconstruction": plain_history,
 }
@@ -549,12 +608,16 @@ metrics = {
 if BINARIZE:
     metrics["published_nats"] = PUBLISHED
 else:
-    metrics["above_floor_nats"] = {"neg_elbo": test["negative_elbo"] - floor, "iw_nll": iw_nll - floor}
+    metrics["above_floor_nats"] = {
+        "neg_elbo": test["negative_elbo"] - floor,
+        "iw_nll": iw_nll - floor,
+    }
 save_model(encoder, out / "encoder.keras")
 save_model(decoder, out / "decoder.keras")
 save_json(out / "metrics.json", metrics)
 finish(
     out,
-    f"test -ELBO {test['negative_elbo']:.2f} nats, importance-weighted {iw_nll:.2f} (k = {IMPORTANCE_SAMPLES})",
+    f"test -ELBO {test['negative_elbo']:.2f} nats, importance-weighted {iw_nll:.2f} (k = "
+    f"{IMPORTANCE_SAMPLES})",
     started,
 )

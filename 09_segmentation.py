@@ -3,9 +3,9 @@ Title: Segmentation: an encoder-decoder that labels every pixel
 Description: Give the autoencoder's shape a class at every pixel instead of a grey level, measure
     what the U-Net's skip connections buy, and what denoising pretraining on images without masks
     buys when labelled masks are few.
-Run: python 09_segmentation.py                                                                        (the full run)
+Run: python 09_segmentation.py                                                  (the full run)
      python 09_segmentation.py --image_size=32 --max_objects_per_scene=1 --scenes_per_epoch=12000 \
-         --test_scenes=1000 --few_masks="()"                                                          (a quick look)
+         --test_scenes=1000 --few_masks="()"                                    (a quick look)
 """
 
 # %%
@@ -30,32 +30,43 @@ from keras import layers
 
 # --- hyperparameters: edit here, or override on the command line (--epochs=5) ---
 # data
-DATASET = "mnist"  # "mnist" or "fashion_mnist": the images the scenes are made of (ignored when DATA is set)
-DATA = None  # a folder with images/ and masks/ (see the README), or images to make scenes of (an .npz, ...)
-IMAGE_SIZE = 48  # scenes are IMAGE_SIZE x IMAGE_SIZE pixels (images from a mask folder keep their own size)
+DATASET = "mnist"  # "mnist" or "fashion_mnist": the images the scenes are made of (ignored when
+#                    DATA is set)
+DATA = None  # a folder with images/ and masks/ (see the README), or images to make scenes of (an
+#              .npz, ...)
+IMAGE_SIZE = 48  # scenes are IMAGE_SIZE x IMAGE_SIZE pixels (images from a mask folder keep their
+#                  own size)
 TRAIN_LIMIT = None  # make training scenes from only the first N training images (None: all 60,000)
-VALIDATION_SIZE = None  # the last N training images (or image-mask pairs), held out (None: a twelfth, at most 5,000)
+VALIDATION_SIZE = None  # the last N training images (or image-mask pairs), held out (None: a
+#                         twelfth, at most 5,000)
 MAX_OBJECTS_PER_SCENE = 3  # each scene holds 1 to this many digits, at random places
-SCENES_PER_EPOCH = 20000  # training scenes an epoch, each made afresh (from a mask folder: pairs drawn at random)
-TEST_SCENES = 5000  # test scenes, made once from the test images with the fixed test seed (about two digits each)
+SCENES_PER_EPOCH = 20000  # training scenes an epoch, each made afresh (from a mask folder: pairs
+#                           drawn at random)
+TEST_SCENES = 5000  # test scenes, made once from the test images with the fixed test seed (about
+#                     two digits each)
 # model
-FILTERS = (8, 16, 32, 64)  # channels at full, 1/2, 1/4 and 1/8 scale (the code), in encoder and decoder alike
+FILTERS = (8, 16, 32, 64)  # channels at full, 1/2, 1/4 and 1/8 scale (the code), in encoder and
+#                            decoder alike
 # training (the same for both networks)
 EPOCHS = 1  # passes of SCENES_PER_EPOCH fresh scenes
 BATCH_SIZE = 16  # scenes per gradient step
 LEARNING_RATE = 3e-3  # Adam's step size, decayed to zero over training (cosine)
 # few labelled masks
-FEW_MASKS = (100, 1000)  # numbers of labelled scenes; sizes larger than the training set are skipped
+FEW_MASKS = (100, 1000)  # numbers of labelled scenes; sizes larger than the training set are
+#                          skipped
 FEW_MASK_DRAWS = 3  # independent draws of those scenes (and of the random weights) for each number
 FEW_MASK_STEPS = 400  # gradient steps of fine-tuning on them, from either start
 FEW_MASK_BATCH_SIZE = 8  # scenes per step of that fine-tuning (few masks: what counts is the steps)
-DENOISING_EPOCHS = 1  # passes of SCENES_PER_EPOCH scenes without masks, training the U-Net as a denoiser first
+DENOISING_EPOCHS = 1  # passes of SCENES_PER_EPOCH scenes without masks, training the U-Net as a
+#                       denoiser first
 MASKING = 0.5  # fraction of the pixels set to 0 by that denoising pretraining's corruption
-SEED = 0  # seeds every random draw: NumPy's, Python's and the backend's, the training scenes and the draws too
+SEED = 0  # seeds every random draw: NumPy's, Python's and the backend's, the training scenes and
+#           the draws too
 # output
 OUTPUT_DIR = None  # where figures, metrics.json and model.keras go (None: outputs/09_segmentation)
 
-PUBLISHED = {"m2nist_unet_average_iou": 0.83}  # a public M2NIST U-Net; its definition of the average is unstated
+PUBLISHED = {"m2nist_unet_average_iou": 0.83}  # a public M2NIST U-Net; its definition of the
+#                                                average is unstated
 
 # %%
 """
@@ -122,7 +133,8 @@ if DATA is not None and is_mask_folder(DATA):
 else:
     if IMAGE_SIZE < 28 or IMAGE_SIZE % 2 ** (len(FILTERS) - 1):
         raise SettingError(
-            f"IMAGE_SIZE={IMAGE_SIZE}: the canvas must hold a 28x28 image and halve {len(FILTERS) - 1} times "
+            f"IMAGE_SIZE={IMAGE_SIZE}: the canvas must hold a 28x28 image and halve "
+            f"{len(FILTERS) - 1} times "
             f"(a multiple of {2 ** (len(FILTERS) - 1)}, at least 32)"
         )
     digits = load_data(DATA, DATASET, TRAIN_LIMIT, 28)
@@ -130,7 +142,10 @@ else:
 steps_per_epoch = max(1, SCENES_PER_EPOCH // BATCH_SIZE)
 n_classes = len(data.class_names)
 print(f"data: {data.source}")
-print(f"validation: {len(data.x_val):,} scenes; test: {len(data.x_test):,} scenes; {n_classes} classes")
+print(
+    f"validation: {len(data.x_val):,} scenes; test: {len(data.x_test):,} scenes; {n_classes} "
+    "classes"
+)
 
 # %%
 """
@@ -171,7 +186,8 @@ def build_body(input_shape, filters, skips, name):
     """Image in; the decoder's feature maps at every scale out, from the code (1/8) to full size."""
     image = keras.Input(input_shape)
     x = conv_bn_relu(image, filters[0])
-    encoder_maps = [x]  # the encoder's maps at full, 1/2, 1/4 and 1/8 scale; a U-Net hands the first three across
+    # the encoder's maps at full, 1/2, 1/4 and 1/8 scale; a U-Net hands the first three across
+    encoder_maps = [x]
     for channels in filters[1:]:
         x = conv_bn_relu(x, channels, strides=2)
         x = conv_bn_relu(x, channels)
@@ -192,8 +208,10 @@ def with_head(body, channels, activation, name):
     """The body with the head on top: `channels` outputs at every pixel."""
     image = keras.Input(body.input_shape[1:])
     *coarse, full = body(image)  # the body's maps: [code, 1/4, 1/2] and the full size
-    votes = [layers.Conv2D(channels, 1)(full)]  # one bias in the sum is enough: the other votes have none
-    for maps in coarse:  # a 1x1 convolution at each smaller scale, each position copied over its pixels
+    # one bias in the sum is enough: the other votes have none
+    votes = [layers.Conv2D(channels, 1)(full)]
+    # a 1x1 convolution at each smaller scale, each position copied over its pixels
+    for maps in coarse:
         vote = layers.Conv2D(channels, 1, use_bias=False)(maps)
         votes.append(layers.UpSampling2D(image.shape[1] // maps.shape[1])(vote))
     summed = layers.Add()(votes)
@@ -202,7 +220,8 @@ def with_head(body, channels, activation, name):
 
 def segmenter(skips):
     """A new network with random weights: the U-Net (`skips`) or the encoder-decoder, segmenting.
-    Its body is the layer named "unet" or "encoder_decoder"; it gives class scores, not probabilities
+    Its body is the layer named "unet" or "encoder_decoder"; it gives class scores, not
+    probabilities
     (the loss takes their softmax)."""
     name = "unet" if skips else "encoder_decoder"
     body = build_body(data.x_test.shape[1:], FILTERS, skips, name)
@@ -216,7 +235,12 @@ def compile_segmenter(model, steps):
     # inside the loss, it is computed more stably than from probabilities
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     # under TensorFlow without XLA: on a CPU, it made these small convolutions' steps slower
-    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=jit_compile(on_tensorflow=False))
+    model.compile(
+        optimizer=optimizer,
+        loss=loss,
+        metrics=["accuracy"],
+        jit_compile=jit_compile(on_tensorflow=False),
+    )
     return model
 
 
@@ -230,7 +254,8 @@ scenes, with the loss and step size above. The validation scenes are scored afte
 
 
 def train(model, draw_batch, epochs, seed, validation=None):
-    """`model.fit` on `epochs` x steps_per_epoch batches, each made afresh by `draw_batch(rng, BATCH_SIZE)`."""
+    """`model.fit` on `epochs` x steps_per_epoch batches, each made afresh by `draw_batch(rng,
+    BATCH_SIZE)`."""
     history = model.fit(
         Batches(draw_batch, steps_per_epoch, BATCH_SIZE, seed),
         epochs=epochs,
@@ -254,7 +279,10 @@ histories = {}
 seconds = {}
 for name, skips in (("encoder-decoder", False), ("U-Net", True)):
     model = segmenter(skips)  # built here to take the weights, trained or (after Ctrl-C) loaded
-    print(f"\n== {name}, {model.count_params():,} weights: {EPOCHS} x {steps_per_epoch * BATCH_SIZE:,} scenes ==")
+    print(
+        f"\n== {name}, {model.count_params():,} weights: {EPOCHS} x "
+        f"{steps_per_epoch * BATCH_SIZE:,} scenes =="
+    )
     weights, histories[name], seconds[name] = stages.run(name, train_segmenter, skips)
     model.set_weights(weights)
     networks[name] = model
@@ -298,7 +326,9 @@ def segmentation_scores(true, predicted):
     iou = iou_per_class(confusion_matrix(true, predicted, n_classes))
     return {
         "iou_per_class": dict(zip(data.class_names, iou.tolist())),
-        "mean_iou": float(np.nanmean(iou[1:])) if n_classes > 1 else float(iou[0]),  # [1:]: not background
+        "mean_iou": float(np.nanmean(iou[1:]))
+        if n_classes > 1
+        else float(iou[0]),  # [1:]: not background
         "background_iou": float(iou[0]),
         "pixel_accuracy": float(np.mean(true == predicted)),
     }
@@ -306,9 +336,12 @@ def segmentation_scores(true, predicted):
 
 predictions = {name: predict_masks(model, data.x_test) for name, model in networks.items()}
 results = {name: segmentation_scores(y_test, p) for name, p in predictions.items()}
-# the validation scenes' mean IoU, printed beside: the settings were chosen on validation scenes, never on test
+# the validation scenes' mean IoU, printed beside: the settings were chosen on validation scenes,
+# never on test
 for name, model in networks.items():
-    results[name]["validation_mean_iou"] = segmentation_scores(y_val, predict_masks(model, data.x_val))["mean_iou"]
+    results[name]["validation_mean_iou"] = segmentation_scores(
+        y_val, predict_masks(model, data.x_val)
+    )["mean_iou"]
 gap = results["U-Net"]["mean_iou"] - results["encoder-decoder"]["mean_iou"]
 
 print(f"\nTest scenes ({len(data.x_test):,}), IoU per class:")
@@ -320,7 +353,10 @@ for name, r in results.items():
     figures = f"{r['mean_iou']:>10.3f}{r['background_iou']:>12.3f}{r['pixel_accuracy']:>12.4f}"
     print(f"{name:<18}{figures}{r['validation_mean_iou']:>21.3f}")
 published_iou = PUBLISHED["m2nist_unet_average_iou"]
-print(f"the skip connections add {gap:+.3f} to the mean IoU (a public M2NIST U-Net: 'average IoU' {published_iou})")
+print(
+    f"the skip connections add {gap:+.3f} to the mean IoU (a public M2NIST U-Net: 'average IoU' "
+    f"{published_iou})"
+)
 
 # %%
 """
@@ -333,8 +369,8 @@ per pixel. To rebuild a wiped-out stroke it must know its digit: it learns digit
 
 Then, for each number N in FEW_MASKS, N labelled training scenes are drawn and the segmenter is
 fine-tuned on them for FEW_MASK_STEPS steps of FEW_MASK_BATCH_SIZE scenes, from the pretrained
-body (with a new head of class scores) and from random weights: the same scenes, steps and step size.
-Every layer trains from the first step (unlike chapter 05, no linear probe first). Few masks
+body (with a new head of class scores) and from random weights: the same scenes, steps and step
+size. Every layer trains from the first step (unlike chapter 05, no linear probe first). Few masks
 give noisy figures, so each N is drawn FEW_MASK_DRAWS times, from a pool of that many times the
 largest N, and the means compared.
 """
@@ -358,10 +394,16 @@ def pretrain_denoiser():
     body = build_body(data.x_test.shape[1:], FILTERS, True, "unet")
     denoiser = with_head(body, 1, "sigmoid", "unet_denoiser")
     masking = Corruption("masking", MASKING)
-    masking_then_denoiser = keras.Sequential([keras.Input(denoiser.input_shape[1:]), masking.layer(SEED), denoiser])
-    schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=DENOISING_EPOCHS * steps_per_epoch)
+    masking_then_denoiser = keras.Sequential(
+        [keras.Input(denoiser.input_shape[1:]), masking.layer(SEED), denoiser]
+    )
+    schedule = keras.optimizers.schedules.CosineDecay(
+        LEARNING_RATE, decay_steps=DENOISING_EPOCHS * steps_per_epoch
+    )
     optimizer = keras.optimizers.Adam(schedule)
-    masking_then_denoiser.compile(optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile())
+    masking_then_denoiser.compile(
+        optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile()
+    )
     # a seed of its own: scenes other than the segmenters' training scenes
     history = train(masking_then_denoiser, draw_clean, DENOISING_EPOCHS, SEED + 2)
     return body.get_weights(), history  # the body's weights; the sigmoid head is dropped
@@ -370,8 +412,9 @@ def pretrain_denoiser():
 def fine_tune(tuner, start_weights, n, draw_index):
     """Fine-tune `tuner` on n labelled scenes (the draw `draw_index`), from new random weights,
     the body's from `start_weights` if given; return its mean IoU on the test scenes."""
-    # the same scenes and batches for both starts; NumPy seeded with (draw_seed, n) or (draw_seed, 0, step)
-    # gives streams other than those seeded with SEED + 1 or SEED + 2 alone (the pool, the denoiser)
+    # the same scenes and batches for both starts; NumPy seeded with (draw_seed, n) or (draw_seed,
+    # 0, step) gives streams other than those seeded with SEED + 1 or SEED + 2 alone (the pool, the
+    # denoiser)
     draw_seed = SEED + draw_index
     chosen = np.random.default_rng((draw_seed, n)).choice(len(x_labelled), size=n, replace=False)
     few_x = x_labelled[chosen]
@@ -389,7 +432,9 @@ def fine_tune(tuner, start_weights, n, draw_index):
         pick = rng.integers(0, n, size=size)
         return few_x[pick], few_y[pick]
 
-    history = tuner.fit(Batches(draw_few, FEW_MASK_STEPS, FEW_MASK_BATCH_SIZE, draw_seed), epochs=1, verbose=0)
+    history = tuner.fit(
+        Batches(draw_few, FEW_MASK_STEPS, FEW_MASK_BATCH_SIZE, draw_seed), epochs=1, verbose=0
+    )
     check_finite(history.history)
     return segmentation_scores(y_test, predict_masks(tuner, data.x_test))["mean_iou"]
 
@@ -397,32 +442,49 @@ def fine_tune(tuner, start_weights, n, draw_index):
 few_sizes = [n for n in FEW_MASKS if n <= len(x_labelled)]
 for n in FEW_MASKS:
     if n > len(x_labelled):
-        print(f"few masks: {n:,} skipped, there are {len(x_labelled):,} labelled training scenes (see FEW_MASKS)")
+        print(
+            f"few masks: {n:,} skipped, there are {len(x_labelled):,} labelled training scenes "
+            "(see FEW_MASKS)"
+        )
 few = {}
 if few_sizes:
-    print(f"\n== Denoising pretraining: {DENOISING_EPOCHS} x {steps_per_epoch * BATCH_SIZE:,} scenes ==")
+    print(
+        f"\n== Denoising pretraining: {DENOISING_EPOCHS} x {steps_per_epoch * BATCH_SIZE:,} scenes "
+        "=="
+    )
     pretrained, _ = stages.run("denoiser", pretrain_denoiser)
     # one model for every fine-tuning, compiled once, not for each of the 2 x FEW_MASK_DRAWS
-    # fine-tunings of every N (compiling takes seconds): each gives it new weights and a new optimizer
+    # fine-tunings of every N (compiling takes seconds): each gives it new weights and a new
+    # optimizer
     tuner = compile_segmenter(segmenter(skips=True), FEW_MASK_STEPS)
     for n in few_sizes:
         row = {"pretrained": [], "random": []}
         for draw_index in range(FEW_MASK_DRAWS):
             for start_name, start_weights in (("pretrained", pretrained), ("random", None)):
                 stage = f"few_{n}_{draw_index}_{start_name}"
-                row[start_name].append(stages.run(stage, fine_tune, tuner, start_weights, n, draw_index))
+                row[start_name].append(
+                    stages.run(stage, fine_tune, tuner, start_weights, n, draw_index)
+                )
             last = {k: f"{v[-1]:.3f}" for k, v in row.items()}
             label = f"{n:>6,} masks, draw {draw_index + 1}"
             print(f"{label}: mean IoU pretrained {last['pretrained']}   random {last['random']}")
         means = {k: float(np.mean(v)) for k, v in row.items()}
-        # the gain relative to the random start; n/a when that learned almost nothing (a ratio to ~0 says little)
-        gain = (means["pretrained"] - means["random"]) / means["random"] if means["random"] >= 0.01 else float("nan")
+        # the gain relative to the random start; n/a when that learned almost nothing (a ratio to ~0
+        # says little)
+        gain = (
+            (means["pretrained"] - means["random"]) / means["random"]
+            if means["random"] >= 0.01
+            else float("nan")
+        )
         few[n] = {
             "pretrained": {"draws": row["pretrained"], "mean": means["pretrained"]},
             "random": {"draws": row["random"], "mean": means["random"]},
             "gain": gain,
         }
-    print(f"\nMean IoU with few masks, {FEW_MASK_DRAWS} draws, {FEW_MASK_STEPS} steps of {FEW_MASK_BATCH_SIZE}:")
+    print(
+        f"\nMean IoU with few masks, {FEW_MASK_DRAWS} draws, {FEW_MASK_STEPS} steps of "
+        f"{FEW_MASK_BATCH_SIZE}:"
+    )
     print(f"{'masks':>8}{'pretrained':>12}{'random weights':>16}{'gain':>10}")
     for n, r in few.items():
         gain = f"{r['gain']:+.1%}" if np.isfinite(r["gain"]) else "n/a"
@@ -448,7 +510,8 @@ per_scene = []  # the mean IoU of the classes in each test scene
 for true, predicted in zip(y_test, unet_predictions):
     per_scene.append(np.nanmean(iou_per_class(confusion_matrix(true, predicted, n_classes))[1:]))
 per_scene = np.array(per_scene)
-worst = np.argsort(np.nan_to_num(per_scene, nan=1.0))[:10]  # a scene without digits (NaN) is not among the worst
+# a scene without digits (NaN) is not among the worst
+worst = np.argsort(np.nan_to_num(per_scene, nan=1.0))[:10]
 plotting.mask_rows(
     out / "worst.png",
     data.x_test[worst, :height, :width, 0],

@@ -3,9 +3,9 @@ Title: Sparse autoencoders: more code units than pixels, and a dictionary of fea
 Description: Give the code more units than the image has pixels, and only sparsity keeps it from
     copying: train an autoencoder without a constraint, one with an L1 penalty on its code and one
     that keeps only the k largest units of each code (top-k), and see what their units mean.
-Run: python 10_sparse_autoencoder.py                                                     (the full run)
+Run: python 10_sparse_autoencoder.py                                       (the full run)
      python 10_sparse_autoencoder.py --train_limit=5000 --epochs=10 --batch_size=64 \
-         --dead_after_images=2000                                                        (a quick look)
+         --dead_after_images=2000                                          (a quick look)
 """
 
 # %%
@@ -36,14 +36,17 @@ TRAIN_LIMIT = None  # use only the first N training images (None: all 60,000)
 # model
 CODE_DIM = 1000  # units in the code: more than the 784 pixels of an image
 K = 25  # the top-k model keeps the K largest units of each code, and sets the others to 0
-L1_WEIGHT = 1e-3  # the L1 model's penalty: this times the sum of its code's values, added to the loss
+L1_WEIGHT = 1e-3  # the L1 model's penalty: this times the sum of its code's values, added to the
+#                   loss
 # training (the same for the three models)
 EPOCHS = 6  # passes over the training images
 BATCH_SIZE = 256  # images per gradient step
 LEARNING_RATE = 1e-3  # Adam's step size, decayed to zero over training (cosine)
 # dead units
-DEAD_AFTER_IMAGES = 10000  # a unit that has not fired on this many training images in a row counts as dead
-AUXILIARY_WEIGHT = 0.5  # weight of the auxiliary loss, which puts the dead units to work, beside the reconstruction's
+DEAD_AFTER_IMAGES = 10000  # a unit that has not fired on this many training images in a row counts
+#                            as dead
+AUXILIARY_WEIGHT = 0.5  # weight of the auxiliary loss, which puts the dead units to work, beside
+#                         the reconstruction's
 # the trade-off between sparsity and error
 FRONTIER_KS = (10, 50)  # more top-k models, beside the one with K
 FRONTIER_L1_WEIGHTS = (3e-4, 3e-3)  # more L1 models, beside the one with L1_WEIGHT
@@ -51,12 +54,15 @@ FRONTIER_EPOCHS = 2  # passes over the training images for each of those
 # features for a classifier
 CLASSIFIER_IMAGES = None  # labelled training images for the linear classifiers (None: all)
 CLASSIFIER_EPOCHS = 10  # passes of each linear classifier over them
-DENSE_CODE_EPOCHS = 3  # epochs of chapter 01's autoencoder, whose 32-number code is classified beside
+DENSE_CODE_EPOCHS = 3  # epochs of chapter 01's autoencoder, whose 32-number code is classified
+#                        beside
 SEED = 0  # seeds every random draw: NumPy's, Python's and the backend's
 # output
-OUTPUT_DIR = None  # where figures, metrics.json and models/ go (None: outputs/10_sparse_autoencoder)
+OUTPUT_DIR = None  # where figures, metrics.json and models/ go (None:
+#                    outputs/10_sparse_autoencoder)
 
-PUBLISHED = {  # Makhzani & Frey (2013), Table 1: test error (%) of logistic regression on MNIST features
+PUBLISHED = {  # Makhzani & Frey (2013), Table 1: test error (%) of logistic regression on MNIST
+    #                features
     "k_sparse_k25": 1.35,  # the codes of a k-sparse autoencoder of 1,000 units, k = 25
     "raw_pixels": 7.20,  # the pixels themselves
 }
@@ -97,7 +103,8 @@ def keep_largest(h, k):
     """`h` with the k largest values of each row kept and the others set to 0 (of values tied with
     the k-th largest, all are kept: for the positive values of a code, a tie has probability 0)."""
     largest, _ = ops.top_k(h, k)  # the k largest values of each row, largest first
-    kept = ops.cast(h >= largest[:, -1:], h.dtype)  # 1 where a value is at least the k-th largest, else 0
+    # 1 where a value is at least the k-th largest, else 0
+    kept = ops.cast(h >= largest[:, -1:], h.dtype)
     return h * kept  # the gradient flows through the kept values only
 
 
@@ -113,7 +120,10 @@ class TopK(layers.Layer):
 
     def build(self, input_shape):
         self.images_since_fired = self.add_weight(
-            shape=(input_shape[-1],), initializer="zeros", trainable=False, name="images_since_fired"
+            shape=(input_shape[-1],),
+            initializer="zeros",
+            trainable=False,
+            name="images_since_fired",
         )
 
     def call(self, h, training=False):
@@ -146,7 +156,9 @@ class L1Penalty(layers.Layer):
         return super().get_config() | {"weight": self.weight}
 
 
-def build_sparse_autoencoder(units: int, size: int, top_k: int | None = None, l1_weight: float = 0.0):
+def build_sparse_autoencoder(
+    units: int, size: int, top_k: int | None = None, l1_weight: float = 0.0
+):
     """An autoencoder of size x size images with a code of `units` units, and its encoder (image ->
     code). The code is the ReLU of a linear layer, then its `top_k` largest units only (None: all),
     with an L1 penalty of `l1_weight` on it. The decoder is linear, each unit's dictionary feature
@@ -159,7 +171,9 @@ def build_sparse_autoencoder(units: int, size: int, top_k: int | None = None, l1
     if top_k is not None:
         h = TopK(top_k, name="top_k")(h)
     code = L1Penalty(l1_weight, name="code")(h)  # with l1_weight 0, the code itself, nothing added
-    decoder = layers.Dense(size * size, name="decoder", kernel_constraint=keras.constraints.UnitNorm(axis=1))
+    decoder = layers.Dense(
+        size * size, name="decoder", kernel_constraint=keras.constraints.UnitNorm(axis=1)
+    )
     reconstruction = layers.Reshape((size, size), name="reconstruction")(decoder(code))
     autoencoder = keras.Model(image, reconstruction, name="autoencoder")
     encoder = keras.Model(image, code, name="encoder")  # shares its layers with the autoencoder
@@ -193,7 +207,9 @@ class DeadUnitsRebuild(layers.Layer):
     (Gao et al. keep only the largest few hundred of the dead units' values, among millions of
     units; here there are fewer dead units than that to begin with.)"""
 
-    def __init__(self, top_k: TopK, decoder: layers.Dense, dead_after: int, weight: float, **kwargs):
+    def __init__(
+        self, top_k: TopK, decoder: layers.Dense, dead_after: int, weight: float, **kwargs
+    ):
         super().__init__(**kwargs)
         self.top_k = top_k
         self.decoder = decoder
@@ -211,13 +227,16 @@ class DeadUnitsRebuild(layers.Layer):
 
 
 def with_auxiliary_loss(autoencoder: keras.Model) -> keras.Model:
-    """The top-k autoencoder as it trains: image in, reconstruction out, the auxiliary loss added."""
+    """The top-k autoencoder as it trains: image in, reconstruction out, the auxiliary loss
+    added."""
     image = autoencoder.input
     h = autoencoder.get_layer("before_top_k").output
     reconstruction = autoencoder.output
     error = layers.Subtract()([layers.Flatten()(image), layers.Flatten()(reconstruction)])
     top_k = autoencoder.get_layer("top_k")
-    rebuild = DeadUnitsRebuild(top_k, autoencoder.get_layer("decoder"), DEAD_AFTER_IMAGES, AUXILIARY_WEIGHT)
+    rebuild = DeadUnitsRebuild(
+        top_k, autoencoder.get_layer("decoder"), DEAD_AFTER_IMAGES, AUXILIARY_WEIGHT
+    )
     return keras.Model(image, rebuild([h, error, reconstruction]))
 
 
@@ -230,10 +249,14 @@ create and check the output folder, and seed every random generator with SEED. E
 *stage* (see 05): after Ctrl-C, the same command loads the finished ones.
 """
 started = time.perf_counter()
-settings, out = start(globals(), checks={"K": "count", "FRONTIER_KS": "count", "FRONTIER_L1_WEIGHTS": "non_negative"})
+settings, out = start(
+    globals(), checks={"K": "count", "FRONTIER_KS": "count", "FRONTIER_L1_WEIGHTS": "non_negative"}
+)
 for name in ("K", "FRONTIER_KS"):
     if max(np.atleast_1d(settings[name]), default=0) > CODE_DIM:
-        raise SettingError(f"{name}={settings[name]!r}: the code has {CODE_DIM} units (CODE_DIM); at most that")
+        raise SettingError(
+            f"{name}={settings[name]!r}: the code has {CODE_DIM} units (CODE_DIM); at most that"
+        )
 stages = Stages(backup_folder(out, settings, "stages"), SEED)  # Ctrl-C, then rerun: resumes here
 
 # %%
@@ -246,7 +269,10 @@ CLASSIFIER_IMAGES train the linear classifiers. The test images give every figur
 data = load_data(DATA, DATASET, TRAIN_LIMIT, IMAGE_SIZE)
 print(f"data: {data.describe()}")
 if not data.labelled:
-    raise DataError(f"{DATA or data.source}: has no labels; the linear classifiers need one sub-folder per class")
+    raise DataError(
+        f"{DATA or data.source}: has no labels; the linear classifiers need one sub-folder per "
+        "class"
+    )
 x_train = data.x_train
 x_test = data.x_test
 
@@ -264,9 +290,13 @@ def train_weights(top_k, l1_weight, epochs, auxiliary, resume_dir):
     """An autoencoder trained on the training images: its weights, loss history and seconds."""
     autoencoder, _ = build_sparse_autoencoder(CODE_DIM, IMAGE_SIZE, top_k, l1_weight)
     steps = epochs * math.ceil(len(x_train) / BATCH_SIZE)
-    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=steps))
-    model = with_auxiliary_loss(autoencoder) if auxiliary else autoencoder  # the same weights either way
-    use_xla = jit_compile(on_tensorflow=False)  # under TensorFlow, XLA made these steps slower on a CPU
+    optimizer = keras.optimizers.Adam(
+        keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=steps)
+    )
+    # the same weights either way
+    model = with_auxiliary_loss(autoencoder) if auxiliary else autoencoder
+    # under TensorFlow, XLA made these steps slower on a CPU
+    use_xla = jit_compile(on_tensorflow=False)
     model.compile(optimizer=optimizer, loss="mse", jit_compile=use_xla)
     history, seconds = train_autoencoder(
         model, x_train, x_train, epochs=epochs, batch_size=BATCH_SIZE, resume_dir=resume_dir
@@ -365,7 +395,9 @@ sparsity from a penalty, which also shrinks the values it keeps, rather than fro
 frontier = {"topk": [results["topk"] | {"k": K, "epochs": EPOCHS}]}
 frontier["l1"] = [results["l1"] | {"l1_weight": L1_WEIGHT, "epochs": EPOCHS}]
 for k in FRONTIER_KS:
-    point = test_figures(load_or_train(f"topk_{k}", top_k=k, epochs=FRONTIER_EPOCHS, auxiliary=True))
+    point = test_figures(
+        load_or_train(f"topk_{k}", top_k=k, epochs=FRONTIER_EPOCHS, auxiliary=True)
+    )
     frontier["topk"].append(point | {"k": k, "epochs": FRONTIER_EPOCHS})
 for weight in FRONTIER_L1_WEIGHTS:
     point = test_figures(load_or_train(f"l1_{weight:g}", l1_weight=weight, epochs=FRONTIER_EPOCHS))
@@ -383,9 +415,13 @@ log_topk_l0 = np.log([p["mean_active_units"] for p in frontier["topk"]])
 topk_mse = [p["test_mse"] for p in frontier["topk"]]
 l1_l0 = results["l1"]["mean_active_units"]
 # the top-k frontier's error at the L1 model's number of active units, read off the straight line
-# between its two nearest points on a log scale (beyond the frontier's ends: the nearest end's error)
+# between its two nearest points on a log scale (beyond the frontier's ends: the nearest end's
+# error)
 l1_over_topk = results["l1"]["test_mse"] / np.interp(np.log(l1_l0), log_topk_l0, topk_mse)
-print(f"the L1 model ({l1_l0:.1f} active units) errs {l1_over_topk:.2f} times the top-k frontier at as many units")
+print(
+    f"the L1 model ({l1_l0:.1f} active units) errs {l1_over_topk:.2f} times the top-k frontier at "
+    "as many units"
+)
 
 # %%
 """
@@ -405,7 +441,8 @@ y_labelled = data.y_train[:n_labelled]
 
 
 def build_dense_autoencoder(size):
-    """Chapter 01's autoencoder, 784-512-256-32-256-512-784, and its encoder (image -> 32 numbers)."""
+    """Chapter 01's autoencoder, 784-512-256-32-256-512-784, and its encoder (image -> 32
+    numbers)."""
     image = keras.Input(shape=(size, size))
     h = layers.Flatten()(image)
     h = layers.Dense(512, activation="relu")(h)
@@ -421,7 +458,8 @@ def build_dense_autoencoder(size):
 def train_dense_autoencoder():
     autoencoder, _ = build_dense_autoencoder(IMAGE_SIZE)
     steps = DENSE_CODE_EPOCHS * math.ceil(len(x_train) / 256)  # chapter 01's batch size, 256
-    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2e-3, steps))  # chapter 01's step size
+    # chapter 01's step size
+    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2e-3, steps))
     # chapter 01's dense network is fast with XLA on every backend
     autoencoder.compile(optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile())
     train_autoencoder(autoencoder, x_train, x_train, epochs=DENSE_CODE_EPOCHS, batch_size=256)
@@ -439,8 +477,11 @@ def linear_classifier_error(train_features, test_features):
     softmax = layers.Dense(len(data.class_names), activation="softmax")
     classifier = keras.Sequential([keras.Input((x.shape[1],)), softmax])
     steps = CLASSIFIER_EPOCHS * math.ceil(len(x) / 256)  # batches of 256
-    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, steps))  # Adam's usual step size
-    classifier.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", jit_compile=jit_compile())
+    # Adam's usual step size
+    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, steps))
+    classifier.compile(
+        optimizer=optimizer, loss="sparse_categorical_crossentropy", jit_compile=jit_compile()
+    )
     history = classifier.fit(x, y_labelled, epochs=CLASSIFIER_EPOCHS, batch_size=256, verbose=0)
     check_finite(history.history)
     scores = classifier.predict((test_features - mean) / scale, batch_size=2000, verbose=0)
@@ -521,7 +562,8 @@ def rebuild_one_unit_at_a_time(code, features, bias, shown_steps=8):
     for count, unit in enumerate(order, start=1):
         partial_sum = partial_sum + code[unit] * features[unit]
         if count <= shown_steps or count == len(order):
-            feature_picture = 0.5 + 3 * features[unit]  # 0 as mid-grey; x 3, as a feature's pixels are small
+            # 0 as mid-grey; x 3, as a feature's pixels are small
+            feature_picture = 0.5 + 3 * features[unit]
             features_added[f"unit {unit}\nx {code[unit]:.2f}"] = np.clip(feature_picture, 0, 1)
             sums[f"{count} unit{'s' if count > 1 else ''}"] = np.clip(partial_sum, 0, 1)
     return features_added, sums
@@ -542,12 +584,19 @@ plotting.level_rows(
     title=f"A test image rebuilt from the {n_active} active units of its top-k code, the largest first",
 )
 
-components = np.unique(np.geomspace(2, 300, 12).round().astype(int))  # PCA's numbers of components, log-spaced
+# PCA's numbers of components, log-spaced
+components = np.unique(np.geomspace(2, 300, 12).round().astype(int))
 plotting.xy_curves(
     out / "frontier.png",
     {
-        "top-k": ([p["mean_active_units"] for p in frontier["topk"]], [p["test_mse"] for p in frontier["topk"]]),
-        "L1 penalty": ([p["mean_active_units"] for p in frontier["l1"]], [p["test_mse"] for p in frontier["l1"]]),
+        "top-k": (
+            [p["mean_active_units"] for p in frontier["topk"]],
+            [p["test_mse"] for p in frontier["topk"]],
+        ),
+        "L1 penalty": (
+            [p["mean_active_units"] for p in frontier["l1"]],
+            [p["test_mse"] for p in frontier["l1"]],
+        ),
         "PCA, as many components": (components, [pca_test_mse(c) for c in components]),
     },
     xlabel="units (components) used by an image",

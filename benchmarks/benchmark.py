@@ -8,8 +8,8 @@ backward = 3x forward) and that as a fraction of the machine's float32 matrix-mu
 (NumPy, 4096 x 4096 x 4096), and inference images per second. Each backend runs in a process of its
 own (KERAS_BACKEND), one after the other. Prints a table and writes benchmarks/results.json.
 
-Run: python benchmarks/benchmark.py                      (every installed backend; a few minutes each)
-     python benchmarks/benchmark.py --backends=jax        (one)
+Run: python benchmarks/benchmark.py                  (every installed backend; a few minutes each)
+     python benchmarks/benchmark.py --backends=jax   (one)
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ def measure_this_backend() -> dict:
         return chapter_definitions(ROOT / f"{name}.py")
 
     def forward_macs(model: keras.Model) -> int:
-        """Multiply-adds of one example through the dense and convolution layers, nested models too."""
+        """Multiply-adds of one example through the dense and convolution layers, nested models
+        too."""
         total = 0
         for layer in model.layers:
             if isinstance(layer, keras.Model):
@@ -95,19 +96,39 @@ def measure_this_backend() -> dict:
     rng = np.random.default_rng(0)
     images = (rng.random((20_000, 28, 28)) < 0.2).astype(np.float32)
 
-    def measure(label, model, x, y, batch_size, predict_model=None, on_tensorflow=True, loss="binary_crossentropy"):
-        """Train and predict `model` as its chapter compiles it (XLA under TensorFlow where it does)."""
+    def measure(
+        label,
+        model,
+        x,
+        y,
+        batch_size,
+        predict_model=None,
+        on_tensorflow=True,
+        loss="binary_crossentropy",
+    ):
+        """Train and predict `model` as its chapter compiles it (XLA under TensorFlow where it
+        does)."""
         model.compile(optimizer="adam", loss=loss, jit_compile=jit_compile(on_tensorflow))
         steps = WARMUP_STEPS + TIMED_STEPS
         n = steps * batch_size
         repeat = np.arange(n) % len(x)
         timer = StepTimer()
         targets = {name: y[name][repeat] for name in y} if isinstance(y, dict) else y[repeat]
-        model.fit(x[repeat], targets, batch_size=batch_size, epochs=1, shuffle=False, callbacks=[timer], verbose=0)
+        model.fit(
+            x[repeat],
+            targets,
+            batch_size=batch_size,
+            epochs=1,
+            shuffle=False,
+            callbacks=[timer],
+            verbose=0,
+        )
         train = TIMED_STEPS * batch_size / timer.seconds
         predictor = predict_model or model
         predictor.predict(x[:2000], batch_size=1000, verbose=0)
-        infer = len(x) / min(timed(lambda: predictor.predict(x, batch_size=1000, verbose=0)) for _ in range(2))
+        infer = len(x) / min(
+            timed(lambda: predictor.predict(x, batch_size=1000, verbose=0)) for _ in range(2)
+        )
         macs = forward_macs(predictor)
         print(f"  {label:<46}{train:>10,.0f}{infer:>12,.0f} images/s", flush=True)
         return {
@@ -122,7 +143,9 @@ def measure_this_backend() -> dict:
     rows = []
     ch01 = chapter("01_basic_autoencoder")
     autoencoder, _ = ch01.build_autoencoder(ch01.CODE_DIM, tuple(ch01.HIDDEN_UNITS))
-    rows.append(measure("01 dense autoencoder 784-512-256-32", autoencoder, images, images, ch01.BATCH_SIZE))
+    rows.append(
+        measure("01 dense autoencoder 784-512-256-32", autoencoder, images, images, ch01.BATCH_SIZE)
+    )
     ch02 = chapter("02_gaussian_denoising")
     from common.corruption import Corruption  # noqa: PLC0415
 
@@ -137,7 +160,9 @@ def measure_this_backend() -> dict:
     ch05 = chapter("05_stacked_autoencoder")
     pixels = images.reshape(len(images), -1)
     for kind in ("masking", None):
-        first = keras.Sequential([keras.Input((784,))] + ([Corruption(kind, 0.5).layer(0)] if kind else []))
+        first = keras.Sequential(
+            [keras.Input((784,))] + ([Corruption(kind, 0.5).layer(0)] if kind else [])
+        )
         first.add(layers.Dense(ch05.HIDDEN_UNITS[0], activation="relu"))
         first.add(layers.Dense(784, activation="sigmoid"))
         label = f"05 first layer 784-1000-784, {kind or 'no'} noise"
@@ -146,16 +171,37 @@ def measure_this_backend() -> dict:
     stack = []
     inputs = 784
     for k, units in enumerate((*ch06.HIDDEN_UNITS, ch06.CODE_DIM)):
-        weights = [rng.normal(0, 0.05, (inputs, units)).astype(np.float32), np.zeros(units, np.float32)]
-        undo = [rng.normal(0, 0.05, (units, inputs)).astype(np.float32), np.zeros(inputs, np.float32)]
+        weights = [
+            rng.normal(0, 0.05, (inputs, units)).astype(np.float32),
+            np.zeros(units, np.float32),
+        ]
+        undo = [
+            rng.normal(0, 0.05, (units, inputs)).astype(np.float32),
+            np.zeros(inputs, np.float32),
+        ]
         activation = "linear" if k == len(ch06.HIDDEN_UNITS) else "relu"
-        stack.append(ch06.PretrainedLayer(weights, undo, activation, "sigmoid" if k == 0 else "relu", {}, 0.0))
+        stack.append(
+            ch06.PretrainedLayer(
+                weights, undo, activation, "sigmoid" if k == 0 else "relu", {}, 0.0
+            )
+        )
         inputs = units
     deep = ch06.build_deep_autoencoder(stack)
-    rows.append(measure("06 deep autoencoder 784-1000-500-250-30", deep, images, images, ch06.BATCH_SIZE))
+    rows.append(
+        measure("06 deep autoencoder 784-1000-500-250-30", deep, images, images, ch06.BATCH_SIZE)
+    )
     ch07 = chapter("07_anomaly_detection")
     detector = ch07.build_autoencoder(ch07.CODE_DIM, tuple(ch07.FILTERS), 28)
-    rows.append(measure("07 convolutional detector", detector, images, images, ch07.BATCH_SIZE, on_tensorflow=False))
+    rows.append(
+        measure(
+            "07 convolutional detector",
+            detector,
+            images,
+            images,
+            ch07.BATCH_SIZE,
+            on_tensorflow=False,
+        )
+    )
     ch09 = chapter("09_segmentation")
     scenes = np.zeros((2000, 48, 48, 1), np.float32)
     scenes[:, 10:38, 10:38, 0] = images[:2000]
@@ -163,11 +209,25 @@ def measure_this_backend() -> dict:
     body = ch09.build_body((48, 48, 1), tuple(ch09.FILTERS), True, "unet")
     unet = ch09.with_head(body, 11, "linear", "unet_segmenter")  # class scores, as 09 trains it
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    rows.append(measure("09 U-Net, 48x48 scenes", unet, scenes, masks, ch09.BATCH_SIZE, on_tensorflow=False, loss=loss))
+    rows.append(
+        measure(
+            "09 U-Net, 48x48 scenes",
+            unet,
+            scenes,
+            masks,
+            ch09.BATCH_SIZE,
+            on_tensorflow=False,
+            loss=loss,
+        )
+    )
     ch08 = chapter("08_variational_autoencoder")
-    zeros = {"reconstruction": np.zeros(len(images), np.float32), "kl": np.zeros(len(images), np.float32)}
+    zeros = {
+        "reconstruction": np.zeros(len(images), np.float32),
+        "kl": np.zeros(len(images), np.float32),
+    }
     terms = {"reconstruction": ch08.term_is_the_loss, "kl": ch08.term_is_the_loss}
-    for binarized in (True, False):  # a fresh binarization every batch, or the grey images as they are
+    # a fresh binarization every batch, or the grey images as they are
+    for binarized in (True, False):
         encoder = ch08.build_encoder(ch08.CODE_DIM, tuple(ch08.HIDDEN_UNITS), 28, True)
         decoder = ch08.build_decoder(ch08.CODE_DIM, tuple(ch08.HIDDEN_UNITS), 28)
         vae = ch08.with_loss_terms(encoder, decoder, binarized, 0)
@@ -176,7 +236,9 @@ def measure_this_backend() -> dict:
     ch10 = chapter("10_sparse_autoencoder")
     sparse, sparse_encoder = ch10.build_sparse_autoencoder(ch10.CODE_DIM, 28, ch10.K)
     label = "10 top-k autoencoder 784-1000-784, k = 25"
-    rows.append(measure(label, sparse, images, images, ch10.BATCH_SIZE, sparse_encoder, False, "mse"))
+    rows.append(
+        measure(label, sparse, images, images, ch10.BATCH_SIZE, sparse_encoder, False, "mse")
+    )
     return {"keras": describe(), "rows": rows}
 
 
@@ -192,20 +254,30 @@ def main() -> None:
         return
     results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"}
     results["numpy_gemm_gflops"] = gemm_peak()
-    print(f"{results['machine']}; float32 GEMM through NumPy: {results['numpy_gemm_gflops']:.0f} GFLOP/s")
+    print(
+        f"{results['machine']}; float32 GEMM through NumPy: {results['numpy_gemm_gflops']:.0f} "
+        "GFLOP/s"
+    )
     results["backends"] = {}
     for backend in wanted:
         if importlib.util.find_spec(backend) is None:
             print(f"{backend}: not installed, skipped")
             continue
         print(f"\n{backend}:{'':<41}{'training':>10}{'inference':>12}")
-        env = {**os.environ, "KERAS_BACKEND": backend, "BENCHMARK_CHILD": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+        env = {
+            **os.environ,
+            "KERAS_BACKEND": backend,
+            "BENCHMARK_CHILD": "1",
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+        }
         child = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True)
         lines = child.stdout.splitlines()
         print("\n".join(line for line in lines if not line.startswith("RESULT ")))
         found = [line for line in lines if line.startswith("RESULT ")]
         if child.returncode or not found:
-            print(f"{backend}: failed ({child.stderr.strip().splitlines()[-1:] or child.returncode})")
+            print(
+                f"{backend}: failed ({child.stderr.strip().splitlines()[-1:] or child.returncode})"
+            )
             continue
         measured = json.loads(found[-1][len("RESULT ") :])
         for row in measured["rows"]:

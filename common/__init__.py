@@ -39,7 +39,8 @@ BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def _choose_backend() -> None:
-    """Set KERAS_BACKEND, where it is not set and the backend Keras' configuration names (Keras writes
+    """Set KERAS_BACKEND, where it is not set and the backend Keras' configuration names (Keras
+    writes
     TensorFlow there on its first run) is not installed, to the first installed of BACKENDS."""
     if os.environ.get("KERAS_BACKEND"):
         return
@@ -59,7 +60,8 @@ def _choose_backend() -> None:
 @contextlib.contextmanager
 def tensorflow_start_quietly():
     """Run the block with TensorFlow's C++ start-up lines sent nowhere, if it may start TensorFlow:
-    Keras imports it under its own backend, and seeds it under any other wherever it is installed."""
+    Keras imports it under its own backend, and seeds it under any other wherever it is
+    installed."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "3":
         yield
@@ -80,11 +82,13 @@ _choose_backend()
 with tensorflow_start_quietly():
     import keras  # noqa: E402
 
-if keras.backend.backend() == "tensorflow":  # its warnings about retracing functions are no lesson of ours
+# its warnings about retracing functions are no lesson of ours
+if keras.backend.backend() == "tensorflow":
     import logging  # noqa: E402
 
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-else:  # Keras seeds TensorFlow too wherever it is installed, and importing it costs seconds: not under
+# Keras seeds TensorFlow too wherever it is installed, and importing it costs seconds: not under
+else:
     # another backend (TensorBoard, which needs it, still imports it when asked for)
     from keras.src.utils import module_utils  # noqa: E402
 

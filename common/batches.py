@@ -27,7 +27,13 @@ import numpy as np
 
 
 class Batches(keras.utils.PyDataset):
-    def __init__(self, draw: Callable[[np.random.Generator, int], Any], steps: int, batch_size: int, seed: int):
+    def __init__(
+        self,
+        draw: Callable[[np.random.Generator, int], Any],
+        steps: int,
+        batch_size: int,
+        seed: int,
+    ):
         super().__init__()
         self.draw = draw
         self.steps = steps
@@ -49,7 +55,9 @@ class ShuffledPasses(keras.utils.PyDataset):
     """Passes over the examples, each in a new random order, in batches (a pass's last one
     smaller): an epoch is `steps` batches (None: one pass)."""
 
-    def __init__(self, inputs: Any, targets: Any, batch_size: int, seed: int, steps: int | None = None):
+    def __init__(
+        self, inputs: Any, targets: Any, batch_size: int, seed: int, steps: int | None = None
+    ):
         super().__init__()
         self.inputs = inputs
         self.targets = targets
@@ -88,7 +96,9 @@ def _take(arrays: Any, chosen: np.ndarray) -> Any:
     return arrays[chosen]
 
 
-def shuffled_batches(inputs: Any, targets: Any, batch_size: int, seed: int, steps: int | None = None) -> Any:
+def shuffled_batches(
+    inputs: Any, targets: Any, batch_size: int, seed: int, steps: int | None = None
+) -> Any:
     """`inputs` (an array) and `targets` (an array, or a dict of arrays for a model of several
     outputs) in batches of `batch_size`, every example once a pass, reshuffled every pass. Give
     `fit` the batches an epoch as `steps_per_epoch`: one pass, ceil(N / batch_size), or `steps`."""
@@ -106,8 +116,8 @@ def shuffled_batches(inputs: Any, targets: Any, batch_size: int, seed: int, step
         examples = tf.data.Dataset.from_tensor_slices((inputs, targets))
         stream = examples.shuffle(len(inputs), seed=seed, reshuffle_each_iteration=True).repeat()
         pairs = stream.batch(batch_size)
-    # two batches made ahead of the training step, and no autotuning: tf.data's autotuner optimizes in
-    # a thread that `fit` waited for at its end, up to a minute on a busy 2-core CPU
+    # two batches made ahead of the training step, and no autotuning: tf.data's autotuner optimizes
+    # in a thread that `fit` waited for at its end, up to a minute on a busy 2-core CPU
     options = tf.data.Options()
     options.autotune.enabled = False
     return pairs.prefetch(2).with_options(options)

@@ -85,7 +85,10 @@ class Tuned:
 
 def tune(denoiser: Denoiser, noisy: np.ndarray, clean: np.ndarray) -> Tuned:
     """Choose the parameter with the best mean PSNR on held-out (noisy, clean) pairs."""
-    scores = [float(psnr_per_image(clean, np.clip(denoiser.apply(noisy, v), 0, 1)).mean()) for v in denoiser.candidates]
+    scores = [
+        float(psnr_per_image(clean, np.clip(denoiser.apply(noisy, v), 0, 1)).mean())
+        for v in denoiser.candidates
+    ]
     best = int(np.argmax(scores))
     return Tuned(denoiser, denoiser.candidates[best], scores[best])
 

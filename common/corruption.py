@@ -37,12 +37,21 @@ KINDS = ("gaussian", "masking", "salt_and_pepper")
 
 
 def check_std(std: float, what: str = "the noise standard deviation") -> None:
-    if isinstance(std, bool) or not isinstance(std, (int, float)) or not math.isfinite(std) or std < 0:
+    if (
+        isinstance(std, bool)
+        or not isinstance(std, (int, float))
+        or not math.isfinite(std)
+        or std < 0
+    ):
         raise SettingError(f"{what} {std!r}: must be a finite number, 0 or more")
 
 
 def check_fraction(fraction: float, what: str = "the fraction of pixels hit") -> None:
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+    if (
+        isinstance(fraction, bool)
+        or not isinstance(fraction, (int, float))
+        or not 0 <= fraction <= 1
+    ):
         raise SettingError(f"{what} {fraction!r}: must lie between 0 and 1")
 
 
@@ -65,7 +74,9 @@ def _masking(x: np.ndarray, fraction: Any, rng: np.random.Generator) -> np.ndarr
     return np.where(hit, 0, x).astype(x.dtype)
 
 
-def _salt_and_pepper(x: np.ndarray, fraction: Any, salt_ratio: float, rng: np.random.Generator) -> np.ndarray:
+def _salt_and_pepper(
+    x: np.ndarray, fraction: Any, salt_ratio: float, rng: np.random.Generator
+) -> np.ndarray:
     hit = rng.random(x.shape) < fraction
     salt = rng.random(x.shape) < salt_ratio
     return np.where(hit, salt, x).astype(x.dtype)
@@ -86,7 +97,9 @@ def masking_noise(x: Any, fraction: float, seed: Any) -> np.ndarray:
     return _masking(_float_images(x), fraction, np.random.default_rng(seed))
 
 
-def salt_and_pepper_noise(x: Any, fraction: float, seed: Any, salt_ratio: float = 0.5) -> np.ndarray:
+def salt_and_pepper_noise(
+    x: Any, fraction: float, seed: Any, salt_ratio: float = 0.5
+) -> np.ndarray:
     """Set a random `fraction` of the pixels to 1 (probability `salt_ratio`) or 0."""
     check_fraction(fraction)
     check_fraction(salt_ratio, "the share of salt among the pixels hit")
@@ -98,7 +111,15 @@ class Corrupt(keras.layers.Layer):
     otherwise (predict, evaluate, validation) the input passes through untouched. The level is
     `low` for every image, or drawn for each image uniformly between `low` and `high`."""
 
-    def __init__(self, kind: str, low: float, high: float | None = None, salt_ratio: float = 0.5, seed=None, **kw):
+    def __init__(
+        self,
+        kind: str,
+        low: float,
+        high: float | None = None,
+        salt_ratio: float = 0.5,
+        seed=None,
+        **kw,
+    ):
         super().__init__(**kw)
         self.kind = kind
         self.low = low
@@ -150,7 +171,9 @@ class Corruption:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise SettingError(f"unknown corruption {self.kind!r}: choose one of {', '.join(KINDS)}")
+            raise SettingError(
+                f"unknown corruption {self.kind!r}: choose one of {', '.join(KINDS)}"
+            )
         if self.kind == "gaussian":
             check_std(self.level)
         else:
@@ -166,7 +189,13 @@ class Corruption:
 
     def layer(self, seed: int | None = None) -> Corrupt:
         """This corruption as a layer, active only while a model trains."""
-        return Corrupt(self.kind, self.level, salt_ratio=self.salt_ratio, seed=seed, name=f"{self.kind}_corruption")
+        return Corrupt(
+            self.kind,
+            self.level,
+            salt_ratio=self.salt_ratio,
+            seed=seed,
+            name=f"{self.kind}_corruption",
+        )
 
     def at(self, level: float) -> Corruption:
         """The same process at another level (for sweeps)."""
@@ -177,10 +206,13 @@ class Corruption:
             return f"Gaussian noise, std {self.level:g}"
         if self.kind == "masking":
             return f"masking noise, {self.level:.0%} of pixels set to 0"
-        return f"salt-and-pepper noise, {self.level:.0%} of pixels set to 0 or 1 ({self.salt_ratio:.0%} to 1)"
+        share = f"{self.level:.0%} of pixels set to 0 or 1 ({self.salt_ratio:.0%} to 1)"
+        return f"salt-and-pepper noise, {share}"
 
     def as_dict(self) -> dict[str, Any]:
-        params: dict[str, Any] = {"std": self.level} if self.kind == "gaussian" else {"fraction": self.level}
+        params: dict[str, Any] = (
+            {"std": self.level} if self.kind == "gaussian" else {"fraction": self.level}
+        )
         if self.kind == "salt_and_pepper":
             params["salt_ratio"] = self.salt_ratio
         return {"type": self.kind, **params}
@@ -199,7 +231,9 @@ class LevelRange:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise SettingError(f"unknown corruption {self.kind!r}: choose one of {', '.join(KINDS)}")
+            raise SettingError(
+                f"unknown corruption {self.kind!r}: choose one of {', '.join(KINDS)}"
+            )
         for level in (self.low, self.high):
             if self.kind == "gaussian":
                 check_std(level, "a level of the range")
@@ -207,7 +241,9 @@ class LevelRange:
                 check_fraction(level, "a level of the range")
         check_fraction(self.salt_ratio, "the share of salt among the pixels hit")
         if self.low > self.high:
-            raise SettingError(f"the range ({self.low:g}, {self.high:g}): the lowest level must come first")
+            raise SettingError(
+                f"the range ({self.low:g}, {self.high:g}): the lowest level must come first"
+            )
 
     def __call__(self, x: Any, seed: Any) -> np.ndarray:
         x = _float_images(x)
@@ -224,12 +260,23 @@ class LevelRange:
     def layer(self, seed: int | None = None) -> Corrupt:
         """This corruption as a layer, active only while a model trains: a level for every image."""
         name = f"{self.kind}_range_corruption"
-        return Corrupt(self.kind, self.low, self.high, salt_ratio=self.salt_ratio, seed=seed, name=name)
+        return Corrupt(
+            self.kind, self.low, self.high, salt_ratio=self.salt_ratio, seed=seed, name=name
+        )
 
     def describe(self) -> str:
-        what = {"gaussian": "standard deviation", "masking": "fraction masked", "salt_and_pepper": "fraction hit"}
+        what = {
+            "gaussian": "standard deviation",
+            "masking": "fraction masked",
+            "salt_and_pepper": "fraction hit",
+        }
         name = Corruption(self.kind, self.high, self.salt_ratio).describe().split(",")[0]
         return f"{name}, {what[self.kind]} drawn for each image from {self.low:g} to {self.high:g}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"type": self.kind, "low": self.low, "high": self.high, "salt_ratio": self.salt_ratio}
+        return {
+            "type": self.kind,
+            "low": self.low,
+            "high": self.high,
+            "salt_ratio": self.salt_ratio,
+        }

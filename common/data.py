@@ -39,7 +39,9 @@ KERAS_CACHE = KERAS_DATASETS / "mnist.npz"
 FASHION_KERAS_CACHE = KERAS_DATASETS / "fashion-mnist"  # the four IDX files, gzipped
 FASHION_DEBIAN = Path("/usr/share/datasets/fashion-mnist")  # apt-get install dataset-fashion-mnist
 DATASETS = ("mnist", "fashion_mnist")
-FASHION_CLASSES = "T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, Ankle boot"
+FASHION_CLASSES = (
+    "T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, Ankle boot"
+)
 CLASS_NAMES = {
     "mnist": [str(d) for d in range(10)],
     "fashion_mnist": FASHION_CLASSES.split(", "),
@@ -55,11 +57,14 @@ IDX_FILES = {
 }
 IMAGE_MAGIC = 2051
 LABEL_MAGIC = 2049
-GREY_WEIGHTS = np.array([0.2989, 0.5870, 0.1140], np.float32)  # red, green, blue: TensorFlow's rgb_to_grayscale
-TEST_SEED = 2010  # the seed of every random draw a test set is made with: every run is scored on the same images
+GREY_WEIGHTS = np.array([0.2989, 0.5870, 0.1140], np.float32)  # red, green, blue: TensorFlow's
+#                                                                rgb_to_grayscale
+TEST_SEED = 2010  # the seed of every random draw a test set is made with: every run is scored on
+#                   the same images
 
 
-sample_in_use = False  # set when load_data fell back to the bundled sample: a run's closing line says so
+# set when load_data fell back to the bundled sample: a run's closing line says so
+sample_in_use = False
 
 
 def holdout_split(
@@ -70,13 +75,16 @@ def holdout_split(
     names the setting that gave `count`, for the one-line error when it cannot work."""
     n = len(x)
     if n < 2:
-        raise DataError(f"{n} training image(s): at least 2 are needed, one to train on and one to hold out")
+        raise DataError(
+            f"{n} training image(s): at least 2 are needed, one to train on and one to hold out"
+        )
     if count is None:
         count = min(cap, max(1, round(n * fraction)))
     elif not 0 < count < n:
         raise SettingError(
             f"{setting}={count}: must be at least 1 and less than the {n:,} training images; "
-            f"set it to at most {n - 1} (or to None: {min(cap, max(1, round(n * fraction))):,} here)"
+            f"set it to at most {n - 1} (or to None: {min(cap, max(1, round(n * fraction))):,} "
+            "here)"
         )
     return x[:-count], x[-count:]
 
@@ -100,24 +108,36 @@ class Dataset:
         return self.y_train is not None
 
     def describe(self) -> str:
-        classes = f", {len(self.class_names)} classes" if self.labelled and self.class_names else ", no labels"
-        return f"{len(self.x_train):,} training and {len(self.x_test):,} test images{classes}, from {self.source}"
+        classes = (
+            f", {len(self.class_names)} classes"
+            if self.labelled and self.class_names
+            else ", no labels"
+        )
+        sizes = f"{len(self.x_train):,} training and {len(self.x_test):,} test images"
+        return f"{sizes}{classes}, from {self.source}"
 
 
-def _check_arrays(arrays: dict[str, np.ndarray], where: str, classes: int | None = 10) -> dict[str, np.ndarray]:
+def _check_arrays(
+    arrays: dict[str, np.ndarray], where: str, classes: int | None = 10
+) -> dict[str, np.ndarray]:
     """Check raw image arrays: images (N, height, width[, channels]) of pixels 0-255 (uint8 or
     another integer type) or floats in [0, 1]; labels, when present, one integer per image in
-    0..classes-1 (any non-negative integer when `classes` is None). Raise DataError naming `where`."""
+    0..classes-1 (any non-negative integer when `classes` is None). Raise DataError naming
+    `where`."""
     has = [f"y_{split}" in arrays for split in ("train", "test")]
     if any(has) and not all(has):
         given, missing = ("y_train", "y_test") if has[0] else ("y_test", "y_train")
-        raise DataError(f"{where}: has {given} but is missing {missing} (give labels for both splits, or for neither)")
+        raise DataError(
+            f"{where}: has {given} but is missing {missing} (give labels for both splits, or for "
+            "neither)"
+        )
     for split in ("train", "test"):
         x = arrays[f"x_{split}"]
         y = arrays.get(f"y_{split}")
         if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[3] not in (1, 3, 4)):
             raise DataError(
-                f"{where}: x_{split} must have shape (N, height, width) or (N, height, width, 1, 3 or 4 channels), "
+                f"{where}: x_{split} must have shape (N, height, width) or (N, height, width, 1, 3 "
+                "or 4 channels), "
                 f"got {x.shape}"
             )
         if len(x) == 0:
@@ -127,17 +147,25 @@ def _check_arrays(arrays: dict[str, np.ndarray], where: str, classes: int | None
             high = float(np.max(x))
             if not 0 <= low <= high <= 1:
                 raise DataError(
-                    f"{where}: x_{split} holds {x.dtype} values from {low:g} to {high:g}, outside [0, 1] "
+                    f"{where}: x_{split} holds {x.dtype} values from {low:g} to {high:g}, outside "
+                    "[0, 1] "
                     "(give uint8 pixels 0-255, or floats in [0, 1])"
                 )
-        elif x.dtype != np.uint8 and not (np.issubdtype(x.dtype, np.integer) and 0 <= x.min() <= x.max() <= 255):
-            raise DataError(f"{where}: x_{split} must hold uint8 pixels 0-255 or floats in [0, 1], got {x.dtype}")
+        elif x.dtype != np.uint8 and not (
+            np.issubdtype(x.dtype, np.integer) and 0 <= x.min() <= x.max() <= 255
+        ):
+            raise DataError(
+                f"{where}: x_{split} must hold uint8 pixels 0-255 or floats in [0, 1], got "
+                f"{x.dtype}"
+            )
         if y is None:
             continue
         if not np.issubdtype(y.dtype, np.integer):
             raise DataError(f"{where}: y_{split} must hold integer class numbers, got {y.dtype}")
         if y.shape != (len(x),):
-            raise DataError(f"{where}: y_{split} has shape {y.shape} but x_{split} holds {len(x)} images")
+            raise DataError(
+                f"{where}: y_{split} has shape {y.shape} but x_{split} holds {len(x)} images"
+            )
         if y.min() < 0 or (classes is not None and y.max() >= classes):
             bad = int(y.min()) if y.min() < 0 else int(y.max())
             allowed = f"0-{classes - 1}" if classes is not None else "0 or more"
@@ -153,13 +181,18 @@ def read_npz(path: str | Path, classes: int | None = 10) -> dict[str, np.ndarray
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in ("x_train", "x_test") if k not in f.files]
             if missing:
-                raise DataError(f"{path}: missing array(s) {', '.join(missing)} (has {', '.join(f.files) or 'none'})")
+                raise DataError(
+                    f"{path}: missing array(s) {', '.join(missing)} (has "
+                    f"{', '.join(f.files) or 'none'})"
+                )
             arrays = {k: f[k] for k in IDX_FILES if k in f.files}
     except DataError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         size = path.stat().st_size if path.exists() else 0
-        what = "is empty" if size == 0 else f"is not a readable .npz file (truncated or corrupt: {e})"
+        what = (
+            "is empty" if size == 0 else f"is not a readable .npz file (truncated or corrupt: {e})"
+        )
         raise DataError(f"{path}: {what}") from None
     return _check_arrays(arrays, str(path), classes)
 
@@ -196,14 +229,20 @@ def read_idx_folder(folder: str | Path) -> dict[str, np.ndarray]:
         candidates += [c.with_name(c.name + ".gz") for c in candidates[2:]]
         path = next((c for c in candidates if c.is_file()), None)
         if path is None:
-            raise DataError(f"{folder}: no {stem}[.gz] file (a folder needs the four MNIST IDX files)")
+            raise DataError(
+                f"{folder}: no {stem}[.gz] file (a folder needs the four MNIST IDX files)"
+            )
         is_image = key.startswith("x")
-        arrays[key] = _read_idx_file(path, IMAGE_MAGIC if is_image else LABEL_MAGIC, 3 if is_image else 1)
+        arrays[key] = _read_idx_file(
+            path, IMAGE_MAGIC if is_image else LABEL_MAGIC, 3 if is_image else 1
+        )
     return _check_arrays(arrays, str(folder))
 
 
 def _has_idx_files(folder: Path) -> bool:
-    return any(p.name.replace(".", "-").startswith(tuple(IDX_FILES.values())) for p in folder.iterdir())
+    return any(
+        p.name.replace(".", "-").startswith(tuple(IDX_FILES.values())) for p in folder.iterdir()
+    )
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -211,7 +250,8 @@ def _image_files(folder: Path) -> list[Path]:
     return [
         p
         for p in folder.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        if p.suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     ]
 
 
@@ -235,12 +275,22 @@ def _read_image(path: Path, image_size: int) -> np.ndarray:
     return np.round(resize(square[None], image_size)[0]).clip(0, 255).astype(np.uint8)
 
 
-def _images_from_directory(folder: Path, image_size: int) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
+def _images_from_directory(
+    folder: Path, image_size: int
+) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
     """Every image under `folder` as uint8 grey (N, size, size), with class numbers when the images
     sit in one sub-folder per class (None when they sit in `folder` itself)."""
-    classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".") and _image_files(d))
+    classes = sorted(
+        d.name
+        for d in folder.iterdir()
+        if d.is_dir() and not d.name.startswith(".") and _image_files(d)
+    )
     if classes:
-        files = [(path, k) for k, name in enumerate(classes) for path in sorted(_image_files(folder / name))]
+        files = [
+            (path, k)
+            for k, name in enumerate(classes)
+            for path in sorted(_image_files(folder / name))
+        ]
     else:
         files = [(path, None) for path in sorted(_image_files(folder))]
     if not files:
@@ -252,7 +302,9 @@ def _images_from_directory(folder: Path, image_size: int) -> tuple[np.ndarray, n
     return images, labels, classes
 
 
-def read_image_folder(folder: str | Path, image_size: int = 28) -> tuple[dict[str, np.ndarray], list[str] | None]:
+def read_image_folder(
+    folder: str | Path, image_size: int = 28
+) -> tuple[dict[str, np.ndarray], list[str] | None]:
     """Read a folder of your own images (PNG, JPEG, BMP, GIF; any size, colour or grey) with
     Pillow: each becomes a grey `image_size` x `image_size` square (the largest centred square of
     it, resized). Layouts understood:
@@ -273,14 +325,18 @@ def read_image_folder(folder: str | Path, image_size: int = 28) -> tuple[dict[st
         x_test, y_test, test_names = _images_from_directory(splits["test"], image_size)
         if (names is None) != (test_names is None) or not set(test_names or ()) <= set(names or ()):
             raise DataError(f"{folder}: test/ has classes {test_names} but train/ has {names}")
-        if names is not None and test_names != names:  # test/ lacks a class: number its own the same
+        # test/ lacks a class: number its own the same
+        if names is not None and test_names != names:
             y_test = np.array([names.index(test_names[k]) for k in y_test], dtype=y_test.dtype)
         train = np.random.default_rng(0).permutation(len(x_train))
         test = np.random.default_rng(1).permutation(len(x_test))
     else:
         x, y, names = _images_from_directory(folder, image_size)
         if len(x) < 2:
-            raise DataError(f"{folder}: holds {len(x)} image; at least 2 are needed (one to train on, one to test)")
+            raise DataError(
+                f"{folder}: holds {len(x)} image; at least 2 are needed (one to train on, one to "
+                "test)"
+            )
         order = np.random.default_rng(0).permutation(len(x))
         n_test = max(1, round(TEST_FRACTION * len(x)))
         x_train = x_test = x
@@ -300,7 +356,9 @@ def read_image_folder(folder: str | Path, image_size: int = 28) -> tuple[dict[st
     return arrays, names
 
 
-def read_path(path: str | Path, image_size: int = 28) -> tuple[dict[str, np.ndarray], list[str] | None]:
+def read_path(
+    path: str | Path, image_size: int = 28
+) -> tuple[dict[str, np.ndarray], list[str] | None]:
     """Read an explicit location: an .npz file, a folder of MNIST IDX files, or a folder of
     images. Returns the raw arrays and the class names (None when it has no labels)."""
     path = Path(path).expanduser()
@@ -310,7 +368,9 @@ def read_path(path: str | Path, image_size: int = 28) -> tuple[dict[str, np.ndar
         arrays = read_npz(path, classes=None)
         names = None
         if "y_train" in arrays:
-            names = [str(c) for c in range(int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1)]
+            names = [
+                str(c) for c in range(int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1)
+            ]
         return arrays, names
     if _has_idx_files(path):
         return read_idx_folder(path), CLASS_NAMES["mnist"]
@@ -368,11 +428,14 @@ def _fashion_mnist(timeout: float = 3.0) -> tuple[dict[str, np.ndarray], str]:
 
         try:
             keras.datasets.fashion_mnist.load_data()
-            return read_idx_folder(FASHION_KERAS_CACHE), f"the Keras download ({FASHION_KERAS_CACHE})"
+            return read_idx_folder(
+                FASHION_KERAS_CACHE
+            ), f"the Keras download ({FASHION_KERAS_CACHE})"
         except Exception:  # noqa: BLE001, S110  (any failure: the error below says what to do)
             pass
     raise DataError(
-        "Fashion-MNIST not found: set FASHION_MNIST_PATH or --data= to its IDX folder or .npz, install Debian's "
+        "Fashion-MNIST not found: set FASHION_MNIST_PATH or --data= to its IDX folder or .npz, "
+        "install Debian's "
         "dataset-fashion-mnist package, or go online once for the Keras download"
     )
 
@@ -412,15 +475,22 @@ def load_data(
             if arrays is None:
                 sample_in_use = True
                 arrays = read_npz(SAMPLE_PATH)
-                source = f"the bundled sample {SAMPLE_PATH.name} (offline: set MNIST_PATH for the full set)"
+                source = (
+                    f"the bundled sample {SAMPLE_PATH.name} "
+                    "(offline: set MNIST_PATH for the full set)"
+                )
                 warn(
-                    "MNIST could not be downloaded and MNIST_PATH is not set: using the bundled sample of "
+                    "MNIST could not be downloaded and MNIST_PATH is not set: using the bundled "
+                    "sample of "
                     f"{len(arrays['x_train']):,} training and {len(arrays['x_test']):,} test digits"
                 )
     if train_limit is not None:
         if train_limit > len(arrays["x_train"]):
             n = len(arrays["x_train"])
-            warn(f"TRAIN_LIMIT={train_limit} is larger than the {n:,} training images: using them all")
+            warn(
+                f"TRAIN_LIMIT={train_limit} is larger than the {n:,} training images: using them "
+                "all"
+            )
         arrays = {k: v[:train_limit] if k.endswith("_train") else v for k, v in arrays.items()}
     return Dataset(
         x_train=to_grey_images(arrays["x_train"], image_size),

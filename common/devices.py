@@ -40,7 +40,8 @@ def describe() -> str:
     """One line: Keras, its backend and their versions, and the devices it trains on."""
     name = backend()
     module = __import__(name)
-    return f"Keras {keras.__version__} on {_BACKEND_NAMES[name]} {module.__version__}, {_device_kind(name)}"
+    on = f"{_BACKEND_NAMES[name]} {module.__version__}"
+    return f"Keras {keras.__version__} on {on}, {_device_kind(name)}"
 
 
 _BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
@@ -84,7 +85,9 @@ def random_normal(shape, seed: keras.random.SeedGenerator, dtype: str = "float32
     return tf.random.stateless_normal(shape, seed=_philox_seed(seed), dtype=dtype, alg="philox")
 
 
-def random_uniform(shape, seed: keras.random.SeedGenerator, dtype: str = "float32", low=0.0, high=1.0):
+def random_uniform(
+    shape, seed: keras.random.SeedGenerator, dtype: str = "float32", low=0.0, high=1.0
+):
     """`keras.random.uniform(shape, low, high, dtype=dtype, seed=seed)`, drawn under TensorFlow by
     the Philox algorithm, fast under XLA (see `random_normal`)."""
     if backend() != "tensorflow":
@@ -129,7 +132,9 @@ def use_strategy(name: str | None) -> str:
     if backend() == "jax":
         return _jax_distribution(name)
     if name is not None:
-        raise SettingError(f"STRATEGY={name!r}: runs under TensorFlow or JAX (KERAS_BACKEND), not under PyTorch")
+        raise SettingError(
+            f"STRATEGY={name!r}: runs under TensorFlow or JAX (KERAS_BACKEND), not under PyTorch"
+        )
     return "one device"
 
 
@@ -144,7 +149,9 @@ def _tensorflow_strategy(name: str | None) -> str:
     else:
         cpu = tf.config.list_physical_devices("CPU")[0]
         try:  # possible only before TensorFlow has started its runtime
-            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * CPU_DEVICES)
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration()] * CPU_DEVICES
+            )
         except RuntimeError:
             pass  # already started in this process: mirror over the CPU devices it has
         devices = [d.name for d in tf.config.list_logical_devices("CPU")]
@@ -160,4 +167,5 @@ def _jax_distribution(name: str | None) -> str:
         return "one device"
     devices = keras.distribution.list_devices()
     keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
-    return f"DataParallel over {len(devices)} device{'s' if len(devices) > 1 else ''} ({', '.join(devices)})"
+    plural = "s" if len(devices) > 1 else ""
+    return f"DataParallel over {len(devices)} device{plural} ({', '.join(devices)})"

@@ -19,3 +19,7 @@ class OutputError(UserError):
 
 class TrainingError(UserError):
     """Training that went wrong in a way the reader should hear about (e.g. a NaN loss)."""
+
+
+class MissingChapterError(UserError):
+    """A script that goes further needs what its chapter saved, and the chapter has not been run."""

@@ -56,7 +56,10 @@ KINDS = {
 # The kind of a setting, by the end of its name; the first rule that matches decides.
 RULES = (
     (r"PROBE_STEPS$", "count_or_zero"),
-    (r"(^|_)(EPOCHS|BATCH_SIZE|CODE_DIM|LIMIT|UNITS|STEPS|SIZE|DRAWS|SCENES|LABELS|MASKS|SAMPLES)$", "count"),
+    (
+        r"(^|_)(EPOCHS|BATCH_SIZE|CODE_DIM|LIMIT|UNITS|STEPS|SIZE|DRAWS|SCENES|LABELS|MASKS|SAMPLES)$",
+        "count",
+    ),
     (r"(PER_SCENE|PER_EPOCH)$", "count"),
     (r"(^|_)(MASKING|DROPOUT)$", "fraction_below_one"),
     (r"(^|_)(NOISE_FRACTION|SALT_RATIO)$", "fraction"),
@@ -116,15 +119,22 @@ def _parse_value(name: str, text: str, default: Any) -> Any:
         raise bad(f"a {type(default).__name__} like {default!r}") from None
     if isinstance(default, int) and not isinstance(value, bool) and isinstance(value, int):
         return value
-    if isinstance(default, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
+    if (
+        isinstance(default, float)
+        and isinstance(value, (int, float))
+        and not isinstance(value, bool)
+    ):
         return float(value)
     if isinstance(default, (tuple, list)) and isinstance(value, (tuple, list, int, float)):
         value = (value,) if isinstance(value, (int, float)) else value
         kinds = {type(item) for item in default}
-        if float in kinds:  # a whole number is a fine float: --sweep_levels=(0,0.5) means (0.0, 0.5)
+        # a whole number is a fine float: --sweep_levels=(0,0.5) means (0.0, 0.5)
+        if float in kinds:
             value = [float(item) if type(item) is int else item for item in value]
         if kinds and not all(type(item) in kinds for item in value):
-            raise bad(f"a sequence of {'/'.join(sorted(k.__name__ for k in kinds))} like {default!r}")
+            raise bad(
+                f"a sequence of {'/'.join(sorted(k.__name__ for k in kinds))} like {default!r}"
+            )
         return type(default)(value)
     if default is None and isinstance(value, (int, float, str, tuple, list)):
         return value
@@ -138,7 +148,9 @@ def kind_of(name: str, checks: dict[str, str] | None = None) -> str | None:
     return next((kind for pattern, kind in RULES if re.search(pattern, name)), None)
 
 
-def check_settings(settings: dict[str, Any], checks: dict[str, str] | None = None, defaults=None) -> None:
+def check_settings(
+    settings: dict[str, Any], checks: dict[str, str] | None = None, defaults=None
+) -> None:
     """Raise SettingError, in one line naming the setting, for the first setting that does not hold
     what its kind says (None passes where it is the default)."""
     for name, value in settings.items():
@@ -153,14 +165,22 @@ def check_settings(settings: dict[str, Any], checks: dict[str, str] | None = Non
 
 
 def _comments(source_file: str | None) -> dict[str, str]:
-    """Trailing `# comments` of `NAME = value  # comment` lines, for --help."""
+    """Trailing `# comments` of `NAME = value  # comment` lines, for --help; a comment goes on
+    over the lines below it that hold only a `#` followed by two spaces or more."""
     if not source_file or not Path(source_file).is_file():
         return {}
     found = {}
+    name = None
     for line in Path(source_file).read_text(encoding="utf-8").splitlines():
         match = re.match(r"^([A-Z][A-Z0-9_]*)\s*=.*?#\s*(.*)$", line)
-        if match:
-            found.setdefault(match.group(1), match.group(2))
+        going_on = re.match(r"^#\s{2,}(\S.*)$", line)
+        if match and match.group(1) not in found:
+            name = match.group(1)
+            found[name] = match.group(2)
+        elif going_on and name is not None:
+            found[name] += " " + going_on.group(1)
+        else:
+            name = None
     return found
 
 

@@ -29,5 +29,8 @@ def balanced_subset(labels: np.ndarray, n: int, seed: int, classes: int = 10) ->
         raise SettingError(f"{n} labelled images: {problem}")
     per_class = n // classes
     rng = np.random.default_rng(seed)
-    chosen = [rng.choice(np.flatnonzero(labels == label), per_class, replace=False) for label in range(classes)]
+    chosen = [
+        rng.choice(np.flatnonzero(labels == label), per_class, replace=False)
+        for label in range(classes)
+    ]
     return np.sort(np.concatenate(chosen))

@@ -19,7 +19,8 @@ from common.scenes import Segmentation
 
 import numpy as np
 
-MAX_CLASS = 63  # the largest class number a mask may hold (a mask of 0 and 255 is black and white, not classes)
+MAX_CLASS = 63  # the largest class number a mask may hold (a mask of 0 and 255 is black and white,
+#                 not classes)
 
 
 def is_mask_folder(path: str | Path) -> bool:
@@ -29,7 +30,11 @@ def is_mask_folder(path: str | Path) -> bool:
 
 
 def _files(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in suffixes and not p.name.startswith(".")}
+    return {
+        p.stem: p
+        for p in sorted(folder.iterdir())
+        if p.suffix.lower() in suffixes and not p.name.startswith(".")
+    }
 
 
 def _read(path: Path, mode: str | None) -> np.ndarray:
@@ -39,7 +44,10 @@ def _read(path: Path, mode: str | None) -> np.ndarray:
         with Image.open(path) as image:
             if mode is None:  # a mask: its values as they are (palette indices for a palette PNG)
                 if image.mode not in ("L", "P", "1", "I", "I;16"):
-                    raise DataError(f"{path}: a mask must be a one-channel PNG of class numbers, not {image.mode}")
+                    raise DataError(
+                        f"{path}: a mask must be a one-channel PNG of class numbers, not "
+                        f"{image.mode}"
+                    )
                 return np.asarray(image).astype(np.int64)
             return np.asarray(image.convert(mode))
     except (OSError, UnidentifiedImageError) as e:
@@ -53,9 +61,13 @@ def read_mask_folder(folder: str | Path) -> tuple[np.ndarray, np.ndarray, np.nda
 
     folder = Path(folder).expanduser()
     if not (folder / "images").is_dir():
-        raise DataError(f"{folder}: no images/ folder (a segmentation folder holds images/ and masks/)")
+        raise DataError(
+            f"{folder}: no images/ folder (a segmentation folder holds images/ and masks/)"
+        )
     if not (folder / "masks").is_dir():
-        raise DataError(f"{folder}: no masks/ folder beside images/ (one PNG of class numbers per image)")
+        raise DataError(
+            f"{folder}: no masks/ folder beside images/ (one PNG of class numbers per image)"
+        )
     images = _files(folder / "images", IMAGE_SUFFIXES)
     masks = _files(folder / "masks", (".png",))
     if not images:
@@ -65,7 +77,9 @@ def read_mask_folder(folder: str | Path) -> tuple[np.ndarray, np.ndarray, np.nda
             raise DataError(f"{images[name]}: no mask of the same name in {folder / 'masks'}")
     for name in masks:
         if name not in images:
-            raise DataError(f"{masks[name]}: a mask with no image of the same name in {folder / 'images'}")
+            raise DataError(
+                f"{masks[name]}: a mask with no image of the same name in {folder / 'images'}"
+            )
     names = sorted(images)
     xs = []
     ys = []
@@ -77,14 +91,19 @@ def read_mask_folder(folder: str | Path) -> tuple[np.ndarray, np.ndarray, np.nda
             size = x.shape[:2]
         elif x.shape[:2] != size:
             raise DataError(
-                f"{images[name]}: {x.shape[1]}x{x.shape[0]} pixels, where {images[names[0]].name} has "
+                f"{images[name]}: {x.shape[1]}x{x.shape[0]} pixels, where {images[names[0]].name} "
+                "has "
                 f"{size[1]}x{size[0]}; all images must be one size"
             )
         if y.shape != x.shape[:2]:
-            raise DataError(f"{masks[name]}: {y.shape[1]}x{y.shape[0]} pixels, its image {x.shape[1]}x{x.shape[0]}")
+            raise DataError(
+                f"{masks[name]}: {y.shape[1]}x{y.shape[0]} pixels, its image "
+                f"{x.shape[1]}x{x.shape[0]}"
+            )
         if y.min() < 0 or y.max() > MAX_CLASS:
             raise DataError(
-                f"{masks[name]}: holds the value {int(y.max())}; mask pixels are class numbers 0 to {MAX_CLASS} "
+                f"{masks[name]}: holds the value {int(y.max())}; mask pixels are class numbers 0 "
+                f"to {MAX_CLASS} "
                 "(a black-and-white mask saved as 0 and 255 should be saved as 0 and 1)"
             )
         xs.append(x)
@@ -106,7 +125,10 @@ def pad_to_multiple(xs, ys, multiple: int):
     pad_h = (multiple - h % multiple) % multiple  # rows to add: up to the next multiple
     pad_w = (multiple - w % multiple) % multiple
     if pad_h or pad_w:
-        print(f"images of {w}x{h} padded to {w + pad_w}x{h + pad_h}, a multiple of {multiple}; scored on the {w}x{h}")
+        print(
+            f"images of {w}x{h} padded to {w + pad_w}x{h + pad_h}, a multiple of {multiple}; "
+            f"scored on the {w}x{h}"
+        )
     xs = tuple(np.pad(x, ((0, 0), (0, pad_h), (0, pad_w), (0, 0))) for x in xs)
     ys = tuple(np.pad(y, ((0, 0), (0, pad_h), (0, pad_w))) for y in ys)
     return xs, ys, (h, w)
@@ -118,7 +140,8 @@ def mask_folder_data(
     """A folder of your own images and masks, ready to segment: the classes are the mask values
     found (class k: the k-th smallest value; 0 taken as background); a fifth of the pairs kept for
     testing, as of a folder of images; the last `validation_size` of the others held out; training
-    pairs drawn at random; every image padded to a multiple of `multiple` (scored on its own pixels)."""
+    pairs drawn at random; every image padded to a multiple of `multiple` (scored on its own
+    pixels)."""
     images, masks, values, _ = read_mask_folder(folder)
     masks = np.searchsorted(values, masks).astype(np.uint8)
     class_names = ["background" if v == 0 else f"class {v}" for v in values]

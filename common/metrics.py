@@ -43,11 +43,16 @@ def ssim_per_image(reference: np.ndarray, estimate: np.ndarray, chunk: int = 200
     reference = reference.reshape(len(reference), side, side)
     estimate = np.asarray(estimate, dtype=np.float64).reshape(reference.shape)
     return np.concatenate(
-        [_ssim(reference[i : i + chunk], estimate[i : i + chunk]) for i in range(0, len(reference), chunk)]
+        [
+            _ssim(reference[i : i + chunk], estimate[i : i + chunk])
+            for i in range(0, len(reference), chunk)
+        ]
     )
 
 
-def _ssim(x: np.ndarray, y: np.ndarray, win: int = 7, k1: float = 0.01, k2: float = 0.03) -> np.ndarray:
+def _ssim(
+    x: np.ndarray, y: np.ndarray, win: int = 7, k1: float = 0.01, k2: float = 0.03
+) -> np.ndarray:
     def mean(a: np.ndarray) -> np.ndarray:  # the window's mean around every pixel, image by image
         return uniform_filter(a, size=(1, win, win))
 
@@ -88,7 +93,9 @@ def roc_auc(normal_scores: np.ndarray, anomaly_scores: np.ndarray) -> float:
     return float(u / (len(anomalies) * len(normal)))
 
 
-def roc_curve(normal_scores: np.ndarray, anomaly_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def roc_curve(
+    normal_scores: np.ndarray, anomaly_scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ROC curve of a score that should be higher for anomalies: for each distinct score t
     (from the highest down), the fraction of normal examples flagged (score >= t, the false
     positive rate) and of anomalies caught (the true positive rate). Returns (false positive

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from common.errors import OutputError
+from common.errors import MissingChapterError, OutputError
 
 import numpy as np
 
@@ -27,13 +27,17 @@ saved_this_run: list[Path] = []  # every file written by save_* since the run st
 
 def output_dir(script_file: str, setting: str | None = None) -> Path:
     """The folder for a script's outputs, created and checked for writing now."""
-    folder = Path(setting).expanduser() if setting else PROJECT_ROOT / "outputs" / Path(script_file).stem
+    folder = (
+        Path(setting).expanduser() if setting else PROJECT_ROOT / "outputs" / Path(script_file).stem
+    )
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
             pass
     except OSError as e:
-        raise OutputError(f"output folder {folder}: cannot be created or written ({e.strerror or e})") from None
+        raise OutputError(
+            f"output folder {folder}: cannot be created or written ({e.strerror or e})"
+        ) from None
     return folder
 
 
@@ -104,3 +108,17 @@ def save_arrays(path: str | Path, **arrays: Any) -> Path:
     with atomic_path(path) as tmp, tmp.open("wb") as f:
         np.savez(f, **arrays)
     return Path(path)
+
+
+def chapter_files(chapter: str, folder: str | Path | None, *names: str) -> list[Path]:
+    """The files `names` that the chapter `chapter` (e.g. "07_anomaly_detection") saved in `folder`
+    (None: outputs/<chapter>), for a script that goes further from them; a one-line error naming
+    the first missing file and the command that makes it."""
+    where = Path(folder).expanduser() if folder else PROJECT_ROOT / "outputs" / chapter
+    paths = [where / name for name in names]
+    for path in paths:
+        if not path.is_file():
+            raise MissingChapterError(
+                f"{path}: not found; `python {chapter}.py` makes it (with the same data settings)"
+            )
+    return paths

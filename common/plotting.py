@@ -21,7 +21,9 @@ def image_rows(path: str | Path, rows: dict[str, np.ndarray], n: int = 10, title
     """A grid with one labelled row per entry of `rows` (e.g. original / corrupted / output),
     showing the first `n` images of each."""
     n = min(n, *(len(images) for images in rows.values()))
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.1 * n + 1.2, 1.2 * len(rows) + 0.4), squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), n, figsize=(1.1 * n + 1.2, 1.2 * len(rows) + 0.4), squeeze=False
+    )
     for r, (label, images) in enumerate(rows.items()):
         images = np.asarray(images)
         side = int(round(np.sqrt(images[0].size)))
@@ -41,7 +43,9 @@ def level_rows(path: str | Path, rows: dict[str, dict[str, np.ndarray]], title: 
     """One labelled row per entry of `rows`, each a dict of {caption: image}: the same image
     under one process at several levels, say, each captioned with its level."""
     n = max(len(images) for images in rows.values())
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.3 * n + 1.8, 1.45 * len(rows) + 0.4), squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), n, figsize=(1.3 * n + 1.8, 1.45 * len(rows) + 0.4), squeeze=False
+    )
     for r, (label, images) in enumerate(rows.items()):
         for c, ax in enumerate(axes[r]):
             ax.set_xticks([])
@@ -61,7 +65,9 @@ def level_rows(path: str | Path, rows: dict[str, dict[str, np.ndarray]], title: 
     return save_figure(fig, path)
 
 
-def loss_curves(path: str | Path, histories: dict[str, dict[str, list[float]]], ylabel: str = "loss") -> Path:
+def loss_curves(
+    path: str | Path, histories: dict[str, dict[str, list[float]]], ylabel: str = "loss"
+) -> Path:
     """Training (solid) and validation (dashed) loss per epoch, one colour per model."""
     fig, ax = plt.subplots(figsize=(6.4, 4))
     for i, (label, history) in enumerate(histories.items()):
@@ -74,7 +80,8 @@ def loss_curves(path: str | Path, histories: dict[str, dict[str, list[float]]], 
     ax.set_ylabel(ylabel)
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    if len(ax.get_lines()) > 4:  # many curves: the legend beside the plot, where it hides none of them
+    # many curves: the legend beside the plot, where it hides none of them
+    if len(ax.get_lines()) > 4:
         fig.set_size_inches(8.8, 4)
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize="small")
     else:
@@ -102,9 +109,18 @@ def code_scatter(
         classes = len(class_names) if class_names else int(labels.max()) + 1
         cmap = "tab10" if classes <= 10 else "viridis"
         points = ax.scatter(
-            codes_2d[:, 0], codes_2d[:, 1], c=labels, cmap=cmap, s=3, alpha=0.7, vmin=-0.5, vmax=classes - 0.5
+            codes_2d[:, 0],
+            codes_2d[:, 1],
+            c=labels,
+            cmap=cmap,
+            s=3,
+            alpha=0.7,
+            vmin=-0.5,
+            vmax=classes - 0.5,
         )
-        bar = fig.colorbar(points, ax=ax, ticks=range(classes) if classes <= 20 else None, label=class_label)
+        bar = fig.colorbar(
+            points, ax=ax, ticks=range(classes) if classes <= 20 else None, label=class_label
+        )
         if class_names and classes <= 20:
             bar.ax.set_yticklabels(class_names)
     ax.set_title(title)
@@ -129,7 +145,9 @@ def filter_grids(path: str | Path, weights: dict[str, np.ndarray], n: int = 64) 
             f = w[:, k].reshape(side, side)
             f = 0.5 + f / (2 * np.abs(f).max() + 1e-12)
             r, c = divmod(k, cols)
-            tiles[r * (side + 1) : r * (side + 1) + side, c * (side + 1) : c * (side + 1) + side] = f
+            tiles[
+                r * (side + 1) : r * (side + 1) + side, c * (side + 1) : c * (side + 1) + side
+            ] = f
         panel.imshow(tiles, cmap="gray", vmin=0, vmax=1)
         panel.set_title(label)
         panel.axis("off")
@@ -155,7 +173,13 @@ def curves(
         runs = [np.atleast_1d(np.asarray(value, dtype=float)) for value in y]
         (line,) = ax.plot(x, [r.mean() for r in runs], marker="o", label=label)
         if any(len(r) > 1 for r in runs):
-            ax.fill_between(x, [r.min() for r in runs], [r.max() for r in runs], color=line.get_color(), alpha=0.2)
+            ax.fill_between(
+                x,
+                [r.min() for r in runs],
+                [r.max() for r in runs],
+                color=line.get_color(),
+                alpha=0.2,
+            )
     if marker_at is not None:
         ax.axvline(marker_at, color="gray", linestyle=":", label="trained at")
     if logx:
@@ -199,12 +223,16 @@ def xy_curves(
 
 
 def mosaic(grid: np.ndarray) -> np.ndarray:
-    """One image from a (rows, columns, height, width) array of images, a white line between them."""
+    """One image from a (rows, columns, height, width) array of images, a white line between
+    them."""
     rows, cols, height, width = np.asarray(grid).shape
     tiles = np.ones((rows * (height + 1) - 1, cols * (width + 1) - 1), dtype=np.float32)
     for r in range(rows):
         for c in range(cols):
-            tiles[r * (height + 1) : r * (height + 1) + height, c * (width + 1) : c * (width + 1) + width] = grid[r, c]
+            tiles[
+                r * (height + 1) : r * (height + 1) + height,
+                c * (width + 1) : c * (width + 1) + width,
+            ] = grid[r, c]
     return tiles
 
 
@@ -221,7 +249,8 @@ def image_grids(
     images were decoded from."""
     first = np.asarray(next(iter(grids.values())))
     rows, cols = first.shape[:2]
-    scale = min(0.45, 12 / (cols * len(grids)))  # inches per image, the figure at most about 12 wide
+    # inches per image, the figure at most about 12 wide
+    scale = min(0.45, 12 / (cols * len(grids)))
     fig, axes = plt.subplots(
         1, len(grids), figsize=(scale * cols * len(grids) + 0.8, scale * rows + 0.9), squeeze=False
     )
@@ -269,8 +298,21 @@ def labelled_scatter(
             for c in range(classes):
                 chosen = labels == c
                 name = class_names[c] if class_names else str(c)
-                ax.scatter(points[chosen, 0], points[chosen, 1], s=3, alpha=0.6, color=colours(c), label=name)
-            ax.legend(title=class_label, markerscale=4, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+                ax.scatter(
+                    points[chosen, 0],
+                    points[chosen, 1],
+                    s=3,
+                    alpha=0.6,
+                    color=colours(c),
+                    label=name,
+                )
+            ax.legend(
+                title=class_label,
+                markerscale=4,
+                loc="center left",
+                bbox_to_anchor=(1.01, 0.5),
+                frameon=False,
+            )
         else:
             shown = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="viridis", s=3, alpha=0.6)
             fig.colorbar(shown, ax=ax, label=class_label)
@@ -313,7 +355,9 @@ def bars(
     return save_figure(fig, path)
 
 
-def roc_curves(path: str | Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "") -> Path:
+def roc_curves(
+    path: str | Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = ""
+) -> Path:
     """ROC curves: the fraction of anomalies caught (true positive rate) against the fraction of
     normal examples flagged (false positive rate), one line per entry of `curves` (its label,
     e.g. "0 (AUC 0.998)"), over the diagonal of a score that knows nothing."""
@@ -352,11 +396,23 @@ def score_histograms(
         low = float(values.min())
         high = float(values.max())
         logarithmic = low > 0 and high > 10 * low  # scores spread over more than a factor of 10
-        bins = np.geomspace(low, high, 50) if logarithmic else np.linspace(low, high if high > low else low + 1, 50)
+        bins = (
+            np.geomspace(low, high, 50)
+            if logarithmic
+            else np.linspace(low, high if high > low else low + 1, 50)
+        )
         for i, (label, scores) in enumerate(groups.items()):
             scores = np.ravel(scores)
-            share = np.full(len(scores), 1 / max(1, len(scores)))  # each bar: the fraction of the group in its bin
-            ax.hist(scores, bins=bins, weights=share, alpha=0.55, color=f"C{i}", label=f"{label} ({len(scores):,})")
+            # each bar: the fraction of the group in its bin
+            share = np.full(len(scores), 1 / max(1, len(scores)))
+            ax.hist(
+                scores,
+                bins=bins,
+                weights=share,
+                alpha=0.55,
+                color=f"C{i}",
+                label=f"{label} ({len(scores):,})",
+            )
         if title in thresholds:
             ax.axvline(thresholds[title], color="black", linestyle="--", label="threshold")
         if logarithmic:
@@ -379,13 +435,19 @@ def mask_colours(classes: int) -> np.ndarray:
 
 
 def mask_rows(
-    path: str | Path, images: np.ndarray, rows: dict[str, np.ndarray], class_names: list[str], title: str = ""
+    path: str | Path,
+    images: np.ndarray,
+    rows: dict[str, np.ndarray],
+    class_names: list[str],
+    title: str = "",
 ) -> Path:
     """Grey images in the first row, then one row per entry of `rows`: masks of class numbers
     (N x height x width) coloured by class, with a legend naming the classes."""
     colours = mask_colours(len(class_names))
     n = len(images)
-    fig, axes = plt.subplots(len(rows) + 1, n, figsize=(1.25 * n + 2.6, 1.3 * (len(rows) + 1) + 0.5), squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows) + 1, n, figsize=(1.25 * n + 2.6, 1.3 * (len(rows) + 1) + 0.5), squeeze=False
+    )
     for r, (label, shown) in enumerate({"scene": None, **rows}.items()):
         for c in range(n):
             ax = axes[r, c]
@@ -397,7 +459,14 @@ def mask_rows(
             ax.set_yticks([])
         axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=10)
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[k]) for k in range(len(class_names))]
-    fig.legend(handles, class_names, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, title="class")
+    fig.legend(
+        handles,
+        class_names,
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        frameon=False,
+        title="class",
+    )
     if title:
         fig.suptitle(title)
     fig.tight_layout()

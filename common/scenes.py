@@ -24,7 +24,8 @@ STROKE = 0.5  # a pixel above this grey level is stroke, labelled with its digit
 class Segmentation:
     """Images (N, height, width, channels) with a class at every pixel (N, height, width)."""
 
-    draw: Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray]]  # n training images and masks
+    # n training images and masks
+    draw: Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray]]
     x_val: np.ndarray
     y_val: np.ndarray
     x_test: np.ndarray
@@ -33,7 +34,8 @@ class Segmentation:
     height: int  # of the images as they came, before any padding: the pixels that are scored
     width: int
     source: str  # one line: where the images came from
-    x_train: np.ndarray | None = None  # the labelled training images, where there is a fixed set of them
+    # the labelled training images, where there is a fixed set of them
+    x_train: np.ndarray | None = None
     y_train: np.ndarray | None = None
 
 
@@ -66,13 +68,18 @@ def make_scenes(
         ink_rows = picked.any(axis=2)  # which rows and columns of each picked image hold ink
         ink_cols = picked.any(axis=1)
         first_ink = np.array([ink_rows.argmax(axis=1), ink_cols.argmax(axis=1)])
-        last_ink = np.array([h - 1 - ink_rows[:, ::-1].argmax(axis=1), w - 1 - ink_cols[:, ::-1].argmax(axis=1)])
+        last_ink = np.array(
+            [h - 1 - ink_rows[:, ::-1].argmax(axis=1), w - 1 - ink_cols[:, ::-1].argmax(axis=1)]
+        )
         for _ in range(tries):
             which = np.flatnonzero(waiting)
             corner = rng.integers(0, big - h + 1, size=(2, len(which)))  # top and left of each try
-            ink_on_canvas = (corner + first_ink[:, which] >= margin) & (corner + last_ink[:, which] < margin + size)
+            ink_on_canvas = (corner + first_ink[:, which] >= margin) & (
+                corner + last_ink[:, which] < margin + size
+            )
             inside = np.all(ink_on_canvas, axis=0)
-            top = corner[0][:, None, None] + rows  # the canvas rows and columns each image would cover
+            # the canvas rows and columns each image would cover
+            top = corner[0][:, None, None] + rows
             left = corner[1][:, None, None] + cols
             patch = picked[which]
             canvas = scenes[which[:, None, None], top, left]
@@ -92,7 +99,9 @@ def make_scenes(
     return scenes[:, crop, crop, None], masks[:, crop, crop]
 
 
-def digit_scenes(data: Dataset, validation_size: int | None, size: int, most: int, test_scenes: int) -> Segmentation:
+def digit_scenes(
+    data: Dataset, validation_size: int | None, size: int, most: int, test_scenes: int
+) -> Segmentation:
     """Scenes of size x size made of `data`'s images: training scenes drawn afresh from the
     training images, as many validation scenes as there are held-out images over two (plus one),
     and `test_scenes` test scenes made of the test images once, all with the fixed TEST_SEED."""
@@ -104,11 +113,19 @@ def digit_scenes(data: Dataset, validation_size: int | None, size: int, most: in
     def draw(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         return make_scenes(digits, labels[: len(digits)], n, size, most, rng)
 
-    validation_count = len(held_out) // 2 + 1  # about two digits a scene: each held-out digit in about one
+    # about two digits a scene: each held-out digit in about one
+    validation_count = len(held_out) // 2 + 1
     x_val, y_val = make_scenes(
-        held_out, labels[len(digits) :], validation_count, size, most, np.random.default_rng(TEST_SEED + 1)
+        held_out,
+        labels[len(digits) :],
+        validation_count,
+        size,
+        most,
+        np.random.default_rng(TEST_SEED + 1),
     )
-    x_test, y_test = make_scenes(data.x_test, test_labels, test_scenes, size, most, np.random.default_rng(TEST_SEED))
+    x_test, y_test = make_scenes(
+        data.x_test, test_labels, test_scenes, size, most, np.random.default_rng(TEST_SEED)
+    )
     return Segmentation(
         draw=draw,
         x_val=x_val,

@@ -39,7 +39,9 @@ def start(
     in a notebook (whose command line belongs to the notebook's kernel). `checks` names the kind
     of the settings whose names do not say it (`common.hyperparams.KINDS`)."""
     script_file = _script_file(namespace)
-    as_program = script_file is not None and Path(sys.argv[0]).resolve() == Path(script_file).resolve()
+    as_program = (
+        script_file is not None and Path(sys.argv[0]).resolve() == Path(script_file).resolve()
+    )
     if argv is None:
         argv = sys.argv[1:] if as_program else []
     if as_program:
@@ -56,7 +58,8 @@ def start(
 
 
 def _script_file(namespace: dict[str, Any]) -> str | None:
-    """The script's file: `__file__`, or the notebook's own name where Jupyter or VS Code gives it."""
+    """The script's file: `__file__`, or the notebook's own name where Jupyter or VS Code gives
+    it."""
     for name in ("__file__", "__vsc_ipynb_file__", "__session__"):
         if namespace.get(name):
             return str(namespace[name])
@@ -69,12 +72,16 @@ def finish(folder: Path, headline: str, started: float) -> None:
         p
         for p in folder.rglob("*")
         if p.is_file()
-        and not any(part.startswith(".") or part == "tensorboard" for part in p.relative_to(folder).parts)
+        and not any(
+            part.startswith(".") or part == "tensorboard" for part in p.relative_to(folder).parts
+        )
     ]
-    line = f"done in {time.perf_counter() - started:.0f} s: {headline}; saved {len(files)} files to {folder}"
+    seconds = time.perf_counter() - started
+    line = f"done in {seconds:.0f} s: {headline}; saved {len(files)} files to {folder}"
     if data.sample_in_use:
         line += (
-            "; these figures come from the bundled sample of 5,000 training images, not the full MNIST "
+            "; these figures come from the bundled sample of 5,000 training images, not the full "
+            "MNIST "
             "(set MNIST_PATH, see the README)"
         )
     print(line)
@@ -93,7 +100,9 @@ def _exit(code: int) -> None:
     raise SystemExit(code) from None
 
 
-def _one_line_errors(kind: type[BaseException], error: BaseException, tb: Any, exit: Callable = os._exit) -> None:
+def _one_line_errors(
+    kind: type[BaseException], error: BaseException, tb: Any, exit: Callable = os._exit
+) -> None:
     """The last word of a script that stopped on an exception (installed as `sys.excepthook`)."""
     if issubclass(kind, UserError):
         message = f"error: {error}"
@@ -107,7 +116,8 @@ def _one_line_errors(kind: type[BaseException], error: BaseException, tb: Any, e
     sys.stdout.flush()
     print(message, file=sys.stderr)
     sys.stderr.flush()
-    exit(code)  # os._exit at the top level of a script: its exit status, without TensorFlow's teardown
+    # os._exit at the top level of a script: its exit status, without TensorFlow's teardown
+    exit(code)
 
 
 def run_chapter(path: str | Path, argv: list[str] | None = None) -> dict[str, Any]:
@@ -131,7 +141,10 @@ def chapter_definitions(path: str | Path) -> types.SimpleNamespace:
         node
         for node in tree.body
         if isinstance(node, kept)
-        or (isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) and t.id.isupper() for t in node.targets))
+        or (
+            isinstance(node, ast.Assign)
+            and all(isinstance(t, ast.Name) and t.id.isupper() for t in node.targets)
+        )
     ]
     namespace: dict[str, Any] = {"__file__": str(path), "__name__": Path(path).stem}
     exec(compile(tree, str(path), "exec"), namespace)  # noqa: S102  (the project's own scripts)
@@ -147,4 +160,5 @@ def interrupted_message() -> str:
         then = "run the same command again to resume training where it stopped"
     else:
         then = "a rerun starts training from the beginning"
-    return f"interrupted: {kept}; files from earlier runs in {where or 'the output folder'} are complete; {then}"
+    earlier = f"files from earlier runs in {where or 'the output folder'} are complete"
+    return f"interrupted: {kept}; {earlier}; {then}"

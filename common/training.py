@@ -34,8 +34,10 @@ def note_if_few_steps(steps_per_epoch: int, epochs: int) -> None:
         return
     _noted_few_steps = True
     print(
-        f"note: only {steps_per_epoch * epochs} gradient steps in this training ({steps_per_epoch} an epoch x {epochs} "
-        f"epochs); on few images, a smaller --batch_size and more --epochs give a model the steps it needs "
+        f"note: only {steps_per_epoch * epochs} gradient steps in this training ({steps_per_epoch} "
+        f"an epoch x {epochs} "
+        "epochs); on few images, a smaller --batch_size and more --epochs give a model the steps "
+        "it needs "
         "(see the README, 'Data: MNIST, your own images, and Fashion-MNIST')"
     )
 
@@ -82,7 +84,9 @@ def train_autoencoder(
             callbacks.append(PreviewImages(tensorboard_dir / "images", preview))
     started = time.perf_counter()
     history = model.fit(
-        shuffled_batches(inputs, targets, batch_size, seed=random.randrange(2**31)),  # seeded from SEED
+        shuffled_batches(
+            inputs, targets, batch_size, seed=random.randrange(2**31)
+        ),  # seeded from SEED
         epochs=epochs,
         steps_per_epoch=math.ceil(len(inputs) / batch_size),
         shuffle=False,  # the batches are shuffled already
@@ -104,7 +108,8 @@ def check_tensorboard(wanted: bool) -> None:
     """TensorBoard logs are written by TensorFlow: say so in one line where it is missing."""
     if wanted and not tensorflow_installed():
         raise SettingError(
-            "TENSORBOARD=True: TensorBoard logs are written with TensorFlow, which is not installed here "
+            "TENSORBOARD=True: TensorBoard logs are written with TensorFlow, which is not "
+            "installed here "
             "(pip install -r requirements.txt)"
         )
 
@@ -146,6 +151,7 @@ def check_finite(history: dict[str, list[float]]) -> None:
     losses = history.get("loss") or [math.nan]
     if not math.isfinite(losses[-1]):
         raise TrainingError(
-            f"the training loss became {losses[-1]} after {len(losses)} epoch(s); nothing was saved. "
+            f"the training loss became {losses[-1]} after {len(losses)} epoch(s); nothing was "
+            "saved. "
             "Try a smaller LEARNING_RATE."
         )

@@ -45,7 +45,8 @@ def test_balanced_subset_takes_as_many_of_each_digit():
     chosen = balanced_subset(labels, 50, seed=3)
     assert len(chosen) == len(set(chosen)) == 50
     assert np.bincount(labels[chosen], minlength=10).tolist() == [5] * 10
-    assert np.array_equal(chosen, balanced_subset(labels, 50, seed=3))  # the same draw for the same seed
+    # the same draw for the same seed
+    assert np.array_equal(chosen, balanced_subset(labels, 50, seed=3))
     assert not np.array_equal(chosen, balanced_subset(labels, 50, seed=4))
     with pytest.raises(SettingError, match="multiple of 10"):
         balanced_subset(labels, 55, seed=0)
@@ -59,7 +60,10 @@ def test_a_balanced_subset_that_cannot_be_drawn_says_why():
     assert balanced_subset_problem(labels, 50) is None
     assert "multiple of 10" in balanced_subset_problem(labels, 25)
     assert "more than the 300 labelled images" in balanced_subset_problem(labels, 1000)
-    assert balanced_subset_problem(labels, 100) == "10 of each class are needed, and class 0 has only 5"
+    assert (
+        balanced_subset_problem(labels, 100)
+        == "10 of each class are needed, and class 0 has only 5"
+    )
     assert "multiple of 3" in balanced_subset_problem(labels % 3, 100, classes=3)
     with pytest.raises(SettingError, match="class 0 has only 5"):
         balanced_subset(labels, 100, seed=0)
@@ -72,7 +76,10 @@ def tiny_stack(rng):
                 rng.normal(0, 0.1, (n_in, n_out)).astype(np.float32),
                 rng.normal(0, 0.1, n_out).astype(np.float32),
             ],
-            decoder=[rng.normal(0, 0.1, (n_out, n_in)).astype(np.float32), rng.normal(0, 0.1, n_in).astype(np.float32)],
+            decoder=[
+                rng.normal(0, 0.1, (n_out, n_in)).astype(np.float32),
+                rng.normal(0, 0.1, n_in).astype(np.float32),
+            ],
             activation=activation,
             decoder_activation=decoder_activation,
             history={"loss": [1.0]},
@@ -87,12 +94,21 @@ def test_one_pretrained_layer_learns_to_rebuild_its_input():
     from common.corruption import Corruption
 
     layer = chapter.pretrain_layer(
-        x, 6, Corruption("masking", 0.25), pixels=True, epochs=3, batch_size=16, learning_rate=1e-2, seed=0
+        x,
+        6,
+        Corruption("masking", 0.25),
+        pixels=True,
+        epochs=3,
+        batch_size=16,
+        learning_rate=1e-2,
+        seed=0,
     )
     assert layer.units == 6 and layer.activation == "relu" and layer.decoder_activation == "sigmoid"
     assert [w.shape for w in layer.encoder + layer.decoder] == [(12, 6), (6,), (6, 12), (12,)]
     assert len(layer.history["loss"]) == 3 and layer.history["loss"][-1] < layer.history["loss"][0]
-    upper = chapter.pretrain_layer(x, 2, None, pixels=False, epochs=1, batch_size=16, learning_rate=1e-3, seed=0)
+    upper = chapter.pretrain_layer(
+        x, 2, None, pixels=False, epochs=1, batch_size=16, learning_rate=1e-3, seed=0
+    )
     assert upper.activation == "relu" and upper.decoder_activation == "relu"
 
 
@@ -102,8 +118,12 @@ def test_classifier_starts_from_the_pretrained_encoders_or_from_random_weights()
     fresh = chapter.build_classifier((20, 8), None, dropout=0.5, input_dropout=0.2, name="f")
     assert pretrained.output_shape == fresh.output_shape == (None, 10)
     for k, layer in enumerate(stack):
-        assert np.array_equal(pretrained.get_layer(f"hidden_{k + 1}").get_weights()[0], layer.encoder[0])
-        assert not np.array_equal(fresh.get_layer(f"hidden_{k + 1}").get_weights()[0], layer.encoder[0])
+        assert np.array_equal(
+            pretrained.get_layer(f"hidden_{k + 1}").get_weights()[0], layer.encoder[0]
+        )
+        assert not np.array_equal(
+            fresh.get_layer(f"hidden_{k + 1}").get_weights()[0], layer.encoder[0]
+        )
     with pytest.raises(SettingError, match="do not match"):
         chapter.build_classifier((20, 9), stack, dropout=0.0, input_dropout=0.0, name="bad")
 
@@ -114,7 +134,10 @@ def test_the_linear_probe_trains_the_softmax_layer_alone_then_every_layer():
     x, y = rng.random((40, 28, 28)).astype(np.float32), np.arange(40) % 10
 
     def hidden_and_top(model):
-        return [model.get_layer(n).get_weights()[0].copy() for n in ("hidden_1", "hidden_2", "class_scores")]
+        return [
+            model.get_layer(n).get_weights()[0].copy()
+            for n in ("hidden_1", "hidden_2", "class_scores")
+        ]
 
     probed = chapter.build_classifier((20, 8), stack, dropout=0.0, input_dropout=0.0, name="probe")
     before = hidden_and_top(probed)
@@ -125,13 +148,17 @@ def test_the_linear_probe_trains_the_softmax_layer_alone_then_every_layer():
     assert np.array_equal(after[0], before[0]) and np.array_equal(after[1], before[1])  # frozen
     assert not np.array_equal(after[2], before[2])  # the softmax layer learned
     assert len(losses) == 1  # one phase: the probe
-    chapter.fine_tune_fixed(probed, (x, y), steps=10, batch_size=10, learning_rate=1e-2, seed=0, probe_steps=0)
+    chapter.fine_tune_fixed(
+        probed, (x, y), steps=10, batch_size=10, learning_rate=1e-2, seed=0, probe_steps=0
+    )
     assert not np.array_equal(hidden_and_top(probed)[0], before[0])  # then every layer trains
 
 
 def test_a_nan_loss_stops_fine_tuning_with_a_training_error():
     model = chapter.build_classifier((8,), None, dropout=0.0, input_dropout=0.0, name="nan")
-    model.get_layer("class_scores").set_weights([np.full((8, 10), np.nan, np.float32), np.zeros(10, np.float32)])
+    model.get_layer("class_scores").set_weights(
+        [np.full((8, 10), np.nan, np.float32), np.zeros(10, np.float32)]
+    )
     x, y = np.random.default_rng(0).random((20, 28, 28)).astype(np.float32), np.arange(20) % 10
     with pytest.raises(TrainingError, match="nan"):
         chapter.fine_tune_fixed(model, (x, y), steps=4, batch_size=10, learning_rate=1e-3, seed=0)
@@ -148,7 +175,10 @@ def test_a_nan_loss_stops_fine_tuning_with_a_training_error():
         (["--code_masking=1"], ["CODE_MASKING=1", "[0, 1)"]),
         (["--dropout=-0.1"], ["DROPOUT=-0.1", "[0, 1)"]),
         (["--few_label_probe_steps=-1"], ["FEW_LABEL_PROBE_STEPS=-1", "0 or more"]),
-        ([f"--validation_size={TRAIN}"], [f"VALIDATION_SIZE={TRAIN}", "less than", f"at most {TRAIN - 1}", "None"]),
+        (
+            [f"--validation_size={TRAIN}"],
+            [f"VALIDATION_SIZE={TRAIN}", "less than", f"at most {TRAIN - 1}", "None"],
+        ),
         (["--few_labels=(0,)"], ["FEW_LABELS=(0,)", "each must be a whole number, 1 or more"]),
         (["--few_label_draws=0"], ["FEW_LABEL_DRAWS=0", "1 or more"]),
     ],
@@ -177,7 +207,9 @@ def test_the_validation_set_and_the_few_label_sizes_follow_the_number_of_images(
         ]
     )
     printed = capsys.readouterr().out
-    assert metrics["settings"]["VALIDATION_SIZE"] is None and tuple(metrics["settings"]["FEW_LABELS"]) == (100, 1000)
+    assert metrics["settings"]["VALIDATION_SIZE"] is None and tuple(
+        metrics["settings"]["FEW_LABELS"]
+    ) == (100, 1000)
     assert metrics["n_validation"] == 100 and metrics["n_train"] == 500  # a sixth of 600
     assert metrics["validation_indices"] == [500, 600]
     assert set(metrics["few_labels"]) == {"100"}  # the sizes the 500 labelled images can give
@@ -206,7 +238,8 @@ def test_stacked_autoencoder_chapter(tmp_path, monkeypatch):
     for name in FIGURES:
         path = tmp_path / name
         assert path.read_bytes()[:8] == PNG and path.stat().st_size > 2000, name
-    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
+    # no temporary files left
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["test_error_pct"] == pytest.approx(metrics["test_error_pct"])
 
@@ -241,16 +274,22 @@ def test_stacked_autoencoder_chapter(tmp_path, monkeypatch):
     assert model.input_shape == (None, 28, 28) and model.output_shape == (None, 10)
     scores = model.predict(x_test, batch_size=500, verbose=0)
     assert np.allclose(scores.sum(axis=1), 1, atol=1e-4)
-    assert 100 * np.mean(scores.argmax(axis=1) != y_test) == pytest.approx(saved["test_error_pct"]["sdae"])
+    assert 100 * np.mean(scores.argmax(axis=1) != y_test) == pytest.approx(
+        saved["test_error_pct"]["sdae"]
+    )
     x_val, y_val = data.x_train[-VALIDATION:], data.y_train[-VALIDATION:]
     val_scores = model.predict(x_val, batch_size=500, verbose=0)
-    assert 100 * np.mean(val_scores.argmax(axis=1) != y_val) == pytest.approx(saved["validation_error_pct"]["sdae"])
+    assert 100 * np.mean(val_scores.argmax(axis=1) != y_val) == pytest.approx(
+        saved["validation_error_pct"]["sdae"]
+    )
     assert set(saved["test_error_pct"]) == {"sdae", "sae", "random"}
     for name, error in saved["test_error_pct"].items():
         assert 0 <= error < 70, name  # a few epochs on 1,000 labels: well above chance (90 %)
         assert 1 <= saved["kept_epoch"][name] <= 3
         p = error / 100  # the standard error of an error rate on 1,000 test images
-        assert saved["test_error_standard_error_pct"][name] == pytest.approx(100 * np.sqrt(p * (1 - p) / 1000))
+        assert saved["test_error_standard_error_pct"][name] == pytest.approx(
+            100 * np.sqrt(p * (1 - p) / 1000)
+        )
 
     # few labels: two different balanced draws from the training images only, never from validation
     # or test; the figures are the means over the draws, for the SDAE, the SAE and random weights
@@ -270,8 +309,12 @@ def test_stacked_autoencoder_chapter(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_stacked_chapter_resumes_after_ctrl_c_with_the_figures_of_an_uninterrupted_run(tmp_path, monkeypatch):
-    uninterrupted = load_script("05_stacked_autoencoder").main([*TINY, f"--output_dir={tmp_path / 'whole'}"])
+def test_stacked_chapter_resumes_after_ctrl_c_with_the_figures_of_an_uninterrupted_run(
+    tmp_path, monkeypatch
+):
+    uninterrupted = load_script("05_stacked_autoencoder").main(
+        [*TINY, f"--output_dir={tmp_path / 'whole'}"]
+    )
 
     out = tmp_path / "resumed"
     real_run = Stages.run
@@ -299,7 +342,9 @@ def test_stacked_chapter_resumes_after_ctrl_c_with_the_figures_of_an_uninterrupt
     real_train = training.train_autoencoder
     monkeypatch.setattr(Stages, "run", record_what_is_trained)
     monkeypatch.setattr(
-        training, "train_autoencoder", lambda *a, **k: autoencoder_trainings.append(1) or real_train(*a, **k)
+        training,
+        "train_autoencoder",
+        lambda *a, **k: autoencoder_trainings.append(1) or real_train(*a, **k),
     )
     resumed = load_script("05_stacked_autoencoder").main([*TINY, f"--output_dir={out}"])
     # the six pretrained layers, the few-label fine-tunings and the SDAE classifier were loaded

@@ -47,7 +47,9 @@ def test_pca_reconstruction_matches_numpy_svd(sample_arrays):
     assert np.allclose(ours.reshape(len(x), -1), reference, atol=1e-4)
     # unclipped, the squared error left over is the variance of the discarded directions
     unclipped = (centred @ components.T @ components + mean).reshape(x.shape)
-    assert chapter.squared_error_per_image(x, unclipped) == pytest.approx(np.sum(singular[k:] ** 2) / len(x), rel=1e-3)
+    assert chapter.squared_error_per_image(x, unclipped) == pytest.approx(
+        np.sum(singular[k:] ** 2) / len(x), rel=1e-3
+    )
     assert chapter.squared_error_per_image(x, ours) <= chapter.squared_error_per_image(x, unclipped)
 
 
@@ -75,7 +77,11 @@ def tiny_stack(rng):
             seconds=0.0,
         )
 
-    return [layer(784, 20, "relu", "sigmoid"), layer(20, 8, "relu", "relu"), layer(8, 3, "linear", "relu")]
+    return [
+        layer(784, 20, "relu", "sigmoid"),
+        layer(20, 8, "relu", "relu"),
+        layer(8, 3, "linear", "relu"),
+    ]
 
 
 def test_unrolled_autoencoder_runs_encoders_up_and_decoders_down():
@@ -99,13 +105,28 @@ def test_unrolled_autoencoder_runs_encoders_up_and_decoders_down():
 def test_one_pretrained_layer_learns_to_rebuild_its_input():
     x = np.random.default_rng(0).random((64, 12)).astype(np.float32)
     layer = chapter.pretrain_layer(
-        x, 6, Corruption("masking", 0.25), pixels=True, epochs=3, batch_size=16, learning_rate=1e-2, seed=0
+        x,
+        6,
+        Corruption("masking", 0.25),
+        pixels=True,
+        epochs=3,
+        batch_size=16,
+        learning_rate=1e-2,
+        seed=0,
     )
     assert layer.units == 6 and layer.activation == "relu" and layer.decoder_activation == "sigmoid"
     assert [w.shape for w in layer.encoder + layer.decoder] == [(12, 6), (6,), (6, 12), (12,)]
     assert len(layer.history["loss"]) == 3 and layer.history["loss"][-1] < layer.history["loss"][0]
     code = chapter.pretrain_layer(
-        x, 2, None, pixels=False, linear_code=True, epochs=1, batch_size=16, learning_rate=1e-3, seed=0
+        x,
+        2,
+        None,
+        pixels=False,
+        linear_code=True,
+        epochs=1,
+        batch_size=16,
+        learning_rate=1e-3,
+        seed=0,
     )
     assert code.activation == "linear" and code.decoder_activation == "relu"
 
@@ -115,8 +136,10 @@ def test_weight_decay_shrinks_every_weight_by_the_decay_times_the_step_size():
         weights = keras.Variable(np.array([1.0, -2.0, 4.0], np.float32))
         optimizer = chapter.adam_cosine(0.1, total_steps=10, weight_decay=decay)
         assert type(optimizer) is kind
-        optimizer.apply_gradients([(np.zeros(3, np.float32), weights)])  # no gradient: only the decay moves them
-        expected = np.array([1.0, -2.0, 4.0]) * (1 - decay * 0.1)  # the first step's size is the full 0.1
+        # no gradient: only the decay moves them
+        optimizer.apply_gradients([(np.zeros(3, np.float32), weights)])
+        # the first step's size is the full 0.1
+        expected = np.array([1.0, -2.0, 4.0]) * (1 - decay * 0.1)
         np.testing.assert_allclose(keras.ops.convert_to_numpy(weights), expected, rtol=1e-6)
 
 
@@ -141,20 +164,28 @@ def test_deep_autoencoder_chapter(tmp_path, monkeypatch):
     real_train = training.train_autoencoder
 
     def spy_train(model, inputs, targets, **kwargs):
-        corruption = [(layer.kind, layer.low) for layer in model.layers if isinstance(layer, Corrupt)]
+        corruption = [
+            (layer.kind, layer.low) for layer in model.layers if isinstance(layer, Corrupt)
+        ]
         streams.append((np.shape(inputs), corruption[0] if corruption else None))
-        assert np.array_equal(inputs, targets)  # clean in and clean out: any corruption is the model's
+        # clean in and clean out: any corruption is the model's
+        assert np.array_equal(inputs, targets)
         return real_train(model, inputs, targets, **kwargs)
 
     monkeypatch.setattr(training, "train_autoencoder", spy_train)
     metrics = load_script("06_deep_autoencoder").main([*TINY, f"--output_dir={tmp_path}"])
 
     for name in ("reconstructions.png", "pretraining_loss.png", "loss.png"):
-        assert (tmp_path / name).read_bytes()[:8] == PNG and (tmp_path / name).stat().st_size > 2000, name
+        assert (tmp_path / name).read_bytes()[:8] == PNG and (
+            tmp_path / name
+        ).stat().st_size > 2000, name
     assert not (tmp_path / "codes.png").exists()  # a map only for a 2-number code
-    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
+    # no temporary files left
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
     saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert saved["deep_ae_sq_error_per_image"] == pytest.approx(metrics["deep_ae_sq_error_per_image"])
+    assert saved["deep_ae_sq_error_per_image"] == pytest.approx(
+        metrics["deep_ae_sq_error_per_image"]
+    )
 
     # greedy pretraining: layer 1 on masked pixels, every layer above on the masked clean codes of
     # the one below, the code layer too; then the unrolled network, clean in and clean out
@@ -185,24 +216,37 @@ def test_deep_autoencoder_chapter(tmp_path, monkeypatch):
     assert chapter.squared_error_per_image(data.x_train, training_reconstruction) == pytest.approx(
         saved["deep_ae_training_sq_error_per_image"], rel=1e-4
     )
-    blank = chapter.squared_error_per_image(data.x_test, np.zeros_like(data.x_test))  # predicting empty images
+    # predicting empty images
+    blank = chapter.squared_error_per_image(data.x_test, np.zeros_like(data.x_test))
     assert 0 < saved["deep_ae_sq_error_per_image"] < blank
-    # the PCA figure is common/pca.py's, fitted on the training images, with as many components as the code
+    # the PCA figure is common/pca.py's, fitted on the training images, with as many components as
+    # the code
     mean, components = pca(data.x_train, 6)
     assert saved["pca_sq_error_per_image"] == pytest.approx(
-        chapter.squared_error_per_image(data.x_test, pca_reconstruct(data.x_test, mean, components)), rel=1e-5
+        chapter.squared_error_per_image(
+            data.x_test, pca_reconstruct(data.x_test, mean, components)
+        ),
+        rel=1e-5,
     )
     assert saved["n_train"] == TRAIN and saved["n_test"] == 1000
     assert saved["published_sq_error_per_image"]["pca"] == 13.87
 
 
 @pytest.mark.slow
-def test_a_two_number_code_is_drawn_as_a_map_and_images_without_labels_are_fine(tmp_path, sample_arrays):
+def test_a_two_number_code_is_drawn_as_a_map_and_images_without_labels_are_fine(
+    tmp_path, sample_arrays
+):
     x = sample_arrays["x_train"][:300]
     np.savez(tmp_path / "unlabelled.npz", x_train=x[:240], x_test=x[240:])
     out = tmp_path / "out"
     metrics = load_script("06_deep_autoencoder").main(
-        [f"--data={tmp_path / 'unlabelled.npz'}", *TINY[2:3], "--code_dim=2", "--pretrain_epochs=1", "--epochs=1"]
+        [
+            f"--data={tmp_path / 'unlabelled.npz'}",
+            *TINY[2:3],
+            "--code_dim=2",
+            "--pretrain_epochs=1",
+            "--epochs=1",
+        ]
         + [f"--output_dir={out}"]
     )
     assert metrics["n_train"] == 240 and metrics["deep_ae_sq_error_per_image"] > 0
@@ -211,8 +255,12 @@ def test_a_two_number_code_is_drawn_as_a_map_and_images_without_labels_are_fine(
 
 
 @pytest.mark.slow
-def test_deep_chapter_resumes_after_ctrl_c_with_the_figures_of_an_uninterrupted_run(tmp_path, monkeypatch):
-    uninterrupted = load_script("06_deep_autoencoder").main([*TINY, f"--output_dir={tmp_path / 'whole'}"])
+def test_deep_chapter_resumes_after_ctrl_c_with_the_figures_of_an_uninterrupted_run(
+    tmp_path, monkeypatch
+):
+    uninterrupted = load_script("06_deep_autoencoder").main(
+        [*TINY, f"--output_dir={tmp_path / 'whole'}"]
+    )
     out = tmp_path / "resumed"
     real_run = Stages.run
 
@@ -237,4 +285,6 @@ def test_deep_chapter_resumes_after_ctrl_c_with_the_figures_of_an_uninterrupted_
     resumed = load_script("06_deep_autoencoder").main([*TINY, f"--output_dir={out}"])
     assert computed == ["fine_tuning"]  # the four pretrained layers were loaded, not trained again
     assert not (out / ".resume").exists()
-    assert resumed["deep_ae_sq_error_per_image"] == pytest.approx(uninterrupted["deep_ae_sq_error_per_image"], abs=5e-3)
+    assert resumed["deep_ae_sq_error_per_image"] == pytest.approx(
+        uninterrupted["deep_ae_sq_error_per_image"], abs=5e-3
+    )

@@ -58,39 +58,77 @@ def entropy_of_grey_pixels(x):
 
 @pytest.mark.parametrize("binarize", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_08_end_to_end_on_the_sample(binarize, tmp_path, sample_arrays):
-    metrics = load_script(CHAPTER).main([*TINY, "--code_dim=8", f"--binarize={binarize}", f"--output_dir={tmp_path}"])
-    pngs = ["samples.png", "reconstructions.png", "interpolations.png", "map_codes.png", "map_grid.png", "loss.png"]
+    metrics = load_script(CHAPTER).main(
+        [*TINY, "--code_dim=8", f"--binarize={binarize}", f"--output_dir={tmp_path}"]
+    )
+    pngs = [
+        "samples.png",
+        "reconstructions.png",
+        "interpolations.png",
+        "map_codes.png",
+        "map_grid.png",
+        "loss.png",
+    ]
     for name in pngs:
-        assert (tmp_path / name).read_bytes()[:8] == PNG and (tmp_path / name).stat().st_size > 2000, name
-    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no backups or temporary files left
+        assert (tmp_path / name).read_bytes()[:8] == PNG and (
+            tmp_path / name
+        ).stat().st_size > 2000, name
+    # no backups or temporary files left
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
     saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert saved["n_train"] == 550 and saved["n_validation"] == 50 and saved["n_test"] == 1000  # a twelfth held out
-    assert saved["code_dim"] == 8 and saved["importance_samples"] == 20 and "mnist_sample.npz" in saved["data"]
+    # a twelfth held out
+    assert saved["n_train"] == 550 and saved["n_validation"] == 50 and saved["n_test"] == 1000
+    assert (
+        saved["code_dim"] == 8
+        and saved["importance_samples"] == 20
+        and "mnist_sample.npz" in saved["data"]
+    )
     assert saved["binarized"] is binarize
-    for key in ("test_neg_elbo_nats", "test_reconstruction_nats", "test_kl_nats", "test_iw_nll_nats", "bce_floor_nats"):
+    for key in (
+        "test_neg_elbo_nats",
+        "test_reconstruction_nats",
+        "test_kl_nats",
+        "test_iw_nll_nats",
+        "bce_floor_nats",
+    ):
         assert saved[key] == pytest.approx(metrics[key])
     # the negative ELBO is the sum of its two terms, both positive
-    assert saved["test_neg_elbo_nats"] == pytest.approx(saved["test_reconstruction_nats"] + saved["test_kl_nats"])
-    assert saved["test_kl_nats"] > 0 and 0 < saved["test_reconstruction_nats"] < 784 * np.log(2) * 1.5
+    assert saved["test_neg_elbo_nats"] == pytest.approx(
+        saved["test_reconstruction_nats"] + saved["test_kl_nats"]
+    )
+    assert (
+        saved["test_kl_nats"] > 0 and 0 < saved["test_reconstruction_nats"] < 784 * np.log(2) * 1.5
+    )
     # 20 importance-weighted codes give a tighter bound than the ELBO (with room for sampling noise)
     assert saved["test_iw_nll_nats"] < saved["test_neg_elbo_nats"] + 0.5
     # the floor is the entropy of the grey test images, whichever pixels were scored
-    assert saved["bce_floor_nats"] == pytest.approx(entropy_of_grey_pixels(sample_arrays["x_test"] / 255).mean())
+    assert saved["bce_floor_nats"] == pytest.approx(
+        entropy_of_grey_pixels(sample_arrays["x_test"] / 255).mean()
+    )
     if binarize:
         assert saved["published_nats"] == {"vae": 86.76, "iwae_k50": 84.78}
     else:  # no model scores grey pixels below the floor
         above = saved["above_floor_nats"]
-        assert above["neg_elbo"] == pytest.approx(saved["test_neg_elbo_nats"] - saved["bce_floor_nats"])
+        assert above["neg_elbo"] == pytest.approx(
+            saved["test_neg_elbo_nats"] - saved["bce_floor_nats"]
+        )
         assert above["iw_nll"] == pytest.approx(saved["test_iw_nll_nats"] - saved["bce_floor_nats"])
         assert saved["plain_ae"]["test_reconstruction_nats"] > saved["bce_floor_nats"]
         assert saved["test_reconstruction_mean_code_nats"] > saved["bce_floor_nats"]
     history = saved["history"]
     assert len(history["loss"]) == 2 and len(history["val_kl_loss"]) == 2
-    # the loss is the sum of the two terms (Keras averages the terms over batches, the loss over images:
-    # under TensorFlow a last, smaller batch weighs a little differently in the two)
-    assert np.allclose(np.add(history["reconstruction_loss"], history["kl_loss"]), history["loss"], rtol=0.02)
-    assert saved["plain_ae"]["test_reconstruction_nats"] > 0 and saved["map"]["test_neg_elbo_nats"] > 0
-    assert saved["plain_ae"]["history"]["kl_loss"] == [0, 0] or max(saved["plain_ae"]["history"]["kl_loss"]) == 0
+    # the loss is the sum of the two terms (Keras averages the terms over batches, the loss over
+    # images: under TensorFlow a last, smaller batch weighs a little differently in the two)
+    assert np.allclose(
+        np.add(history["reconstruction_loss"], history["kl_loss"]), history["loss"], rtol=0.02
+    )
+    assert (
+        saved["plain_ae"]["test_reconstruction_nats"] > 0 and saved["map"]["test_neg_elbo_nats"] > 0
+    )
+    assert (
+        saved["plain_ae"]["history"]["kl_loss"] == [0, 0]
+        or max(saved["plain_ae"]["history"]["kl_loss"]) == 0
+    )
     if not binarize:
         return
 
@@ -112,7 +150,8 @@ def test_08_end_to_end_on_the_sample(binarize, tmp_path, sample_arrays):
 def test_binarize_draws_ink_with_the_grey_level_as_probability_and_the_seed_fixes_the_draw():
     chapter = load_script(CHAPTER)
     levels = np.array([0, 0.05, 0.3, 0.5, 0.8, 1], dtype=np.float32)
-    x = np.broadcast_to(levels[:, None, None], (6, 100, 100)).copy()  # 10,000 pixels at each grey level
+    # 10,000 pixels at each grey level
+    x = np.broadcast_to(levels[:, None, None], (6, 100, 100)).copy()
     spread = np.sqrt(levels * (1 - levels) / 10_000)
     once = chapter.binarize(x, 2010)  # a fixed set, binarized once with NumPy
     layer = chapter.Binarize(seed=0)  # training batches, a fresh draw every batch
@@ -123,9 +162,11 @@ def test_binarize_draws_ink_with_the_grey_level_as_probability_and_the_seed_fixe
         assert binary[0].max() == 0 and binary[-1].min() == 1  # white stays white, black black
     np.testing.assert_array_equal(chapter.binarize(x, 2010), once)  # same seed, same images
     assert np.mean(chapter.binarize(x, 2011) != once) > 0.1  # another seed, another draw
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x)), x)  # not in training: untouched
+    # not in training: untouched
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x)), x)
     again = keras.ops.convert_to_numpy(layer(x, training=True))
-    assert 0.35 < np.mean((again != in_training)[3]) < 0.65  # the next batch: a fresh draw, half the 0.5 pixels differ
+    # the next batch: a fresh draw, half the 0.5 pixels differ
+    assert 0.35 < np.mean((again != in_training)[3]) < 0.65
 
 
 def test_the_training_model_outputs_the_two_terms_of_the_loss_on_the_image_it_binarized():
@@ -139,11 +180,15 @@ def test_the_training_model_outputs_the_two_terms_of_the_loss_on_the_image_it_bi
     np.testing.assert_allclose(
         terms["kl"], keras.ops.convert_to_numpy(chapter.kl_divergence(z_mean, z_log_var)), rtol=1e-5
     )
-    # out of training the grey image is scored as it is: its binary cross-entropy lies above the floor
+    # out of training the grey image is scored as it is: its binary cross-entropy lies above the
+    # floor
     assert np.all(terms["reconstruction"] > chapter.bce_floor(x))
     trained = {k: keras.ops.convert_to_numpy(v) for k, v in model(x, training=True).items()}
-    assert not np.allclose(trained["reconstruction"], terms["reconstruction"])  # a binarized image, another score
-    plain = chapter.with_loss_terms(chapter.build_encoder(2, (16,), 8, False), decoder, binarized=False, seed=0)
+    # a binarized image, another score
+    assert not np.allclose(trained["reconstruction"], terms["reconstruction"])
+    plain = chapter.with_loss_terms(
+        chapter.build_encoder(2, (16,), 8, False), decoder, binarized=False, seed=0
+    )
     assert np.all(keras.ops.convert_to_numpy(plain(x)["kl"]) == 0)  # no distribution, no KL
 
 
@@ -159,7 +204,9 @@ def test_bce_floor_is_the_entropy_of_the_grey_pixels_and_no_decoder_goes_below_i
     at_x = np.asarray(chapter.reconstruction_loss(grey, logit(grey)))
     np.testing.assert_allclose(at_x, chapter.bce_floor(grey), rtol=1e-4)
     noise = np.random.default_rng(0).normal(0, 0.5, grey.shape).astype(np.float32)
-    assert np.all(np.asarray(chapter.reconstruction_loss(grey, logit(grey) + noise)) > chapter.bce_floor(grey))
+    assert np.all(
+        np.asarray(chapter.reconstruction_loss(grey, logit(grey) + noise)) > chapter.bce_floor(grey)
+    )
 
 
 def test_reconstruction_term_is_the_bernoulli_log_likelihood_and_on_grey_pixels_the_cross_entropy():
@@ -169,13 +216,19 @@ def test_reconstruction_term_is_the_bernoulli_log_likelihood_and_on_grey_pixels_
     p = expit(logits.astype(np.float64))
     binary = (rng.uniform(size=(4, 6, 6)) < 0.4).astype(np.float32)
     scipy = -bernoulli.logpmf(binary, p).sum(axis=(1, 2))
-    np.testing.assert_allclose(np.asarray(chapter.reconstruction_loss(binary, logits)), scipy, rtol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(chapter.reconstruction_loss(binary, logits)), scipy, rtol=1e-5
+    )
     grey = rng.uniform(0, 1, (4, 6, 6)).astype(np.float32)
     numpy = -(grey * np.log(p) + (1 - grey) * np.log(1 - p)).sum(axis=(1, 2))
-    np.testing.assert_allclose(np.asarray(chapter.reconstruction_loss(grey, logits)), numpy, rtol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(chapter.reconstruction_loss(grey, logits)), numpy, rtol=1e-5
+    )
     # far out in the tails, where a probability would round to 0 or 1 in float32
     far = np.array([[[40.0, -40.0]]], dtype=np.float32)
-    assert np.asarray(chapter.reconstruction_loss(np.array([[[0.0, 1.0]]], np.float32), far))[0] == pytest.approx(80)
+    assert np.asarray(chapter.reconstruction_loss(np.array([[[0.0, 1.0]]], np.float32), far))[
+        0
+    ] == pytest.approx(80)
 
 
 def test_kl_term_matches_a_monte_carlo_estimate_from_scipy_densities():
@@ -190,7 +243,9 @@ def test_kl_term_matches_a_monte_carlo_estimate_from_scipy_densities():
     monte_carlo = (log_q - log_p).mean(axis=0)
     spread = (log_q - log_p).std(axis=0) / np.sqrt(len(z))
     assert np.all(np.abs(kl - monte_carlo) < 5 * spread + 1e-3)
-    assert np.asarray(chapter.kl_divergence(np.zeros((1, 5)), np.zeros((1, 5))))[0] == pytest.approx(0, abs=1e-7)
+    assert np.asarray(chapter.kl_divergence(np.zeros((1, 5)), np.zeros((1, 5))))[
+        0
+    ] == pytest.approx(0, abs=1e-7)
 
 
 def tiny_vae(chapter, size=8):
@@ -217,7 +272,8 @@ def test_elbo_matches_a_numpy_and_scipy_computation_with_the_same_codes():
     x = binary_images(50)
     z_mean, z_log_var = (a.astype(np.float64) for a in encoder.predict(x, verbose=0))
     sd = np.exp(0.5 * z_log_var)
-    z = z_mean + sd * np.random.default_rng(7).standard_normal(z_mean.shape, dtype=np.float32)  # as the chapter draws
+    # as the chapter draws
+    z = z_mean + sd * np.random.default_rng(7).standard_normal(z_mean.shape, dtype=np.float32)
     p = decoder.predict(z.astype(np.float32), verbose=0).astype(np.float64)
     reconstruction = -bernoulli.logpmf(x, p).sum(axis=(1, 2)).mean()
     kl = (norm.logpdf(z, z_mean, sd) - norm.logpdf(z)).sum(-1)  # one-sample estimate
@@ -226,7 +282,8 @@ def test_elbo_matches_a_numpy_and_scipy_computation_with_the_same_codes():
     assert terms["reconstruction"] == pytest.approx(reconstruction, rel=1e-4)
     assert terms["kl"] == pytest.approx(kl_closed.mean(), rel=1e-4)
     assert terms["negative_elbo"] == pytest.approx(reconstruction + kl_closed.mean(), rel=1e-4)
-    assert abs(kl.mean() - kl_closed.mean()) < 0.05  # the closed form is the expectation of log q - log p
+    # the closed form is the expectation of log q - log p
+    assert abs(kl.mean() - kl_closed.mean()) < 0.05
 
 
 def test_importance_weighted_estimate_approaches_the_likelihood_found_by_integration():
@@ -247,9 +304,11 @@ def test_importance_weighted_estimate_approaches_the_likelihood_found_by_integra
     elbo = chapter.test_terms(encoder, decoder, x, seed=0)["negative_elbo"]
     iw = {k: chapter.importance_weighted_nll(encoder, decoder, x, k, seed=0) for k in (1, 20, 5000)}
     assert iw[5000] == pytest.approx(exact, abs=0.05)  # many codes: the likelihood itself
-    assert exact <= iw[20] + 0.05 <= iw[1] + 0.1 and exact <= elbo + 0.05  # the bounds lie above it, tighter with k
+    # the bounds lie above it, tighter with k
+    assert exact <= iw[20] + 0.05 <= iw[1] + 0.1 and exact <= elbo + 0.05
     assert iw[1] == pytest.approx(elbo, abs=0.5)  # one code: an estimate of the ELBO
-    assert chapter.importance_weighted_nll(encoder, decoder, x, 20, seed=0) == iw[20]  # the seed fixes the codes
+    # the seed fixes the codes
+    assert chapter.importance_weighted_nll(encoder, decoder, x, 20, seed=0) == iw[20]
 
 
 def test_a_bad_setting_gets_one_line():
@@ -262,4 +321,7 @@ def test_a_bad_setting_gets_one_line():
         env=python_env(),
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == "error: IMPORTANCE_SAMPLES=0: must be a whole number, 1 or more"
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == "error: IMPORTANCE_SAMPLES=0: must be a whole number, 1 or more"
+    )

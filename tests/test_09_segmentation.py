@@ -1,7 +1,8 @@
 """Chapter 09, segmentation: the scene maker (labels exactly where strokes are, test scenes from
 test images only), the IoU against `keras.metrics.MeanIoU`, the script end to end on the bundled
 sample (offline, at its defaults but for sizes) and on a folder of 60x60 image-mask pairs, its saved
-model giving the printed IoU, resuming after Ctrl-C, and one clear line for every broken mask folder."""
+model giving the printed IoU, resuming after Ctrl-C, and one clear line for every broken mask
+folder."""
 
 import json
 import runpy
@@ -45,19 +46,24 @@ def digits(n, seed=0):
 def test_a_pixel_is_labelled_with_the_digit_whose_stroke_covers_it_or_background():
     images, labels = digits(300)
     scenes, masks = make_scenes(images, labels, 400, 48, 3, np.random.default_rng(0))
-    assert scenes.shape == (400, 48, 48, 1) and masks.shape == (400, 48, 48) and masks.dtype == np.uint8
+    assert (
+        scenes.shape == (400, 48, 48, 1)
+        and masks.shape == (400, 48, 48)
+        and masks.dtype == np.uint8
+    )
     scenes = scenes[..., 0]
     # digits never overlap, so a pixel is stroke exactly where the scene is above 0.5
     assert np.array_equal(masks > 0, scenes > 0.5)
     assert 0 <= scenes.min() and scenes.max() <= 1 and masks.max() <= 10
-    # one digit alone: its mask is its label + 1 on its stroke, found where the scene holds that digit,
-    # and all its ink is on the canvas (its blank border may not be)
+    # one digit alone: its mask is its label + 1 on its stroke, found where the scene holds that
+    # digit, and all its ink is on the canvas (its blank border may not be)
     single, single_masks = make_scenes(images[:1], labels[:1], 50, 48, 1, np.random.default_rng(1))
     ink_rows, ink_cols = np.nonzero(images[0].any(axis=1))[0], np.nonzero(images[0].any(axis=0))[0]
     for scene, mask in zip(single[..., 0], single_masks):
         rows, cols = np.nonzero(scene)
         top, left = rows.min() - ink_rows[0], cols.min() - ink_cols[0]
-        padded = np.zeros((48 + 56, 48 + 56), np.float32)  # room for the image's border off the canvas
+        # room for the image's border off the canvas
+        padded = np.zeros((48 + 56, 48 + 56), np.float32)
         padded[28 + top : 28 + top + 28, 28 + left : 28 + left + 28] = images[0]
         placed = padded[28:76, 28:76]
         assert placed.sum() == pytest.approx(images[0].sum())
@@ -72,14 +78,17 @@ def test_scenes_hold_between_one_and_most_objects_digits_that_never_overlap():
     copies = scenes[..., 0].sum(axis=(1, 2)) / images[0].sum()
     assert np.allclose(copies, np.round(copies), atol=1e-4)
     assert np.array_equal((masks > 0).sum(axis=(1, 2)), np.round(copies) * (images[0] > 0.5).sum())
-    assert set(np.round(copies).astype(int).tolist()) == {1, 2, 3}  # one, two and three digits all occur
+    # one, two and three digits all occur
+    assert set(np.round(copies).astype(int).tolist()) == {1, 2, 3}
     assert set(np.unique(masks)) == {0, labels[0] + 1}
 
 
 def test_iou_per_class_agrees_with_keras_mean_iou():
     rng = np.random.default_rng(3)
     true = rng.integers(0, 5, size=(20, 16, 16)).astype(np.uint8)
-    predicted = np.where(rng.random(true.shape) < 0.6, true, rng.integers(0, 5, size=true.shape)).astype(np.uint8)
+    predicted = np.where(
+        rng.random(true.shape) < 0.6, true, rng.integers(0, 5, size=true.shape)
+    ).astype(np.uint8)
     predicted[predicted == 4] = 3  # class 4 is never predicted: its IoU is 0, not undefined
     iou = CHAPTER.iou_per_class(CHAPTER.confusion_matrix(true, predicted, 5))
     reference = keras.metrics.MeanIoU(num_classes=5)
@@ -87,9 +96,13 @@ def test_iou_per_class_agrees_with_keras_mean_iou():
     assert iou.mean() == pytest.approx(float(reference.result()), abs=1e-6)
     assert iou[4] == 0
     for c in range(5):  # and class by class, by counting pixels
-        both, either = np.sum((true == c) & (predicted == c)), np.sum((true == c) | (predicted == c))
+        both, either = (
+            np.sum((true == c) & (predicted == c)),
+            np.sum((true == c) | (predicted == c)),
+        )
         assert iou[c] == pytest.approx(both / either)
-    assert np.isnan(CHAPTER.iou_per_class(CHAPTER.confusion_matrix(true, predicted, 6))[5])  # absent: undefined
+    # absent: undefined
+    assert np.isnan(CHAPTER.iou_per_class(CHAPTER.confusion_matrix(true, predicted, 6))[5])
 
 
 def run_namespace(argv):
@@ -105,13 +118,18 @@ def run_namespace(argv):
 
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory):
-    """Train and test images told apart by their grey levels: every training stroke 0.6, every test one 1."""
+    """Train and test images told apart by their grey levels: every training stroke 0.6, every test
+    one 1."""
     folder = tmp_path_factory.mktemp("segmentation")
     with np.load(SAMPLE) as f:
-        x_train, y_train, x_test, y_test = (f[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+        x_train, y_train, x_test, y_test = (
+            f[k] for k in ("x_train", "y_train", "x_test", "y_test")
+        )
     x_train = np.where(x_train > 127, 153, 0).astype(np.uint8)[:600]
     x_test = np.where(x_test > 127, 255, 0).astype(np.uint8)
-    np.savez(folder / "digits.npz", x_train=x_train, y_train=y_train[:600], x_test=x_test, y_test=y_test)
+    np.savez(
+        folder / "digits.npz", x_train=x_train, y_train=y_train[:600], x_test=x_test, y_test=y_test
+    )
     out = folder / "out"
     namespace = run_namespace([f"--data={folder / 'digits.npz'}", *TINY, f"--output_dir={out}"])
     return out, namespace, (x_test.astype(np.float32) / 255, y_test)
@@ -123,7 +141,8 @@ def test_test_scenes_come_from_test_images_and_training_scenes_from_training_ima
     assert set(np.unique(data.x_test)) == {0.0, 1.0}  # test strokes only
     drawn, _ = data.draw(np.random.default_rng(0), 50)
     assert np.unique(drawn).tolist() == pytest.approx([0, 0.6])  # training strokes only
-    assert np.unique(data.x_val).tolist() == pytest.approx([0, 0.6])  # validation: held-out training images
+    # validation: held-out training images
+    assert np.unique(data.x_val).tolist() == pytest.approx([0, 0.6])
 
 
 def test_the_chapter_end_to_end_on_the_sample(sample_run):
@@ -131,26 +150,42 @@ def test_the_chapter_end_to_end_on_the_sample(sample_run):
     saved = json.loads((out / "metrics.json").read_text())
     for name in FIGURES:
         assert (out / name).read_bytes()[:8] == PNG and (out / name).stat().st_size > 2000, name
-    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # backups and temporary files gone
-    assert saved["classes"] == ["background", *[str(d) for d in range(10)]] and saved["n_test"] == 60
+    # backups and temporary files gone
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+    assert (
+        saved["classes"] == ["background", *[str(d) for d in range(10)]] and saved["n_test"] == 60
+    )
     for network in ("unet", "encoder_decoder"):
         r = saved[network]
-        assert set(r) == {"iou_per_class", "mean_iou", "background_iou", "pixel_accuracy", "validation_mean_iou"}
-        digit_ious = [v for k, v in r["iou_per_class"].items() if k != "background" and v is not None]
+        assert set(r) == {
+            "iou_per_class",
+            "mean_iou",
+            "background_iou",
+            "pixel_accuracy",
+            "validation_mean_iou",
+        }
+        digit_ious = [
+            v for k, v in r["iou_per_class"].items() if k != "background" and v is not None
+        ]
         assert r["mean_iou"] == pytest.approx(np.mean(digit_ious))
         assert 0 <= r["mean_iou"] <= 1 and 0 < r["pixel_accuracy"] <= 1
     few = saved["few_masks"]["10"]
     assert len(few["pretrained"]["draws"]) == 1 and len(few["random"]["draws"]) == 1
     if few["random"]["mean"] >= 0.01:
-        assert few["gain"] == pytest.approx((few["pretrained"]["mean"] - few["random"]["mean"]) / few["random"]["mean"])
+        assert few["gain"] == pytest.approx(
+            (few["pretrained"]["mean"] - few["random"]["mean"]) / few["random"]["mean"]
+        )
     else:  # a ratio to a random start that learned almost nothing is not given
         assert few["gain"] is None
-    # the saved model, reloaded, gives the printed IoU on the same test scenes, remade from the test images
+    # the saved model, reloaded, gives the printed IoU on the same test scenes, remade from the test
+    # images
     model = keras.models.load_model(out / "model.keras")
     scenes, masks = make_scenes(x_test, y_test, 60, 32, 3, np.random.default_rng(TEST_SEED))
     assert np.array_equal(scenes, ns["data"].x_test)
     probabilities = model.predict(scenes, verbose=0)
-    assert probabilities.shape == (60, 32, 32, 11) and np.allclose(probabilities.sum(axis=-1), 1, atol=1e-4)
+    assert probabilities.shape == (60, 32, 32, 11) and np.allclose(
+        probabilities.sum(axis=-1), 1, atol=1e-4
+    )
     predicted = probabilities.argmax(axis=-1)
     reference = keras.metrics.MeanIoU(num_classes=11)
     reference.update_state(masks.ravel(), predicted.ravel())
@@ -161,7 +196,8 @@ def test_the_chapter_end_to_end_on_the_sample(sample_run):
 
 
 def scene_folder(folder, n=40, size=60, values=(0, 1, 2)):
-    """`n` image-mask pairs of size x size: a bright square (class values[1]) and a dimmer disc (values[2])."""
+    """`n` image-mask pairs of size x size: a bright square (class values[1]) and a dimmer disc
+    (values[2])."""
     rng = np.random.default_rng(0)
     (folder / "images").mkdir(parents=True)
     (folder / "masks").mkdir()
@@ -205,25 +241,41 @@ def test_a_folder_of_60x60_image_mask_pairs_just_works(tmp_path, capsys):
     "breakage, words",
     [
         (lambda f: __import__("shutil").rmtree(f / "masks"), ["no masks/ folder beside images/"]),
-        (lambda f: (f / "masks" / "scene03.png").unlink(), ["scene03.png", "no mask of the same name"]),
+        (
+            lambda f: (f / "masks" / "scene03.png").unlink(),
+            ["scene03.png", "no mask of the same name"],
+        ),
         (
             lambda f: io.imsave(f / "masks" / "extra.png", np.zeros((60, 60), np.uint8)),
             ["extra.png", "no image of the same name"],
         ),
         (
-            lambda f: io.imsave(f / "masks" / "scene05.png", np.zeros((50, 60), np.uint8), check_contrast=False),
+            lambda f: io.imsave(
+                f / "masks" / "scene05.png", np.zeros((50, 60), np.uint8), check_contrast=False
+            ),
             ["scene05.png", "60x50 pixels, its image 60x60"],
         ),
         (
-            lambda f: io.imsave(f / "images" / "scene07.png", np.zeros((50, 50), np.uint8), check_contrast=False),
+            lambda f: io.imsave(
+                f / "images" / "scene07.png", np.zeros((50, 50), np.uint8), check_contrast=False
+            ),
             ["scene07.png", "all images must be one size"],
         ),
         (
-            lambda f: io.imsave(f / "masks" / "scene09.png", np.full((60, 60), 255, np.uint8), check_contrast=False),
+            lambda f: io.imsave(
+                f / "masks" / "scene09.png", np.full((60, 60), 255, np.uint8), check_contrast=False
+            ),
             ["scene09.png", "255", "class numbers 0 to 63"],
         ),
     ],
-    ids=["no masks folder", "missing mask", "mask without image", "mask size", "image size", "mask value"],
+    ids=[
+        "no masks folder",
+        "missing mask",
+        "mask without image",
+        "mask size",
+        "image size",
+        "mask value",
+    ],
 )
 def test_a_broken_mask_folder_is_one_line_naming_the_file(tmp_path, breakage, words):
     folder = scene_folder(tmp_path / "mine", n=12)
@@ -249,11 +301,16 @@ def test_the_script_says_it_in_one_line_and_writes_nothing(tmp_path):
         timeout=120,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("error: ") and "scene04.png" in result.stderr
+    assert (
+        result.stderr.strip().splitlines()[-1].startswith("error: ")
+        and "scene04.png" in result.stderr
+    )
     assert not [p for p in out.rglob("*") if p.is_file()]
 
 
-@pytest.mark.parametrize("setting", ["--few_mask_batch_size=0", "--scenes_per_epoch=2.5", "--few_mask_steps=0"])
+@pytest.mark.parametrize(
+    "setting", ["--few_mask_batch_size=0", "--scenes_per_epoch=2.5", "--few_mask_steps=0"]
+)
 def test_a_count_that_is_not_a_whole_number_is_one_line_naming_the_setting(tmp_path, setting):
     import subprocess  # noqa: PLC0415
 
@@ -267,7 +324,9 @@ def test_a_count_that_is_not_a_whole_number_is_one_line_naming_the_setting(tmp_p
 
 
 @pytest.mark.slow
-def test_offline_at_its_defaults_and_a_rerun_after_ctrl_c_loads_the_networks_already_trained(tmp_path, monkeypatch):
+def test_offline_at_its_defaults_and_a_rerun_after_ctrl_c_loads_the_networks_already_trained(
+    tmp_path, monkeypatch
+):
     fits = []
     real = keras.Model.fit
 
@@ -286,10 +345,14 @@ def test_offline_at_its_defaults_and_a_rerun_after_ctrl_c_loads_the_networks_alr
     interrupt = True
     with pytest.raises(KeyboardInterrupt):
         CHAPTER.main(argv)
-    assert fits == ["encoder_decoder_segmenter"] and len(list((tmp_path / "out" / ".resume").glob("*/*.pkl"))) == 1
+    assert (
+        fits == ["encoder_decoder_segmenter"]
+        and len(list((tmp_path / "out" / ".resume").glob("*/*.pkl"))) == 1
+    )
     fits.clear()
     interrupt = False
     metrics = CHAPTER.main(argv)
-    assert fits[0] == "unet_segmenter" and "encoder_decoder_segmenter" not in fits  # loaded, not trained again
+    # loaded, not trained again
+    assert fits[0] == "unet_segmenter" and "encoder_decoder_segmenter" not in fits
     assert not (tmp_path / "out" / ".resume").exists()
     assert "bundled sample" in metrics["data"]

@@ -77,7 +77,8 @@ def test_the_l1_penalty_is_its_weight_times_the_sum_of_the_code():
     code = encoder.predict(images, verbose=0)
     autoencoder(images, training=True)
     penalty = float(keras.ops.convert_to_numpy(keras.ops.sum(autoencoder.losses)))
-    expected = weight * np.abs(code).sum() / len(images)  # Keras divides an activity penalty by the batch
+    # Keras divides an activity penalty by the batch
+    expected = weight * np.abs(code).sum() / len(images)
     np.testing.assert_allclose(penalty, expected, rtol=1e-5)
 
 
@@ -86,7 +87,9 @@ def test_the_top_k_autoencoder_starts_with_unit_features_and_the_encoder_as_thei
     features, bias = autoencoder.get_layer("decoder").get_weights()
     np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1, rtol=1e-5)
     np.testing.assert_allclose(autoencoder.get_layer("encoder_dense").get_weights()[0], features.T)
-    codes = encoder.predict(np.random.default_rng(3).random((9, 28, 28)).astype("float32"), verbose=0)
+    codes = encoder.predict(
+        np.random.default_rng(3).random((9, 28, 28)).astype("float32"), verbose=0
+    )
     assert codes.shape == (9, 60)
     assert ((codes > 0).sum(axis=1) <= 7).all()
 
@@ -116,7 +119,13 @@ def test_10_end_to_end_on_the_sample(tmp_path):
     for picture in ("dictionary.png", "one_feature_at_a_time.png", "frontier.png", "loss.png"):
         assert (tmp_path / picture).read_bytes().startswith(b"\x89PNG")
     assert set(metrics["models"]) == {"unconstrained", "l1", "topk", "topk_without_auxiliary_loss"}
-    assert set(metrics["classifier_test_error_pct"]) == {"topk", "l1", "unconstrained", "dense_code", "pixels"}
+    assert set(metrics["classifier_test_error_pct"]) == {
+        "topk",
+        "l1",
+        "unconstrained",
+        "dense_code",
+        "pixels",
+    }
     assert len(metrics["frontier"]["topk"]) == 2
     assert len(metrics["frontier"]["l1"]) == 2
 
@@ -128,5 +137,7 @@ def test_10_end_to_end_on_the_sample(tmp_path):
         mse = float(np.mean((rebuilt - images) ** 2))
         np.testing.assert_allclose(mse, metrics["models"][name]["test_mse"], rtol=1e-4)
         active = encoder.predict(images, verbose=0) > 0
-        np.testing.assert_allclose(active.sum(axis=1).mean(), metrics["models"][name]["mean_active_units"], rtol=1e-5)
+        np.testing.assert_allclose(
+            active.sum(axis=1).mean(), metrics["models"][name]["mean_active_units"], rtol=1e-5
+        )
     assert metrics["models"]["topk"]["mean_active_units"] <= 8

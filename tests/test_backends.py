@@ -23,24 +23,87 @@ from conftest import ROOT, SAMPLE, SCRIPTS
 BACKENDS = [b for b in os.environ.get("SECOND_BACKENDS", "jax").split(",") if b]
 TINY = {
     "01_basic_autoencoder": ["--train_limit=600", "--epochs=1", "--batch_size=100"],
-    "02_gaussian_denoising": ["--train_limit=700", "--epochs=1", "--batch_size=100", "--sweep_levels=(0.5,)"]
+    "02_gaussian_denoising": [
+        "--train_limit=700",
+        "--epochs=1",
+        "--batch_size=100",
+        "--sweep_levels=(0.5,)",
+    ]
     + ["--classical_tuning_images=50"],
-    "03_masking_denoising": ["--train_limit=700", "--epochs=1", "--batch_size=100", "--sweep_levels=(0.5,)"]
+    "03_masking_denoising": [
+        "--train_limit=700",
+        "--epochs=1",
+        "--batch_size=100",
+        "--sweep_levels=(0.5,)",
+    ]
     + ["--classical_tuning_images=50", "--inpainting_images=20"],
-    "04_salt_pepper_denoising": ["--train_limit=700", "--epochs=1", "--batch_size=100", "--sweep_levels=(0.5,)"]
+    "04_salt_pepper_denoising": [
+        "--train_limit=700",
+        "--epochs=1",
+        "--batch_size=100",
+        "--sweep_levels=(0.5,)",
+    ]
     + ["--classical_tuning_images=50"],
-    "05_stacked_autoencoder": ["--train_limit=1200", "--hidden_units=(64,32)", "--pretrain_epochs=1", "--epochs=2"]
-    + ["--few_labels=(20,)", "--few_label_draws=1", "--few_label_probe_steps=5", "--few_label_steps=10"],
-    "06_deep_autoencoder": ["--train_limit=1000", "--hidden_units=(64,32)", "--code_dim=6", "--pretrain_epochs=1"]
+    "05_stacked_autoencoder": [
+        "--train_limit=1200",
+        "--hidden_units=(64,32)",
+        "--pretrain_epochs=1",
+        "--epochs=2",
+    ]
+    + [
+        "--few_labels=(20,)",
+        "--few_label_draws=1",
+        "--few_label_probe_steps=5",
+        "--few_label_steps=10",
+    ],
+    "06_deep_autoencoder": [
+        "--train_limit=1000",
+        "--hidden_units=(64,32)",
+        "--code_dim=6",
+        "--pretrain_epochs=1",
+    ]
     + ["--epochs=2", "--batch_size=50"],
-    "07_anomaly_detection": ["--train_limit=1000", "--classes=(0,8)", "--epochs=1", "--filters=(4,8)", "--code_dim=8"]
+    "07_anomaly_detection": [
+        "--train_limit=1000",
+        "--classes=(0,8)",
+        "--epochs=1",
+        "--filters=(4,8)",
+        "--code_dim=8",
+    ]
     + ["--out_of_distribution=false"],
-    "08_variational_autoencoder": ["--train_limit=600", "--epochs=1", "--plain_epochs=1", "--map_epochs=1"]
+    "08_variational_autoencoder": [
+        "--train_limit=600",
+        "--epochs=1",
+        "--plain_epochs=1",
+        "--map_epochs=1",
+    ]
     + ["--batch_size=100", "--importance_samples=20", "--grid_size=5", "--code_dim=8"],
-    "09_segmentation": ["--train_limit=600", "--image_size=32", "--filters=(4,8)", "--scenes_per_epoch=200"]
-    + ["--test_scenes=60", "--batch_size=20", "--few_masks=(10,)", "--few_mask_draws=1", "--few_mask_steps=4"],
-    "10_sparse_autoencoder": ["--train_limit=600", "--epochs=1", "--frontier_epochs=1", "--code_dim=64", "--k=8"]
-    + ["--frontier_ks=(4,)", "--frontier_l1_weights=(0.01,)", "--classifier_images=600", "--batch_size=100"]
+    "09_segmentation": [
+        "--train_limit=600",
+        "--image_size=32",
+        "--filters=(4,8)",
+        "--scenes_per_epoch=200",
+    ]
+    + [
+        "--test_scenes=60",
+        "--batch_size=20",
+        "--few_masks=(10,)",
+        "--few_mask_draws=1",
+        "--few_mask_steps=4",
+    ],
+    "10_sparse_autoencoder": [
+        "--train_limit=600",
+        "--epochs=1",
+        "--frontier_epochs=1",
+        "--code_dim=64",
+        "--k=8",
+    ]
+    + [
+        "--frontier_ks=(4,)",
+        "--frontier_l1_weights=(0.01,)",
+        "--classifier_images=600",
+        "--batch_size=100",
+    ]
     + ["--dense_code_epochs=1", "--classifier_epochs=2"],
 }
 WITHOUT_TENSORFLOW = """
@@ -54,7 +117,14 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 def run_under(backend, script, out):
     env = {**os.environ, "KERAS_BACKEND": backend, "MNIST_PATH": str(SAMPLE)}
     path = SCRIPT_PATHS[script]
-    command = [sys.executable, "-c", WITHOUT_TENSORFLOW, str(path), *TINY[script], f"--output_dir={out}"]
+    command = [
+        sys.executable,
+        "-c",
+        WITHOUT_TENSORFLOW,
+        str(path),
+        *TINY[script],
+        f"--output_dir={out}",
+    ]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -77,7 +147,8 @@ def test_the_chapter_runs_under_another_backend_without_tensorflow(script, backe
     assert {"jax": "JAX", "torch": "PyTorch"}[backend] in metrics["keras"]
     saved = sorted(tmp_path.rglob("*.keras"))
     assert saved, "a trained model is saved"
-    chapter_definitions(SCRIPT_PATHS[script])  # defines (and registers) any layer of the chapter's own
+    # defines (and registers) any layer of the chapter's own
+    chapter_definitions(SCRIPT_PATHS[script])
     for path in saved:  # every model saved under that backend loads and runs under this one
         model = keras.models.load_model(path)
         inputs = np.zeros((2, *model.input_shape[1:]), np.float32)

@@ -48,7 +48,9 @@ def idx_folder(tmp_path, magic=2051, extra_bytes=0, labels=None):
         ("t10k-labels-idx1-ubyte", y, 2049),
     ):
         header = m.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-        (folder / (stem + ".gz")).write_bytes(gzip.compress(header + array.tobytes() + b"\0" * extra_bytes))
+        (folder / (stem + ".gz")).write_bytes(
+            gzip.compress(header + array.tobytes() + b"\0" * extra_bytes)
+        )
     return folder
 
 
@@ -57,13 +59,28 @@ DATA_CASES = {
     "empty file": (lambda p: _empty(p), ["e.npz", "empty"]),
     "truncated npz": (lambda p: _truncated(p), ["cut.npz", "truncated"]),
     "missing array": (lambda p: npz(p, y_train=None), ["mnist.npz", "missing", "y_train"]),
-    "wrong shape": (lambda p: npz(p, x_test=np.zeros((50, 784), np.uint8)), ["x_test", "(N, height, width)"]),
-    "wrong dtype": (lambda p: npz(p, x_train=np.zeros((50, 28, 28), np.complex64)), ["uint8", "complex64"]),
-    "floats outside [0, 1]": (lambda p: npz(p, x_train=np.full((50, 28, 28), 255.0)), ["float64", "outside [0, 1]"]),
+    "wrong shape": (
+        lambda p: npz(p, x_test=np.zeros((50, 784), np.uint8)),
+        ["x_test", "(N, height, width)"],
+    ),
+    "wrong dtype": (
+        lambda p: npz(p, x_train=np.zeros((50, 28, 28), np.complex64)),
+        ["uint8", "complex64"],
+    ),
+    "floats outside [0, 1]": (
+        lambda p: npz(p, x_train=np.full((50, 28, 28), 255.0)),
+        ["float64", "outside [0, 1]"],
+    ),
     "negative labels": (lambda p: npz(p, y_test=np.full(50, -1, np.int8)), ["label -1"]),
     "IDX bad magic": (lambda p: idx_folder(p, magic=7), ["bad IDX magic number 7"]),
-    "IDX counts disagree": (lambda p: idx_folder(p, extra_bytes=784), ["header announces", "file holds"]),
-    "IDX labels outside 0-9": (lambda p: idx_folder(p, labels=np.full(20, 200, np.uint8)), ["label 200"]),
+    "IDX counts disagree": (
+        lambda p: idx_folder(p, extra_bytes=784),
+        ["header announces", "file holds"],
+    ),
+    "IDX labels outside 0-9": (
+        lambda p: idx_folder(p, labels=np.full(20, 200, np.uint8)),
+        ["label 200"],
+    ),
     "folder with no MNIST files": (lambda p: p, ["no train-images-idx3-ubyte", "no images"]),
 }
 
@@ -101,10 +118,22 @@ def test_bad_data(case, tmp_path, capsys):
         (CH01, ["--epochs=0"], ["EPOCHS=0", "a whole number, 1 or more"]),
         (CH01, ["--learning_rate=0"], ["LEARNING_RATE=0.0", "above 0"]),
         (CH02, [f"--data={SAMPLE}", "--noise_std=-0.5"], ["NOISE_STD=-0.5", "0 or more"]),
-        (CH02, [f"--data={SAMPLE}", "--sweep_levels=(0.1,-1)"], ["SWEEP_LEVELS=(0.1, -1.0)", "each must be"]),
+        (
+            CH02,
+            [f"--data={SAMPLE}", "--sweep_levels=(0.1,-1)"],
+            ["SWEEP_LEVELS=(0.1, -1.0)", "each must be"],
+        ),
         (CH03, [f"--data={SAMPLE}", "--masking=1.5"], ["MASKING=1.5", "a fraction in [0, 1)"]),
-        (CH03, [f"--data={SAMPLE}", "--sweep_levels=(0.5,2)"], ["SWEEP_LEVELS=(0.5, 2.0)", "between 0 and 1"]),
-        (CH04, [f"--data={SAMPLE}", "--noise_fraction=-0.1"], ["NOISE_FRACTION=-0.1", "between 0 and 1"]),
+        (
+            CH03,
+            [f"--data={SAMPLE}", "--sweep_levels=(0.5,2)"],
+            ["SWEEP_LEVELS=(0.5, 2.0)", "between 0 and 1"],
+        ),
+        (
+            CH04,
+            [f"--data={SAMPLE}", "--noise_fraction=-0.1"],
+            ["NOISE_FRACTION=-0.1", "between 0 and 1"],
+        ),
         (CH04, [f"--data={SAMPLE}", "--salt_ratio=2"], ["SALT_RATIO=2", "between 0 and 1"]),
         (
             CH03,
@@ -122,7 +151,11 @@ def test_bad_data(case, tmp_path, capsys):
             [f"--data={SAMPLE}", "--range_model_levels=(0,1.5)"],
             ["RANGE_MODEL_LEVELS=(0.0, 1.5)", "between 0 and 1"],
         ),
-        (CH04, [f"--data={SAMPLE}", "--range_model_levels=(0.5,)"], ["RANGE_MODEL_LEVELS=(0.5,)", "two fractions"]),
+        (
+            CH04,
+            [f"--data={SAMPLE}", "--range_model_levels=(0.5,)"],
+            ["RANGE_MODEL_LEVELS=(0.5,)", "two fractions"],
+        ),
     ],
 )
 def test_bad_settings(chapter, args, words, tmp_path, capsys):

@@ -12,7 +12,9 @@ from skimage.restoration import denoise_nl_means, denoise_tv_chambolle
 @pytest.fixture
 def pair(sample_arrays):
     clean = sample_arrays["x_test"][:60].astype(np.float32) / 255
-    noisy = np.clip(clean + np.random.default_rng(1).normal(0, 0.3, clean.shape), 0, 1).astype(np.float32)
+    noisy = np.clip(clean + np.random.default_rng(1).normal(0, 0.3, clean.shape), 0, 1).astype(
+        np.float32
+    )
     return noisy, clean
 
 
@@ -26,13 +28,19 @@ def test_each_denoiser_works_image_by_image_like_the_library_call(pair):
             atol=1e-6,
         )
         np.testing.assert_allclose(
-            baselines.total_variation(noisy, 0.1)[i], denoise_tv_chambolle(image, weight=0.1), atol=1e-5
+            baselines.total_variation(noisy, 0.1)[i],
+            denoise_tv_chambolle(image, weight=0.1),
+            atol=1e-5,
         )
         np.testing.assert_allclose(
-            baselines.median(noisy, 3)[i], ndimage.median_filter(image, size=3, mode="constant"), atol=0
+            baselines.median(noisy, 3)[i],
+            ndimage.median_filter(image, size=3, mode="constant"),
+            atol=0,
         )
         np.testing.assert_allclose(
-            baselines.gaussian_blur(noisy, 1.0)[i], ndimage.gaussian_filter(image, 1.0, mode="constant"), atol=1e-6
+            baselines.gaussian_blur(noisy, 1.0)[i],
+            ndimage.gaussian_filter(image, 1.0, mode="constant"),
+            atol=1e-6,
         )
 
 
@@ -40,7 +48,11 @@ def test_tuning_picks_the_candidate_with_the_best_mean_psnr(pair):
     noisy, clean = pair
     for denoiser in baselines.DENOISERS:
         tuned = baselines.tune(denoiser, noisy, clean)
-        scores = {v: psnr_per_image(clean, np.clip(denoiser.apply(noisy, v), 0, 1)).mean() for v in denoiser.candidates}
+        scores = {
+            v: psnr_per_image(clean, np.clip(denoiser.apply(noisy, v), 0, 1)).mean()
+            for v in denoiser.candidates
+        }
         assert tuned.value == max(scores, key=scores.get)
         assert tuned.held_out_psnr_db == pytest.approx(scores[tuned.value])
-        assert tuned.held_out_psnr_db > psnr_per_image(clean, noisy).mean()  # each one helps on this noise
+        # each one helps on this noise
+        assert tuned.held_out_psnr_db > psnr_per_image(clean, noisy).mean()

@@ -60,7 +60,9 @@ def test_mnist_path_environment_variable_is_used(tmp_path, sample_arrays, monkey
     assert len(load_mnist().x_train) == 20
 
 
-def test_offline_without_a_path_falls_back_to_the_sample_with_one_warning(tmp_path, monkeypatch, capsys):
+def test_offline_without_a_path_falls_back_to_the_sample_with_one_warning(
+    tmp_path, monkeypatch, capsys
+):
     monkeypatch.delenv("MNIST_PATH", raising=False)
     monkeypatch.setattr(data_module, "KERAS_CACHE", tmp_path / "no-cache" / "mnist.npz")
     monkeypatch.setattr(data_module, "DOWNLOAD_HOST", ("127.0.0.1", 9))  # nothing listens there
@@ -89,7 +91,9 @@ def test_bundled_sample_is_balanced_real_mnist(sample_arrays):
         assert (x_test == sample_arrays["x_test"][0]).all(axis=(1, 2)).any()
 
 
-def test_train_limit_keeps_the_first_images_and_warns_when_too_large(tmp_path, sample_arrays, capsys):
+def test_train_limit_keeps_the_first_images_and_warns_when_too_large(
+    tmp_path, sample_arrays, capsys
+):
     path = tmp_path / "m.npz"
     np.savez(path, **small(sample_arrays))
     assert len(load_mnist(path, train_limit=7).x_train) == 7
@@ -141,7 +145,8 @@ def test_npz_with_wrong_shape(tmp_path, sample_arrays):
 
 def test_npz_with_wrong_dtype(tmp_path, sample_arrays):
     arrays = small(sample_arrays)
-    arrays["x_test"] = arrays["x_test"].astype(np.float32)  # 0-255 as floats: probably forgot to scale
+    # 0-255 as floats: probably forgot to scale
+    arrays["x_test"] = arrays["x_test"].astype(np.float32)
     path = tmp_path / "m.npz"
     np.savez(path, **arrays)
     expect_error(path, "x_test", "float32", "outside [0, 1]")
@@ -198,12 +203,26 @@ def test_folder_with_no_recognised_files(tmp_path):
     expect_error(tmp_path / "photos", "no train-images-idx3-ubyte")
 
 
-@pytest.mark.skipif(not SHARED_MNIST.exists(), reason="the full MNIST is only beside the project in development and CI")
+@pytest.mark.skipif(
+    not SHARED_MNIST.exists(),
+    reason="the full MNIST is only beside the project in development and CI",
+)
 def test_full_mnist_when_available():
     d = read_npz(SHARED_MNIST)
     assert d["x_train"].shape == (60000, 28, 28) and d["x_test"].shape == (10000, 28, 28)
     assert d["y_train"][:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
-    assert np.bincount(d["y_train"]).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert np.bincount(d["y_train"]).tolist() == [
+        5923,
+        6742,
+        5958,
+        6131,
+        5842,
+        5421,
+        5918,
+        6265,
+        5851,
+        5949,
+    ]
 
 
 def test_a_mnist_path_that_does_not_exist_is_named_as_missing(tmp_path, monkeypatch):
@@ -222,7 +241,8 @@ def test_the_held_out_part_follows_the_number_of_images(n, expected):
 def test_a_held_out_size_that_cannot_work_says_what_to_set():
     with pytest.raises(
         SettingError,
-        match=r"VALIDATION_SIZE=300: must be at least 1 and less than the 240 training images; set it to at most 239",
+        match=r"VALIDATION_SIZE=300: must be at least 1 and less than the 240 training images; "
+        r"set it to at most 239",
     ):
         holdout_split(np.arange(240), 300, "VALIDATION_SIZE")
     assert len(holdout_split(np.arange(240), 100, "VALIDATION_SIZE")[1]) == 100

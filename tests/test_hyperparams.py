@@ -71,7 +71,10 @@ def test_second_call_starts_from_the_defaults(namespace):
         ("--epochs=2.5", ["--epochs=2.5", "int"]),
         ("--epochs=0", ["EPOCHS=0", "a whole number, 1 or more"]),
         ("--train_limit=-5", ["TRAIN_LIMIT=-5", "a whole number, 1 or more"]),
-        ("--hidden_units=(64,0)", ["HIDDEN_UNITS=(64, 0)", "each must be a whole number, 1 or more"]),
+        (
+            "--hidden_units=(64,0)",
+            ["HIDDEN_UNITS=(64, 0)", "each must be a whole number, 1 or more"],
+        ),
         ("--learning_rate=fast", ["--learning_rate=fast", "float"]),
         ("--use_bias=maybe", ["--use_bias=maybe", "true or false"]),
         ("--hidden_units=(1.5,2)", ["--hidden_units", "int"]),
@@ -93,7 +96,14 @@ def test_help_lists_every_name_with_default_and_comment(namespace, capsys):
         apply_overrides(namespace, ["--help"])
     assert caught.value.code == 0
     out = capsys.readouterr().out
-    for line in ("--epochs", "10", "passes over the data", "--train_limit", "None", "--hidden_units"):
+    for line in (
+        "--epochs",
+        "10",
+        "passes over the data",
+        "--train_limit",
+        "None",
+        "--hidden_units",
+    ):
         assert line in out
     assert help_text(namespace).count("\n  --") == 7
 
@@ -118,10 +128,20 @@ def test_a_constant_edited_at_the_top_of_the_file_is_checked_too(namespace):
     "name, good, bad, words",
     [
         ("MASKING", 0.5, 1.0, "MASKING=1.0: must be a fraction in [0, 1)"),
-        ("FEW_LABEL_PROBE_STEPS", 0, -1, "FEW_LABEL_PROBE_STEPS=-1: must be a whole number, 0 or more"),
+        (
+            "FEW_LABEL_PROBE_STEPS",
+            0,
+            -1,
+            "FEW_LABEL_PROBE_STEPS=-1: must be a whole number, 0 or more",
+        ),
         ("LEARNING_RATE", 0.001, 0.0, "LEARNING_RATE=0.0: must be a finite number above 0"),
         ("WEIGHT_DECAY", 0.0, -0.1, "WEIGHT_DECAY=-0.1: must be a finite number, 0 or more"),
-        ("FEW_LABELS", (100, 1000), (0,), "FEW_LABELS=(0,): each must be a whole number, 1 or more"),
+        (
+            "FEW_LABELS",
+            (100, 1000),
+            (0,),
+            "FEW_LABELS=(0,): each must be a whole number, 1 or more",
+        ),
     ],
 )
 def test_every_setting_is_checked_by_what_its_name_says_it_holds(namespace, name, good, bad, words):
@@ -135,5 +155,8 @@ def test_every_setting_is_checked_by_what_its_name_says_it_holds(namespace, name
 def test_a_script_names_the_kind_of_a_setting_its_name_does_not_say(namespace):
     namespace["SWEEP_LEVELS"] = (0.1, 0.9)
     with pytest.raises(SettingError, match="each must be a fraction between 0 and 1"):
-        apply_overrides(namespace, ["--sweep_levels=(0.1,1.5)"], checks={"SWEEP_LEVELS": "fraction"})
-    assert apply_overrides(namespace, ["--sweep_levels=(0.1,1.5)"])["SWEEP_LEVELS"] == (0.1, 1.5)  # unchecked
+        apply_overrides(
+            namespace, ["--sweep_levels=(0.1,1.5)"], checks={"SWEEP_LEVELS": "fraction"}
+        )
+    # unchecked
+    assert apply_overrides(namespace, ["--sweep_levels=(0.1,1.5)"])["SWEEP_LEVELS"] == (0.1, 1.5)

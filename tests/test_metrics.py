@@ -1,4 +1,11 @@
-from common.metrics import image_quality, mse_per_image, psnr_per_image, roc_auc, roc_curve, ssim_per_image
+from common.metrics import (
+    image_quality,
+    mse_per_image,
+    psnr_per_image,
+    roc_auc,
+    roc_curve,
+    ssim_per_image,
+)
 
 import numpy as np
 import pytest
@@ -16,13 +23,18 @@ def pair(sample_arrays):
 
 def test_per_image_figures_match_scikit_image(pair):
     clean, noisy = pair
-    mse, psnr, ssim = mse_per_image(clean, noisy), psnr_per_image(clean, noisy), ssim_per_image(clean, noisy)
+    mse, psnr, ssim = (
+        mse_per_image(clean, noisy),
+        psnr_per_image(clean, noisy),
+        ssim_per_image(clean, noisy),
+    )
     for i in range(len(clean)):
         c, n = clean[i].astype(np.float64), noisy[i].astype(np.float64)
         assert mse[i] == pytest.approx(mean_squared_error(c, n), rel=1e-9)
         assert psnr[i] == pytest.approx(peak_signal_noise_ratio(c, n, data_range=1.0), rel=1e-9)
         assert ssim[i] == pytest.approx(structural_similarity(c, n, data_range=1.0), rel=1e-9)
-    np.testing.assert_array_equal(ssim_per_image(clean, noisy, chunk=7), ssim)  # a stack in pieces: the same
+    # a stack in pieces: the same
+    np.testing.assert_array_equal(ssim_per_image(clean, noisy, chunk=7), ssim)
 
 
 def test_averages_over_images_and_accepts_flat_images(pair):
@@ -49,7 +61,9 @@ def test_roc_auc_is_scipys_mann_whitney_u_over_the_number_of_pairs(ties):
     if ties:  # scores rounded to a few values: many ties, within and across the two groups
         normal, anomalies = np.round(normal), np.round(anomalies)
     u = mannwhitneyu(anomalies, normal).statistic
-    assert roc_auc(normal, anomalies) == pytest.approx(u / (len(normal) * len(anomalies)), abs=1e-12)
+    assert roc_auc(normal, anomalies) == pytest.approx(
+        u / (len(normal) * len(anomalies)), abs=1e-12
+    )
     # and the definition itself, every pair counted: anomaly higher 1, tie 1/2
     pairs = (anomalies[:, None] > normal[None, :]) + 0.5 * (anomalies[:, None] == normal[None, :])
     assert roc_auc(normal, anomalies) == pytest.approx(pairs.mean(), abs=1e-12)
@@ -71,9 +85,14 @@ def test_roc_curve_counts_flagged_scores_and_its_area_is_the_auc(ties):
         normal, anomalies = np.round(normal, 1), np.round(anomalies, 1)
     fpr, tpr, thresholds = roc_curve(normal, anomalies)
     assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0, 0, 1, 1)
-    assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0) and np.all(np.diff(thresholds) < 0)
+    assert (
+        np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0) and np.all(np.diff(thresholds) < 0)
+    )
     for k in rng.choice(np.arange(1, len(thresholds)), 30):
-        assert fpr[k] == np.mean(normal >= thresholds[k]) and tpr[k] == np.mean(anomalies >= thresholds[k])
-    area = np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2)  # trapezoids: a tie is a diagonal step, worth 1/2
+        assert fpr[k] == np.mean(normal >= thresholds[k]) and tpr[k] == np.mean(
+            anomalies >= thresholds[k]
+        )
+    # trapezoids: a tie is a diagonal step, worth 1/2
+    area = np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2)
     u = mannwhitneyu(anomalies, normal).statistic
     assert area == pytest.approx(u / (len(normal) * len(anomalies)), abs=1e-12)

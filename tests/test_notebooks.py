@@ -1,5 +1,6 @@
 """Every numbered script opens as a notebook: `# %%` cells at its `## Section` strings, each cell
-valid Python on its own, run one after another in a kernel whose command line is not the script's."""
+valid Python on its own, run one after another in a kernel whose command line is not the
+script's."""
 
 import ast
 import re
@@ -26,9 +27,13 @@ def test_every_section_starts_a_cell_that_parses_on_its_own(path):
 
 
 def test_chapter_01_runs_cell_by_cell_like_a_notebook(tmp_path, monkeypatch):
-    monkeypatch.setattr(sys, "argv", ["ipykernel_launcher.py", "-f", "kernel.json"])  # the kernel's, not ours
+    # the kernel's, not ours
+    monkeypatch.setattr(sys, "argv", ["ipykernel_launcher.py", "-f", "kernel.json"])
     monkeypatch.chdir(ROOT)
-    namespace = {"__name__": "__main__", "__vsc_ipynb_file__": str(ROOT / "01_basic_autoencoder.ipynb")}
+    namespace = {
+        "__name__": "__main__",
+        "__vsc_ipynb_file__": str(ROOT / "01_basic_autoencoder.ipynb"),
+    }
     first, *rest = cells(ROOT / "01_basic_autoencoder.py")[1:]
     exec(first, namespace)  # imports and hyperparameters
     # what a reader does in a notebook: edit the constants, then run the next cells

@@ -46,16 +46,25 @@ def test_a_folder_of_28x28_grey_pngs_reads_back_exactly(tmp_path, digits):
 
 
 def test_colour_images_of_any_size_become_grey_28x28_squares(tmp_path, digits):
-    tf = pytest.importorskip("tensorflow")  # the reference: TensorFlow's grey conversion and resizing
+    # the reference: TensorFlow's grey conversion and resizing
+    tf = pytest.importorskip("tensorflow")
     x, _ = digits
-    big = tf.image.resize(tf.convert_to_tensor(x[:10, ..., None], tf.float32), (84, 84), method="nearest").numpy()
-    rgb = np.concatenate([big, big * 0.5, big * 0.25], axis=-1).astype(np.uint8)  # reddish digits, 84x84
+    big = tf.image.resize(
+        tf.convert_to_tensor(x[:10, ..., None], tf.float32), (84, 84), method="nearest"
+    ).numpy()
+    # reddish digits, 84x84
+    rgb = np.concatenate([big, big * 0.5, big * 0.25], axis=-1).astype(np.uint8)
     write_folder(tmp_path / "colour", rgb, suffix=".jpg")
     d = load_data(tmp_path / "colour")
     assert d.x_train.shape[1:] == (28, 28) and d.x_train.dtype == np.float32 and len(d.x_train) == 8
     assert not d.labelled and d.y_train is None and d.class_names is None
     # against the reference: TensorFlow's own grey conversion and area resize of the same pixels
-    grey = tf.image.resize(tf.image.rgb_to_grayscale(rgb.astype(np.float32)), (28, 28), method="area").numpy() / 255
+    grey = (
+        tf.image.resize(
+            tf.image.rgb_to_grayscale(rgb.astype(np.float32)), (28, 28), method="area"
+        ).numpy()
+        / 255
+    )
     test_image = d.x_test[0]
     best = min(np.abs(grey[i, ..., 0] - test_image).mean() for i in range(10))
     assert best < 0.03  # JPEG is lossy; a wrong conversion is off by far more
@@ -65,14 +74,24 @@ def test_shrinking_averages_the_area_each_pixel_covers_and_enlarging_interpolate
     from common.data import resize
 
     rng = np.random.default_rng(0)
-    square = rng.random((2, 84, 84)).astype(np.float32)  # 84 -> 28: blocks of 3 x 3 pixels, averaged
-    np.testing.assert_allclose(resize(square, 28), square.reshape(2, 28, 3, 28, 3).mean(axis=(2, 4)), atol=1e-6)
+    # 84 -> 28: blocks of 3 x 3 pixels, averaged
+    square = rng.random((2, 84, 84)).astype(np.float32)
+    np.testing.assert_allclose(
+        resize(square, 28), square.reshape(2, 28, 3, 28, 3).mean(axis=(2, 4)), atol=1e-6
+    )
     small = rng.random((2, 14, 14)).astype(np.float32)
-    big = resize(small, 28)  # 14 -> 28, bilinear: the edge pixels copied, the others between two neighbours
+    # 14 -> 28, bilinear: the edge pixels copied, the others between two neighbours
+    big = resize(small, 28)
     np.testing.assert_allclose(big[:, 0, 0], small[:, 0, 0], atol=1e-6)
-    np.testing.assert_allclose(big[:, 1, 0], 0.75 * small[:, 0, 0] + 0.25 * small[:, 1, 0], atol=1e-6)
-    tf = pytest.importorskip("tensorflow")  # and against TensorFlow's resizing, sizes that do not divide
-    for images, method in ((rng.random((2, 37, 53)).astype(np.float32), "area"), (small, "bilinear")):
+    np.testing.assert_allclose(
+        big[:, 1, 0], 0.75 * small[:, 0, 0] + 0.25 * small[:, 1, 0], atol=1e-6
+    )
+    # and against TensorFlow's resizing, sizes that do not divide
+    tf = pytest.importorskip("tensorflow")
+    for images, method in (
+        (rng.random((2, 37, 53)).astype(np.float32), "area"),
+        (small, "bilinear"),
+    ):
         reference = tf.image.resize(images[..., None], (28, 28), method=method).numpy()[..., 0]
         np.testing.assert_allclose(resize(images, 28), reference, atol=1e-5)
 
@@ -84,17 +103,23 @@ def test_train_and_test_subfolders_are_kept_as_the_split(tmp_path, digits):
     d = load_data(tmp_path / "split", image_size=16)
     assert d.x_train.shape == (100, 16, 16) and d.x_test.shape == (20, 16, 16)
     assert d.labelled and d.class_names == [str(c) for c in range(10)]
-    assert sorted(d.y_test.tolist()) == sorted(y[100:].tolist())  # the test folder's images, and only those
+    # the test folder's images, and only those
+    assert sorted(d.y_test.tolist()) == sorted(y[100:].tolist())
 
 
 def test_an_npz_without_labels_and_with_float_colour_images(tmp_path):
     tf = pytest.importorskip("tensorflow")
     rng = np.random.default_rng(0)
-    x_train, x_test = rng.random((30, 32, 40, 3), np.float32), rng.random((6, 32, 40, 3), np.float32)
+    x_train, x_test = (
+        rng.random((30, 32, 40, 3), np.float32),
+        rng.random((6, 32, 40, 3), np.float32),
+    )
     np.savez(tmp_path / "own.npz", x_train=x_train, x_test=x_test)
     d = load_data(tmp_path / "own.npz")
     assert not d.labelled and d.x_train.shape == (30, 28, 28) and d.x_test.shape == (6, 28, 28)
-    reference = tf.image.resize(tf.image.rgb_to_grayscale(x_test), (28, 28), method="area").numpy()[..., 0]
+    reference = tf.image.resize(tf.image.rgb_to_grayscale(x_test), (28, 28), method="area").numpy()[
+        ..., 0
+    ]
     np.testing.assert_allclose(d.x_test, reference, atol=1e-5)
     assert "no labels" in d.describe()
 
@@ -115,11 +140,15 @@ def test_an_unreadable_image_is_named_in_one_line(tmp_path, digits):
 
 
 def test_an_unknown_dataset_is_a_setting_error():
-    with pytest.raises(SettingError, match="DATASET='cifar10': expected one of mnist, fashion_mnist"):
+    with pytest.raises(
+        SettingError, match="DATASET='cifar10': expected one of mnist, fashion_mnist"
+    ):
         load_data(dataset="cifar10")
 
 
-def test_fashion_mnist_from_its_environment_variable_or_a_clear_error(tmp_path, monkeypatch, digits):
+def test_fashion_mnist_from_its_environment_variable_or_a_clear_error(
+    tmp_path, monkeypatch, digits
+):
     x, y = digits
     monkeypatch.setattr(data_module, "FASHION_DEBIAN", tmp_path / "none")
     monkeypatch.setattr(data_module, "FASHION_KERAS_CACHE", tmp_path / "none")
@@ -131,10 +160,17 @@ def test_fashion_mnist_from_its_environment_variable_or_a_clear_error(tmp_path, 
     np.savez(tmp_path / "fashion.npz", x_train=x, y_train=y, x_test=x[:10], y_test=y[:10])
     monkeypatch.setenv("FASHION_MNIST_PATH", str(tmp_path / "fashion.npz"))
     d = load_data(dataset="fashion_mnist", train_limit=50)
-    assert d.x_train.shape == (50, 28, 28) and d.class_names[0] == "T-shirt/top" and "Fashion-MNIST" in d.source
+    assert (
+        d.x_train.shape == (50, 28, 28)
+        and d.class_names[0] == "T-shirt/top"
+        and "Fashion-MNIST" in d.source
+    )
 
 
-@pytest.mark.skipif(not data_module.FASHION_DEBIAN.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+@pytest.mark.skipif(
+    not data_module.FASHION_DEBIAN.is_dir(),
+    reason="Debian's dataset-fashion-mnist is not installed",
+)
 def test_fashion_mnist_from_the_debian_package(monkeypatch):
     monkeypatch.delenv("FASHION_MNIST_PATH", raising=False)
     d = load_data(dataset="fashion_mnist")
@@ -148,15 +184,24 @@ def test_chapter_01_on_a_folder_of_images(tmp_path, digits):
     metrics = load_script("01_basic_autoencoder").main(
         [f"--data={folder}", "--epochs=1", "--batch_size=32", f"--output_dir={tmp_path / 'out'}"]
     )
-    assert metrics["n_train"] == 96 and metrics["n_test"] == 24 and (tmp_path / "out" / "codes.png").exists()
+    assert (
+        metrics["n_train"] == 96
+        and metrics["n_test"] == 24
+        and (tmp_path / "out" / "codes.png").exists()
+    )
 
 
 def test_chapter_05_without_labels_says_in_one_line_that_it_needs_classes(tmp_path, digits):
     x, _ = digits
     np.savez(tmp_path / "unlabelled.npz", x_train=x[:100], x_test=x[100:])
     out = tmp_path / "out"
-    with pytest.raises(DataError, match="unlabelled.npz: has no labels; .* needs one sub-folder of images per class"):
-        load_script("05_stacked_autoencoder").main([f"--data={tmp_path / 'unlabelled.npz'}", f"--output_dir={out}"])
+    with pytest.raises(
+        DataError,
+        match="unlabelled.npz: has no labels; .* needs one sub-folder of images per class",
+    ):
+        load_script("05_stacked_autoencoder").main(
+            [f"--data={tmp_path / 'unlabelled.npz'}", f"--output_dir={out}"]
+        )
     assert not (out / "metrics.json").exists()
 
 
@@ -188,7 +233,9 @@ def test_chapter_10_without_labels_says_in_one_line_that_it_needs_classes(tmp_pa
     np.savez(tmp_path / "unlabelled.npz", x_train=x[:100], x_test=x[100:])
     out = tmp_path / "out"
     args = ["--epochs=1", "--code_dim=50", "--k=5", "--frontier_ks=()", "--frontier_l1_weights=()"]
-    with pytest.raises(DataError, match="unlabelled.npz: has no labels; the linear classifiers need one sub-folder"):
+    with pytest.raises(
+        DataError, match="unlabelled.npz: has no labels; the linear classifiers need one sub-folder"
+    ):
         load_script("10_sparse_autoencoder").main(
             [f"--data={tmp_path / 'unlabelled.npz'}", *args, f"--output_dir={out}"]
         )

@@ -3,7 +3,9 @@ from common import plotting
 import numpy as np
 
 
-def test_curves_draw_the_mean_of_repeated_runs_and_a_band_from_lowest_to_highest(tmp_path, monkeypatch):
+def test_curves_draw_the_mean_of_repeated_runs_and_a_band_from_lowest_to_highest(
+    tmp_path, monkeypatch
+):
     figures = []
     monkeypatch.setattr(plotting, "save_figure", lambda fig, path: figures.append(fig) or path)
     plotting.curves(
@@ -15,7 +17,10 @@ def test_curves_draw_the_mean_of_repeated_runs_and_a_band_from_lowest_to_highest
     )
     ax = figures[0].axes[0]
     repeated, single = ax.get_lines()
-    assert repeated.get_ydata().tolist() == [22.0, 6.0] and single.get_ydata().tolist() == [30.0, 8.0]
+    assert repeated.get_ydata().tolist() == [22.0, 6.0] and single.get_ydata().tolist() == [
+        30.0,
+        8.0,
+    ]
     (band,) = ax.collections  # only the repeated series has one
     corners = band.get_paths()[0].vertices
     assert np.isclose(corners[:, 1].min(), 5.0) and np.isclose(corners[:, 1].max(), 24.0)
@@ -50,7 +55,9 @@ def test_labelled_scatter_names_each_class_in_the_legend_and_keeps_the_axes(tmp_
     monkeypatch.setattr(plotting, "save_figure", lambda fig, path: figures.append(fig) or path)
     points = np.arange(12, dtype=float).reshape(6, 2)
     labels = np.array([0, 1, 2, 0, 1, 2])
-    plotting.labelled_scatter(tmp_path / "s.png", points, labels, ["cat", "dog", "eel"], xlabel="z1", ylabel="z2")
+    plotting.labelled_scatter(
+        tmp_path / "s.png", points, labels, ["cat", "dog", "eel"], xlabel="z1", ylabel="z2"
+    )
     plotting.labelled_scatter(tmp_path / "t.png", points, None, xlabel="z1", ylabel="z2")
     ax = figures[0].axes[0]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["cat", "dog", "eel"]
@@ -72,31 +79,45 @@ def test_score_histograms_show_each_group_as_fractions_with_the_threshold(tmp_pa
     heights = {}
     for patch in ax.patches:
         heights.setdefault(patch.get_facecolor(), []).append(patch.get_height())
-    assert sorted(round(sum(h), 6) for h in heights.values()) == [1.0, 1.0]  # each group sums to 1, whatever its size
+    # each group sums to 1, whatever its size
+    assert sorted(round(sum(h), 6) for h in heights.values()) == [1.0, 1.0]
     assert any(np.allclose(line.get_xdata(), 9.0) for line in ax.get_lines())  # the threshold
 
 
 def test_roc_curves_and_bars_draw_one_line_or_bar_per_entry(tmp_path, monkeypatch):
     figures = []
     monkeypatch.setattr(plotting, "save_figure", lambda fig, path: figures.append(fig) or path)
-    plotting.roc_curves(tmp_path / "r.png", {"a": ([0, 0.5, 1], [0, 0.9, 1]), "b": ([0, 1], [0, 1])})
+    plotting.roc_curves(
+        tmp_path / "r.png", {"a": ([0, 0.5, 1], [0, 0.9, 1]), "b": ([0, 1], [0, 1])}
+    )
     assert len(figures[0].axes[0].get_lines()) == 3  # two curves and the chance diagonal
-    plotting.bars(tmp_path / "b.png", ["0", "1", "2"], {"x": [0.9, 0.8, None], "y": [0.7, 0.6, 0.5]}, ylabel="AUC")
+    plotting.bars(
+        tmp_path / "b.png",
+        ["0", "1", "2"],
+        {"x": [0.9, 0.8, None], "y": [0.7, 0.6, 0.5]},
+        ylabel="AUC",
+    )
     heights = [p.get_height() for p in figures[1].axes[0].patches]
-    assert heights[:2] + heights[3:] == [0.9, 0.8, 0.7, 0.6, 0.5] and np.isnan(heights[2])  # None: a gap
+    # None: a gap
+    assert heights[:2] + heights[3:] == [0.9, 0.8, 0.7, 0.6, 0.5] and np.isnan(heights[2])
 
 
-def test_loss_curves_put_a_long_legend_beside_the_axes_where_it_hides_no_curve(tmp_path, monkeypatch):
+def test_loss_curves_put_a_long_legend_beside_the_axes_where_it_hides_no_curve(
+    tmp_path, monkeypatch
+):
     figures = []
     monkeypatch.setattr(plotting, "save_figure", lambda fig, path: figures.append(fig) or path)
     few = {"a": {"loss": [3.0, 2.0], "val_loss": [3.5, 2.5]}}
     many = {f"layer {k}": {"loss": [3.0 - k, 2.0 - k / 2]} for k in range(5)}
     plotting.loss_curves(tmp_path / "few.png", few)
     plotting.loss_curves(tmp_path / "many.png", many)
-    for fig, names in zip(figures, (["a: training", "a: validation"], [f"layer {k}: training" for k in range(5)])):
+    for fig, names in zip(
+        figures, (["a: training", "a: validation"], [f"layer {k}: training" for k in range(5)])
+    ):
         fig.canvas.draw()
         ax = fig.axes[0]
         assert [t.get_text() for t in ax.get_legend().get_texts()] == names
     inside, beside = (fig.axes[0].get_legend().get_window_extent().x0 for fig in figures)
-    assert inside < figures[0].axes[0].get_window_extent().x1  # two curves: the legend inside the axes
+    # two curves: the legend inside the axes
+    assert inside < figures[0].axes[0].get_window_extent().x1
     assert beside > figures[1].axes[0].get_window_extent().x1  # five: to the right of them

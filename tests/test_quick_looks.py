@@ -23,33 +23,50 @@ def run_lines(path):
     return [" ".join(line.split()) for line in field.replace("\\\n", " ").strip().splitlines()]
 
 
+def script_path(path):
+    """How a command names the script: `01_basic_autoencoder.py`, `further/07_better_scores.py`."""
+    return path.relative_to(ROOT).as_posix()
+
+
 def quick_look(path):
     """The quick look's command, as a list of arguments after the script's name."""
     lines = [line for line in run_lines(path) if line.endswith("(a quick look)")]
     assert len(lines) == 1, f"{path.name}: one quick look on its Run: lines"
     command = shlex.split(lines[0].removesuffix("(a quick look)"))
-    assert command[:2] == ["python", path.name]
+    assert command[:2] == ["python", script_path(path)]
     return command[2:]
 
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.stem)
 def test_the_readme_gives_each_chapter_its_run_lines_commands(path):
     blocks = re.findall(r"```bash\n(.*?)```", README, flags=re.S)
-    commands = [" ".join(line.split("#")[0].split()) for b in blocks for line in b.replace("\\\n", " ").splitlines()]
-    full = f"python {path.name}"
-    quick = shlex.join(["python", path.name, *quick_look(path)])
+    commands = [
+        " ".join(line.split("#")[0].split())
+        for b in blocks
+        for line in b.replace("\\\n", " ").splitlines()
+    ]
+    full = f"python {script_path(path)}"
+    quick = shlex.join(["python", script_path(path), *quick_look(path)])
     assert full in commands, f"{path.name}: the README's command for the full run"
-    assert any(shlex.join(shlex.split(c)) == quick for c in commands if c), f"{path.name}: the README's quick look"
+    assert any(shlex.join(shlex.split(c)) == quick for c in commands if c), (
+        f"{path.name}: the README's quick look"
+    )
 
 
 def lesson_01(m):
-    return m["test_mse"] < m["pca_test_mse"], f"autoencoder {m['test_mse']:.5f} against PCA's {m['pca_test_mse']:.5f}"
+    return m["test_mse"] < m[
+        "pca_test_mse"
+    ], f"autoencoder {m['test_mse']:.5f} against PCA's {m['pca_test_mse']:.5f}"
 
 
 def lesson_02(m):
     best = m["classical"][m["best_classical"]]["psnr_db"]
     shown = m["dae_psnr_db"] > max(m["plain_ae_psnr_db"], best)
-    return shown, f"denoising {m['dae_psnr_db']:.2f}, plain {m['plain_ae_psnr_db']:.2f}, classical {best:.2f} dB"
+    return (
+        shown,
+        f"denoising {m['dae_psnr_db']:.2f}, plain {m['plain_ae_psnr_db']:.2f}, classical "
+        f"{best:.2f} dB",
+    )
 
 
 def lesson_03(m):
@@ -79,7 +96,9 @@ def lesson_07(m):
 
 
 def lesson_08(m):
-    return m["binarized"] and m["test_neg_elbo_nats"] <= 120, f"negative ELBO {m['test_neg_elbo_nats']:.1f} nats"
+    return m["binarized"] and m[
+        "test_neg_elbo_nats"
+    ] <= 120, f"negative ELBO {m['test_neg_elbo_nats']:.1f} nats"
 
 
 def lesson_09(m):
@@ -93,7 +112,8 @@ def lesson_10(m):
 
 
 def lesson_name(path):
-    """The lesson function of a chapter (`lesson_01`) or of a script that goes further (its stem)."""
+    """The lesson function of a chapter (`lesson_01`) or of a script that goes further (its
+    stem)."""
     return f"lesson_{path.name[:2]}" if path.parent == ROOT else f"lesson_{path.stem}"
 
 

@@ -36,7 +36,8 @@ def test_denoising_an_image_of_ones_own(tmp_path, monkeypatch):
     image, denoised = namespace["image"], namespace["denoised"]
     assert image.shape == (28, 28) and image.dtype == np.float32
     assert image.mean() < 0.5  # inverted to light strokes on dark, like MNIST
-    assert np.corrcoef(image.ravel(), digit.ravel())[0, 1] > 0.9  # the same digit after all conversions
+    # the same digit after all conversions
+    assert np.corrcoef(image.ravel(), digit.ravel())[0, 1] > 0.9
     assert denoised.shape == (28, 28) and 0 <= denoised.min() and denoised.max() <= 1
     saved = io.imread(tmp_path / "my_digit_denoised.png")
     assert saved.shape == (28, 28) and saved.dtype == np.uint8
@@ -54,7 +55,9 @@ def test_the_walk_through_with_a_folder_of_ones_own_images(tmp_path, monkeypatch
     assert len(list(folder.rglob("*.png"))) == 1200
     assert io.imread(next(folder.rglob("*.png"))).shape == (56, 56)
 
-    first = run_chapter(ROOT / "01_basic_autoencoder.py", [f"--data={folder}", "--epochs=1", "--output_dir=out01"])
+    first = run_chapter(
+        ROOT / "01_basic_autoencoder.py", [f"--data={folder}", "--epochs=1", "--output_dir=out01"]
+    )
     assert first["n_train"] == 960 and first["n_test"] == 240
     fifth = run_chapter(
         ROOT / "05_stacked_autoencoder.py",
@@ -74,7 +77,13 @@ def test_the_walk_through_with_a_folder_of_ones_own_images(tmp_path, monkeypatch
     assert (tmp_path / "out05" / "model.keras").exists()
     sixth = run_chapter(
         ROOT / "06_deep_autoencoder.py",
-        [f"--data={folder}", "--hidden_units=(32,16)", "--code_dim=4", "--pretrain_epochs=1", "--epochs=1"]
+        [
+            f"--data={folder}",
+            "--hidden_units=(32,16)",
+            "--code_dim=4",
+            "--pretrain_epochs=1",
+            "--epochs=1",
+        ]
         + ["--output_dir=out06"],
     )
     assert sixth["n_train"] == 960 and sixth["n_test"] == 240
@@ -98,12 +107,18 @@ def test_every_picture_shown_exists_and_every_picture_kept_is_shown():
 
 
 def test_each_chapters_time_in_the_table_is_the_one_on_its_command():
-    rows = re.findall(r"^\| \[(\d\d)\]\(#[^)]*\) `\d\d_\w+\.py` \|.*\| ([\d.]+) min \|$", README, flags=re.M)
+    rows = re.findall(
+        r"^\| \[(\d\d)\]\(#[^)]*\) `\d\d_\w+\.py` \|.*\| ([\d.]+) min \|$", README, flags=re.M
+    )
     assert [chapter for chapter, _ in rows] == [path.name[:2] for path in CHAPTERS]
     for chapter, minutes in rows:
-        command = re.search(rf"^python {chapter}_\w+\.py +# about ([\d.]+) minutes?$", README, flags=re.M)
+        command = re.search(
+            rf"^python {chapter}_\w+\.py +# about ([\d.]+) minutes?$", README, flags=re.M
+        )
         assert command, f"{chapter}: its full run's command, with '# about N minutes'"
-        assert command.group(1) == minutes, f"{chapter}: {minutes} min in the table, {command.group(1)} on the command"
+        assert command.group(1) == minutes, (
+            f"{chapter}: {minutes} min in the table, {command.group(1)} on the command"
+        )
 
 
 def test_the_readme_is_a_guide_not_a_lab_notebook():

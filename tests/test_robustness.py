@@ -65,15 +65,25 @@ class InterruptAt(keras.callbacks.Callback):
 def test_training_resumes_from_the_last_completed_epoch(tmp_path, capsys):
     x = np.random.default_rng(0).random((64, 28, 28)).astype(np.float32)
     folder = backup_folder(tmp_path, {"EPOCHS": 4, "OUTPUT_DIR": "x"}, "stage")
-    assert folder == backup_folder(tmp_path, {"EPOCHS": 4, "OUTPUT_DIR": "y"}, "stage")  # output folder aside
-    assert folder != backup_folder(tmp_path, {"EPOCHS": 5, "OUTPUT_DIR": "x"}, "stage")  # other settings
+    # output folder aside
+    assert folder == backup_folder(tmp_path, {"EPOCHS": 4, "OUTPUT_DIR": "y"}, "stage")
+    # other settings
+    assert folder != backup_folder(tmp_path, {"EPOCHS": 5, "OUTPUT_DIR": "x"}, "stage")
     noise = Corruption("masking", 0.3)
     with pytest.raises(KeyboardInterrupt):
         train_autoencoder(
-            tiny_autoencoder(noise), x, x, epochs=4, batch_size=32, resume_dir=folder, callbacks=[InterruptAt(2)]
+            tiny_autoencoder(noise),
+            x,
+            x,
+            epochs=4,
+            batch_size=32,
+            resume_dir=folder,
+            callbacks=[InterruptAt(2)],
         )
     assert (folder / "latest.weights.h5").exists()  # epochs 1 and 2 are backed up
-    history, _ = train_autoencoder(tiny_autoencoder(noise), x, x, epochs=4, batch_size=32, resume_dir=folder)
+    history, _ = train_autoencoder(
+        tiny_autoencoder(noise), x, x, epochs=4, batch_size=32, resume_dir=folder
+    )
     assert "resuming from the backup" in capsys.readouterr().out
     assert len(history["loss"]) == 2  # only epochs 3 and 4 were run again
     assert not (tmp_path / ".resume").exists()  # the backup is removed once training ends
@@ -100,20 +110,34 @@ def test_ctrl_c_says_in_one_line_what_was_kept(tmp_path, capsys):
         settings, out = script.start(ns, [])
         save_json(out / "metrics.json", {"a": 1})
         if backed_up:
-            (out / ".resume" / "stage-0123456789").mkdir(parents=True)  # what train_autoencoder leaves
+            # what train_autoencoder leaves
+            (out / ".resume" / "stage-0123456789").mkdir(parents=True)
         raise KeyboardInterrupt
 
-    for backed_up, then in ((False, "a rerun starts training from the beginning"), (True, "to resume training")):
+    for backed_up, then in (
+        (False, "a rerun starts training from the beginning"),
+        (True, "to resume training"),
+    ):
         with pytest.raises(SystemExit) as caught:
             script.run(lambda backed_up=backed_up: main(backed_up))
         assert caught.value.code == 130
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1
-        assert "interrupted: kept metrics.json" in err[0] and str(tmp_path / "out") in err[0] and then in err[0]
+        assert (
+            "interrupted: kept metrics.json" in err[0]
+            and str(tmp_path / "out") in err[0]
+            and then in err[0]
+        )
 
 
 def test_same_seed_gives_the_same_figures(tmp_path):
-    args = [f"--data={SAMPLE}", "--train_limit=500", "--epochs=2", "--batch_size=100", "--code_dim=4"]
+    args = [
+        f"--data={SAMPLE}",
+        "--train_limit=500",
+        "--epochs=2",
+        "--batch_size=100",
+        "--code_dim=4",
+    ]
     script01 = load_script("01_basic_autoencoder")
     first = script01.main([*args, f"--output_dir={tmp_path / 'a'}"])
     second = script01.main([*args, f"--output_dir={tmp_path / 'b'}"])

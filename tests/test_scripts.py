@@ -19,7 +19,8 @@ def check_outputs(folder, pngs):
         assert path.is_file(), name
         assert path.read_bytes()[:8] == PNG and path.stat().st_size > 2000, name
     assert (folder / "model.keras").stat().st_size > 10_000
-    assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]  # no temporary files left
+    # no temporary files left
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]
     return json.loads((folder / "metrics.json").read_text())
 
 
@@ -29,7 +30,15 @@ def test_01_basic_autoencoder(tmp_path):
     saved = check_outputs(tmp_path, ["reconstructions.png", "loss.png", "codes.png"])
     assert saved["n_train"] == 600 and saved["n_test"] == 1000 and saved["code_dim"] == 8
     assert saved["settings"]["EPOCHS"] == 1 and "mnist_sample.npz" in saved["data"]
-    for key in ("test_mse", "test_psnr_db", "test_ssim", "pca_test_mse", "pca_test_psnr_db", "epochs", "seconds"):
+    for key in (
+        "test_mse",
+        "test_psnr_db",
+        "test_ssim",
+        "pca_test_mse",
+        "pca_test_psnr_db",
+        "epochs",
+        "seconds",
+    ):
         assert saved[key] == pytest.approx(metrics[key])
     assert 0 < saved["pca_test_mse"] < 0.05  # PCA with 8 components is a decent reconstruction
     assert 0 < saved["test_mse"] < 0.12  # one epoch on 600 images: far from good, but a number
@@ -43,7 +52,9 @@ def test_01_basic_autoencoder(tmp_path):
 
 def run_cli(*args, env_extra=None):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env_extra or {})}
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env
+    )
 
 
 @pytest.mark.parametrize(
@@ -52,7 +63,10 @@ def run_cli(*args, env_extra=None):
         (["--epoch=3"], ["--epoch", "unknown setting", "--epochs"]),
         (["--code_dim=0"], ["CODE_DIM=0", "a whole number, 1 or more"]),
         (["--data=/no/such/mnist.npz"], ["/no/such/mnist.npz", "no such file"]),
-        (["--output_dir=/proc/no-writing-here"], ["/proc/no-writing-here", "cannot be created or written"]),
+        (
+            ["--output_dir=/proc/no-writing-here"],
+            ["/proc/no-writing-here", "cannot be created or written"],
+        ),
     ],
 )
 def test_mistakes_get_one_clear_line_and_status_2(args, words):
@@ -116,7 +130,8 @@ def spies(monkeypatch):
 
 
 def check_trained_on_clean_images(trainings, n):
-    """Every training was given the clean training images as input and target: the corruption is the model's."""
+    """Every training was given the clean training images as input and target: the corruption is the
+    model's."""
     from common.data import load_mnist
 
     import numpy as np
@@ -126,7 +141,9 @@ def check_trained_on_clean_images(trainings, n):
         assert np.array_equal(inputs, targets) and np.array_equal(inputs, x_train[: len(inputs)])
 
 
-def check_denoiser_scored_on_the_corrupted_test_set(folder, saved, predicted, real_predict, kind, model_name, key):
+def check_denoiser_scored_on_the_corrupted_test_set(
+    folder, saved, predicted, real_predict, kind, model_name, key
+):
     """The model was fed the corrupted test set (never the clean one), and the saved model.keras
     maps those images to the outputs that were scored."""
     from common.corruption import Corruption
@@ -152,20 +169,33 @@ def test_02_gaussian_denoising(tmp_path, spies):
     metrics = load_script("02_gaussian_denoising").main(
         [*TINY_DENOISING, "--plain_epochs=1", f"--output_dir={tmp_path}"]
     )
-    saved = check_outputs(tmp_path, ["corruptions.png", "denoising.png", "sweep.png", "loss.png", "filters.png"])
+    saved = check_outputs(
+        tmp_path, ["corruptions.png", "denoising.png", "sweep.png", "loss.png", "filters.png"]
+    )
     assert saved["noise"] == {"type": "gaussian", "std": 0.5}
     assert saved["dae_psnr_db"] == pytest.approx(metrics["dae_psnr_db"])
-    # the denoising autoencoder trained behind a noise layer, the plain one on the clean images alone
+    # the denoising autoencoder trained behind a noise layer, the plain one on the clean images
+    # alone
     assert [corruption for corruption, _, _ in trainings] == [("gaussian", 0.5, 0.5), None]
     check_trained_on_clean_images(trainings, 642)
     check_denoiser_scored_on_the_corrupted_test_set(
         tmp_path, saved, predicted, real_predict, "gaussian", "denoising_autoencoder", "dae_psnr_db"
     )
-    assert set(saved["classical"]) == {"median filter", "Gaussian blur", "total variation", "non-local means"}
+    assert set(saved["classical"]) == {
+        "median filter",
+        "Gaussian blur",
+        "total variation",
+        "non-local means",
+    }
     for figures in saved["classical"].values():
-        assert 5 < figures["psnr_db"] < 30 and 0 <= figures["ssim"] <= 1 and len(figures["parameter"]) == 1
+        assert (
+            5 < figures["psnr_db"] < 30
+            and 0 <= figures["ssim"] <= 1
+            and len(figures["parameter"]) == 1
+        )
     assert [row["level"] for row in saved["sweep"]] == [0.2, 0.5]
-    assert saved["sweep"][0]["noisy_psnr_db"] > saved["sweep"][1]["noisy_psnr_db"]  # more noise, lower PSNR
+    # more noise, lower PSNR
+    assert saved["sweep"][0]["noisy_psnr_db"] > saved["sweep"][1]["noisy_psnr_db"]
     assert saved["sweep"][1]["noisy_psnr_db"] == pytest.approx(saved["noisy_psnr_db"])
 
 
@@ -178,7 +208,9 @@ def test_03_masking_denoising_against_inpainting_told_the_holes(tmp_path, spies)
     from skimage.restoration import inpaint_biharmonic
 
     trainings, predicted, real_predict = spies
-    load_script("03_masking_denoising").main([*TINY_DENOISING, "--inpainting_images=20", f"--output_dir={tmp_path}"])
+    load_script("03_masking_denoising").main(
+        [*TINY_DENOISING, "--inpainting_images=20", f"--output_dir={tmp_path}"]
+    )
     saved = check_outputs(tmp_path, ["denoising.png", "sweep.png", "loss.png"])
     assert [corruption for corruption, _, _ in trainings] == [("masking", 0.5, 0.5)]
     check_trained_on_clean_images(trainings, 642)
@@ -194,12 +226,15 @@ def test_03_masking_denoising_against_inpainting_told_the_holes(tmp_path, spies)
     told = saved["first_images"]["biharmonic inpainting (told)"]
     assert told["psnr_db"] == pytest.approx(psnr_per_image(clean, reference).mean(), abs=1e-4)
     assert saved["n_inpainting"] == 20
-    # on the wiped pixels the masked input is as wrong as it can be: the PSNR of the pixels it zeroed
+    # on the wiped pixels the masked input is as wrong as it can be: the PSNR of the pixels it
+    # zeroed
     wiped = saved["test"]["masked input"]["wiped_pixels_psnr_db"]
     assert wiped < saved["test"]["masked input"]["psnr_db"]
     assert [row["level"] for row in saved["sweep"]] == [0.2, 0.5]
     assert saved["sweep"][1]["inpainting_psnr_db"] == pytest.approx(told["psnr_db"], abs=1e-4)
-    assert saved["sweep"][1]["inpainting_wiped_pixels_psnr_db"] == pytest.approx(told["wiped_pixels_psnr_db"])
+    assert saved["sweep"][1]["inpainting_wiped_pixels_psnr_db"] == pytest.approx(
+        told["wiped_pixels_psnr_db"]
+    )
     assert saved["seconds"]["inpainting"] > 0
 
 
@@ -207,13 +242,27 @@ def test_04_one_level_against_a_range_of_levels(tmp_path, spies):
     trainings, predicted, real_predict = spies
     load_script("04_salt_pepper_denoising").main([*TINY_DENOISING, f"--output_dir={tmp_path}"])
     saved = check_outputs(tmp_path, ["denoising.png", "sweep.png", "loss.png"])
-    assert [c for c, _, _ in trainings] == [("salt_and_pepper", 0.5, 0.5), ("salt_and_pepper", 0.0, 0.9)]
+    assert [c for c, _, _ in trainings] == [
+        ("salt_and_pepper", 0.5, 0.5),
+        ("salt_and_pepper", 0.0, 0.9),
+    ]
     check_trained_on_clean_images(trainings, 642)
     # the model saved, and scored as the chapter's figure, is the one trained on the range
     check_denoiser_scored_on_the_corrupted_test_set(
-        tmp_path, saved, predicted, real_predict, "salt_and_pepper", "range_denoiser", "range_psnr_db"
+        tmp_path,
+        saved,
+        predicted,
+        real_predict,
+        "salt_and_pepper",
+        "range_denoiser",
+        "range_psnr_db",
     )
-    assert saved["range_model_levels"] == {"type": "salt_and_pepper", "low": 0.0, "high": 0.9, "salt_ratio": 0.5}
+    assert saved["range_model_levels"] == {
+        "type": "salt_and_pepper",
+        "low": 0.0,
+        "high": 0.9,
+        "salt_ratio": 0.5,
+    }
     assert {"one_level_model", "range_model", "total"} <= set(saved["seconds"])
     for row in saved["sweep"]:
         assert {"one_level_psnr_db", "range_psnr_db", "median_psnr_db", "median_size"} <= set(row)
@@ -224,7 +273,9 @@ def test_04_one_level_against_a_range_of_levels(tmp_path, spies):
 def test_tensorboard_logs_losses_and_images(tmp_path):
     tf = pytest.importorskip("tensorflow")
 
-    load_script("01_basic_autoencoder").main([*TINY, "--epochs=2", "--tensorboard", f"--output_dir={tmp_path}"])
+    load_script("01_basic_autoencoder").main(
+        [*TINY, "--epochs=2", "--tensorboard", f"--output_dir={tmp_path}"]
+    )
     tags = set()
     for events in (tmp_path / "tensorboard").rglob("events.out.tfevents.*"):
         for record in tf.compat.v1.train.summary_iterator(str(events)):
@@ -256,10 +307,19 @@ def test_mirrored_strategy_trains_on_two_cpu_devices(tmp_path):
 def test_an_unknown_strategy_is_one_clear_line():
     result = run_cli("01_basic_autoencoder.py", "--strategy=tpu")
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == "error: STRATEGY='tpu': expected None (one device) or 'mirrored'"
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == "error: STRATEGY='tpu': expected None (one device) or 'mirrored'"
+    )
 
 
-META = {"test_backends.py", "test_quick_looks.py", "test_settings.py", "test_notebooks.py", "test_unpacked.py"}
+META = {
+    "test_backends.py",
+    "test_quick_looks.py",
+    "test_settings.py",
+    "test_notebooks.py",
+    "test_unpacked.py",
+}
 
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.stem)
@@ -269,6 +329,8 @@ def test_every_script_has_an_end_to_end_test_of_its_own(path):
     own = [
         test.name
         for test in (ROOT / "tests").glob("test_*.py")
-        if test.name not in META and f'"{path.stem}"' in test.read_text() and ".main(" in test.read_text()
+        if test.name not in META
+        and f'"{path.relative_to(ROOT).with_suffix("").as_posix()}"' in test.read_text()
+        and ".main(" in test.read_text()
     ]
     assert own, f"{path.name}: no test runs it end to end (load_script(...).main([...]))"

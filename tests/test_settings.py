@@ -24,7 +24,9 @@ def test_the_chapters_are_numbered_in_reading_order_with_no_gap():
 
 
 def test_what_the_readme_says_every_chapter_has_every_chapter_has():
-    sentence = re.search(r"Every chapter has (`[A-Z_]+`(?:, `[A-Z_]+`)*(?:,)? and `[A-Z_]+`)\.", README)
+    sentence = re.search(
+        r"Every chapter has (`[A-Z_]+`(?:, `[A-Z_]+`)*(?:,)? and `[A-Z_]+`)\.", README
+    )
     assert sentence, "the README's 'Every chapter has ...' sentence"
     names = re.findall(r"`([A-Z_]+)`", sentence.group(1))
     assert {"EPOCHS", "BATCH_SIZE", "LEARNING_RATE", "SEED", "DATA", "OUTPUT_DIR"} <= set(names)
@@ -41,19 +43,29 @@ def test_the_readme_table_of_settings_names_exactly_the_chapters_that_have_them(
         listed = set(chapters.split(", "))
         having = {path.name[:2] for path in CHAPTERS if name in settings_of(path)[1]}
         assert having == listed, (
-            f"{name}: the README lists {sorted(listed)}, the chapters that have it are {sorted(having)}"
+            f"{name}: the README lists {sorted(listed)}, the chapters that have it are "
+            f"{sorted(having)}"
         )
 
 
 def test_one_name_for_one_thing():
     # held-out images, the code's size and the steps of the main training go by one name everywhere
-    retired = {"HOLDOUT", "HELD_OUT", "HELD_OUT_MAX", "VALIDATION_FRACTION", "VALIDATION_LIMIT", "CODE_UNITS"}
+    retired = {
+        "HOLDOUT",
+        "HELD_OUT",
+        "HELD_OUT_MAX",
+        "VALIDATION_FRACTION",
+        "VALIDATION_LIMIT",
+        "CODE_UNITS",
+    }
     retired |= {"FINETUNE_EPOCHS", "FINETUNE_BATCH_SIZE", "FINETUNE_LEARNING_RATE", "DEEP_EPOCHS"}
     for path in CHAPTERS:
         _, settings = settings_of(path)
         assert not retired & set(settings), f"{path.name}: {retired & set(settings)}"
     for path in CHAPTERS:
-        assert "def pca_reconstruct" not in path.read_text(encoding="utf-8"), f"{path.name}: PCA lives in common/pca.py"
+        assert "def pca_reconstruct" not in path.read_text(encoding="utf-8"), (
+            f"{path.name}: PCA lives in common/pca.py"
+        )
 
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.stem)

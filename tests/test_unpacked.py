@@ -13,7 +13,11 @@ def packed_assignments(tree: ast.AST) -> list[int]:
     """Lines that assign a tuple of two or more expressions to a tuple of names (`a, b = x, y`)."""
     lines = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Tuple) and len(node.value.elts) > 1:
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Tuple)
+            and len(node.value.elts) > 1
+        ):
             if any(isinstance(target, ast.Tuple) for target in node.targets):
                 lines.append(node.lineno)
     return lines
