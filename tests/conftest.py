@@ -15,6 +15,13 @@ SAMPLE = ROOT / "common" / "mnist_sample.npz"
 CHAPTERS = sorted(ROOT.glob("[0-9][0-9]_*.py"))  # every numbered chapter
 FURTHER = sorted((ROOT / "further").glob("*.py"))  # every script that goes further
 SCRIPTS = CHAPTERS + FURTHER
+
+
+def chapter_of(path: Path) -> Path:
+    """The chapter a script that goes further starts from: the one of the same number."""
+    return next(chapter for chapter in CHAPTERS if chapter.name[:3] == path.name[:3])
+
+
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist.npz"
 
 

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import ROOT, SAMPLE, SCRIPTS
+from conftest import CHAPTERS, ROOT, SAMPLE, SCRIPTS, chapter_of
 
 BACKENDS = [b for b in os.environ.get("SECOND_BACKENDS", "jax").split(",") if b]
 TINY = {
@@ -115,14 +115,24 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 
 
 def run_under(backend, script, out):
+    """The script on its tiny settings; a script that goes further after its chapter's, whose
+    saved models it reads (from out/chapter)."""
     env = {**os.environ, "KERAS_BACKEND": backend, "MNIST_PATH": str(SAMPLE)}
     path = SCRIPT_PATHS[script]
+    extra = []
+    if path not in CHAPTERS:
+        chapter = chapter_of(path)
+        before = run_under(backend, chapter.stem, out / "chapter")
+        if before.returncode != 0:
+            return before
+        extra = [f"--chapter_dir={out / 'chapter'}"]
     command = [
         sys.executable,
         "-c",
         WITHOUT_TENSORFLOW,
         str(path),
         *TINY[script],
+        *extra,
         f"--output_dir={out}",
     ]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
