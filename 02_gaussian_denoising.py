@@ -48,7 +48,7 @@ LEARNING_RATE = 4e-3  # Adam's step size, decayed to zero over training (cosine)
 SEED = 0  # seeds every random draw: NumPy's, Python's and the backend's, the training noise too
 STRATEGY = None  # None: one device; "mirrored": split every batch over all local devices
 CLASSICAL_TUNING_IMAGES = 300  # validation images on which each classical denoiser's parameter is
-#                                chosen
+#                                chosen (fewer than 03's 500: four denoisers, 21 parameter values)
 # output
 TENSORBOARD = False  # also write TensorBoard logs (losses, and outputs every 2 epochs) to
 #                      OUTPUT_DIR/tensorboard
@@ -191,8 +191,6 @@ def compiled(model: keras.Model, epochs: int) -> keras.Model:
         LEARNING_RATE, decay_steps=epochs * steps_per_epoch
     )
     optimizer = keras.optimizers.Adam(schedule)
-    # jit_compile: XLA compiles each step, noise and all, into one faster program
-    # (common/devices.py)
     model.compile(optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile())
     return model
 
@@ -311,13 +309,11 @@ the unit (see `code_unit_patterns`).
 digit = data.x_test[:1]
 corrupted = {"Gaussian noise\n(02)": {}, "masking\n(03)": {}, "salt and pepper\n(04)": {}}
 for std in (0.1, 0.3, 0.5, 1.0):
-    corrupted["Gaussian noise\n(02)"][f"std {std:g}"] = Corruption("gaussian", std)(
-        digit, TEST_SEED
-    )[0]
+    noisy_digit = Corruption("gaussian", std)(digit, TEST_SEED)[0]
+    corrupted["Gaussian noise\n(02)"][f"std {std:g}"] = noisy_digit
 for fraction in (0.1, 0.3, 0.5, 0.9):
-    corrupted["masking\n(03)"][f"{fraction:.0%} set to 0"] = Corruption("masking", fraction)(
-        digit, TEST_SEED
-    )[0]
+    wiped = Corruption("masking", fraction)(digit, TEST_SEED)[0]
+    corrupted["masking\n(03)"][f"{fraction:.0%} set to 0"] = wiped
     hit = Corruption("salt_and_pepper", fraction)(digit, TEST_SEED)[0]
     corrupted["salt and pepper\n(04)"][f"{fraction:.0%} set to 0 or 1"] = hit
 plotting.level_rows(
@@ -364,9 +360,8 @@ plotting.filter_grids(
 
 classical_figures = {}
 for t in tuned:
-    classical_figures[t.denoiser.name] = rows[t.label] | {
-        "parameter": {t.denoiser.parameter: t.value}
-    }
+    parameter = {t.denoiser.parameter: t.value}
+    classical_figures[t.denoiser.name] = rows[t.label] | {"parameter": parameter}
 metrics = {
     "settings": settings,
     "keras": describe(),
@@ -395,10 +390,9 @@ metrics = {
 save_model(dae, out / "model.keras")  # noisy image in, denoised image out
 save_json(out / "metrics.json", metrics)
 best_classical_psnr = rows[best.label]["psnr_db"]
-finish(
-    out,
-    f"denoising autoencoder {metrics['dae_psnr_db']:.2f} dB, plain autoencoder "
-    f"{metrics['plain_ae_psnr_db']:.2f} dB, "
-    f"{best.denoiser.name} {best_classical_psnr:.2f} dB (noisy {metrics['noisy_psnr_db']:.2f} dB)",
-    started,
+headline = (
+    f"denoising autoencoder {metrics['dae_psnr_db']:.2f} dB, "
+    f"plain autoencoder {metrics['plain_ae_psnr_db']:.2f} dB, "
+    f"{best.denoiser.name} {best_classical_psnr:.2f} dB (noisy {metrics['noisy_psnr_db']:.2f} dB)"
 )
+finish(out, headline, started)

@@ -178,7 +178,6 @@ masking_then_model = keras.Sequential(
 steps = EPOCHS * math.ceil(len(x_fit) / BATCH_SIZE)
 schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=steps)
 optimizer = keras.optimizers.Adam(schedule)
-# jit_compile: XLA compiles each step, mask and all, into one faster program (common/devices.py)
 masking_then_model.compile(
     optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile()
 )

@@ -65,13 +65,13 @@ random fraction of the pixels is forced to an extreme, half of them to white (sa
 black (pepper). A hit pixel keeps nothing of its true value, and a white speck looks just like
 ink. The textbook remedy is the median filter.
 
-Chapters 02 and 03 trained at one noise level and found the model weakest far from it: at light
-noise it still smooths as hard as it learnt to, and wipes out detail. Real noise rarely comes at
-one known level. A remedy that costs no more training: draw the level itself at random, for every
-image of every batch, so that the model sees light and heavy noise alike and has to judge from
-the image how much to repair. It is a trade: a model spread over every level may do a little
-worse at any one of them than a model trained there. This chapter trains both, the same network
-for the same number of steps:
+Chapter 02 trained at one noise level and found its model weakest far below it: at light noise it
+still smooths as hard as it learnt to, wipes out detail, and a classical denoiser beats it. Real
+noise rarely comes at one known level. A remedy that costs no more training: draw the level itself
+at random, for every image of every batch, so that the model sees light and heavy noise alike and
+has to judge from the image how much to repair. It is a trade: a model spread over every level
+may do a little worse at any one of them than a model trained there. This chapter trains both,
+the same network for the same number of steps:
 
 - the *one-level* model, on NOISE_FRACTION of the pixels hit, as in chapters 02 and 03;
 - the *range* model, on a fraction drawn for every image uniformly in RANGE_MODEL_LEVELS.
@@ -163,8 +163,6 @@ for name, noise in (("one_level", one_level), ("range", level_range)):
     )
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=steps)
     optimizer = keras.optimizers.Adam(schedule)
-    # jit_compile: XLA compiles each step, noise and all, into one faster program
-    # (common/devices.py)
     noise_then_model.compile(
         optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile()
     )

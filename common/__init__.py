@@ -87,9 +87,11 @@ if keras.backend.backend() == "tensorflow":
     import logging  # noqa: E402
 
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-# Keras seeds TensorFlow too wherever it is installed, and importing it costs seconds: not under
 else:
-    # another backend (TensorBoard, which needs it, still imports it when asked for)
+    # Under JAX or PyTorch, keras.utils.set_random_seed imports TensorFlow wherever it is installed,
+    # to seed it too, which costs seconds at every start. Keras offers no public switch for that:
+    # its private module_utils is told TensorFlow is absent (checked by hasattr, so a Keras without
+    # it runs as before). TensorBoard, which needs TensorFlow, still imports it when asked for.
     from keras.src.utils import module_utils  # noqa: E402
 
     if hasattr(module_utils, "tensorflow") and hasattr(module_utils.tensorflow, "_available"):

@@ -109,9 +109,11 @@ def _philox_seed(seed: keras.random.SeedGenerator):
 
 
 def jit_compile(on_tensorflow: bool = True) -> bool:
-    """Whether `model.compile` should compile the training step: always under JAX, never under
-    PyTorch, under TensorFlow as `on_tensorflow` says (XLA) unless a strategy is in force (XLA
-    cannot compile a step whose variables live on several devices)."""
+    """Whether `model.compile` should compile the training step into one optimized program, noise
+    and all (XLA): always under JAX, never under PyTorch, under TensorFlow as `on_tensorflow` says
+    (a chapter says False where XLA was measured slower on a CPU, e.g. for some convolutions)
+    unless a strategy is in force (XLA cannot compile a step whose variables live on several
+    devices)."""
     name = backend()
     if name == "jax":
         return True

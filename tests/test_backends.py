@@ -105,6 +105,16 @@ TINY = {
         "--batch_size=100",
     ]
     + ["--dense_code_epochs=1", "--classifier_epochs=2"],
+    "11_denoising_diffusion": [
+        "--train_limit=600",
+        "--epochs=1",
+        "--batch_size=100",
+        "--filters=(4,8,8)",
+        "--samples=100",
+        "--sampling_steps=3",
+    ]
+    + ["--step_study=(2,3)", "--step_study_samples=50", "--classifier_epochs=1"]
+    + ["--vae_epochs=1", "--vae_dir=no-such-folder"],
 }
 WITHOUT_TENSORFLOW = """
 import runpy, sys
@@ -161,7 +171,10 @@ def test_the_chapter_runs_under_another_backend_without_tensorflow(script, backe
     chapter_definitions(SCRIPT_PATHS[script])
     for path in saved:  # every model saved under that backend loads and runs under this one
         model = keras.models.load_model(path)
-        inputs = np.zeros((2, *model.input_shape[1:]), np.float32)
+        if isinstance(model.input_shape, list):  # 11's denoiser: a noisy image and its level, > 0
+            inputs = [np.ones((2, *shape[1:]), np.float32) for shape in model.input_shape]
+        else:
+            inputs = np.zeros((2, *model.input_shape[1:]), np.float32)
         assert np.all(np.isfinite(model.predict(inputs, verbose=0)))
     if script == "01_basic_autoencoder":  # and gives the figure it gave there
         x_test = load_mnist(SAMPLE).x_test

@@ -1,4 +1,5 @@
 from common.metrics import (
+    frechet_distance,
     image_quality,
     mse_per_image,
     psnr_per_image,
@@ -96,3 +97,21 @@ def test_roc_curve_counts_flagged_scores_and_its_area_is_the_auc(ties):
     area = np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2)
     u = mannwhitneyu(anomalies, normal).statistic
     assert area == pytest.approx(u / (len(normal) * len(anomalies)), abs=1e-12)
+
+
+def test_the_frechet_distance_against_numpy():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((500, 4)) @ rng.standard_normal((4, 4))
+    b = rng.standard_normal((400, 4)) * [1, 2, 0.5, 1] + [0.3, 0, -1, 2]
+    mean_gap = a.mean(0) - b.mean(0)
+    c_a = np.cov(a.T)
+    c_b = np.cov(b.T)
+    # trace((C_a C_b)^(1/2)): the sum of the square roots of the eigenvalues of C_a C_b, real, >= 0
+    root_trace = np.sqrt(np.linalg.eigvals(c_a @ c_b).real.clip(0)).sum()
+    reference = mean_gap @ mean_gap + np.trace(c_a) + np.trace(c_b) - 2 * root_trace
+    assert frechet_distance(a, b) == pytest.approx(reference, rel=1e-6)
+    assert frechet_distance(a, a) == pytest.approx(0, abs=1e-6)
+    # two normals, diagonal covariances: |m_a - m_b|^2 + sum (s_a - s_b)^2, for many draws
+    x = rng.standard_normal((200_000, 2)) * [1, 3]
+    y = rng.standard_normal((200_000, 2)) * [2, 3] + [1, 0]
+    assert frechet_distance(x, y) == pytest.approx(1 + 1, abs=0.05)

@@ -111,6 +111,16 @@ def lesson_10(m):
     return topk < pca, f"top-k autoencoder {topk:.5f} against PCA's {pca:.5f} at as many components"
 
 
+def lesson_11(m):
+    ours, noise = m["measures"]["diffusion"], m["measures"]["uniform noise"]
+    shown = ours["confident"] >= 0.6 and ours["frechet_distance"] < noise["frechet_distance"] / 4
+    confident = f"{ours['confident']:.0%} named with confidence >= 0.9"
+    distances = (
+        f"distance {ours['frechet_distance']:.1f} against noise's {noise['frechet_distance']:.1f}"
+    )
+    return shown, f"{confident}; {distances}"
+
+
 def lesson_name(path):
     """The lesson function of a chapter (`lesson_01`) or of a script that goes further (its
     stem)."""
