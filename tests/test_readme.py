@@ -122,6 +122,6 @@ def test_each_chapters_time_in_the_table_is_the_one_on_its_command():
 
 
 def test_the_readme_is_a_guide_not_a_lab_notebook():
-    assert len(README) <= 45_000
+    assert len(README) <= 30_000
     assert "GFLOP" not in README
     assert len(re.findall(r"\bmachines?\b", README, flags=re.I)) <= 3
