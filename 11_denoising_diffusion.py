@@ -362,7 +362,7 @@ print(f"{study_n:,} real training digits: {study_floor:.2f}")
 The pictures, the denoiser and the classifier, the samples (grey levels in [0, 1]).
 """
 plotting.level_rows(out / "levels.png", level_pictures, title="A test digit: noisy, and the guess")
-shown = np.linspace(0, len(path) - 1, min(len(path), 6)).round().astype(int)
+shown = np.linspace(0, len(path) - 1, min(len(path), 5)).round().astype(int)
 path_pictures = {
     "x": {f"sigma {path[i][0]:.3g}": to_pixels(path[i][1]) for i in shown} | {"0": samples[0]},
     "guess D(x)": {f"sigma {path[i][0]:.3g}": to_pixels(path[i][2]) for i in shown},
