@@ -94,17 +94,16 @@ TINY = {
     "10_sparse_autoencoder": [
         "--train_limit=600",
         "--epochs=1",
-        "--frontier_epochs=1",
         "--code_dim=64",
         "--k=8",
-    ]
-    + [
+        "--batch_size=100",
+    ],
+    "10_sparse_frontier": [
+        "--train_limit=600",
         "--frontier_ks=(4,)",
         "--frontier_l1_weights=(0.01,)",
-        "--classifier_images=600",
-        "--batch_size=100",
-    ]
-    + ["--dense_code_epochs=1", "--classifier_epochs=2"],
+        "--classifier_epochs=2",
+    ],
 }
 WITHOUT_TENSORFLOW = """
 import runpy, sys
