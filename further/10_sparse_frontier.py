@@ -3,8 +3,8 @@ Title: Sparse autoencoders, further: sparsity against error, and the codes as fe
 Description: From the models chapter 10 saved, and more top-k and L1 models trained exactly as
     those were: how the error falls as an image may use more units, beside PCA; and how well a
     linear classifier reads the digits from each code, beside Makhzani & Frey (2013).
-Run: python further/10_sparse_frontier.py                                        (the full run)
-     python further/10_sparse_frontier.py --train_limit=5000 --classifier_epochs=5   (a quick look)
+Run: python further/10_sparse_frontier.py                                         (the full run)
+     python further/10_sparse_frontier.py --train_limit=5000 --classifier_epochs=50   (a quick look)
 """
 
 # %%
@@ -51,8 +51,8 @@ CHAPTER_01_DIR = None  # where 01_basic_autoencoder.py saved model.keras, whose 
 #                        classified too (None: outputs/01_basic_autoencoder; left out if absent)
 OUTPUT_DIR = None  # where figures and metrics.json go (None: outputs/10_sparse_frontier)
 
-PUBLISHED = {  # Makhzani & Frey (2013), Table 1: test error (%) of logistic regression on MNIST
-    #                features
+# Makhzani & Frey (2013), Table 1: test error (%) of logistic regression on MNIST features
+PUBLISHED = {
     "k_sparse_k25": 1.35,  # the codes of a k-sparse autoencoder of 1,000 units, k = 25
     "raw_pixels": 7.20,  # the pixels themselves
 }
