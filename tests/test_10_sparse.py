@@ -1,8 +1,12 @@
 """Chapter 10, sparse autoencoders: the top-k code against NumPy (exactly k non-zeros per row, the
 largest ones, gradients only through them), the L1 penalty against its definition, bad settings,
-and the chapter end to end on the bundled sample with its saved models read back."""
+and the chapter end to end on the bundled sample with its saved models read back; then
+further/10_sparse_frontier.py from those models."""
+
+import json
 
 from common import script
+from common.errors import MissingChapterError
 from common.gradients import input_gradient
 
 import keras
@@ -12,19 +16,22 @@ import pytest
 from conftest import SAMPLE, load_script
 
 CHAPTER = load_script("10_sparse_autoencoder")
-TINY = [
-    f"--data={SAMPLE}",
-    "--train_limit=600",
-    "--epochs=2",
-    "--frontier_epochs=1",
+FURTHER = load_script("further/10_sparse_frontier")
+DATA = [f"--data={SAMPLE}", "--train_limit=600"]  # the chapter's and the further script's
+TINY = [*DATA, "--epochs=2", "--code_dim=100", "--k=8", "--batch_size=64"]
+FURTHER_TINY = [
+    *DATA,
     "--frontier_ks=(4,)",
     "--frontier_l1_weights=(1e-2,)",
-    "--code_dim=100",
-    "--k=8",
-    "--batch_size=64",
     "--classifier_epochs=2",
-    "--dense_code_epochs=1",
 ]
+
+
+@pytest.fixture(scope="module")
+def chapter_run(tmp_path_factory):
+    """The chapter on its tiny settings, once for this file: its metrics and its output folder."""
+    folder = tmp_path_factory.mktemp("chapter")
+    return CHAPTER.main([*TINY, f"--output_dir={folder}"]), folder
 
 
 def positive_codes(rows=6, units=40, seed=0):
@@ -98,7 +105,6 @@ def test_the_top_k_autoencoder_starts_with_unit_features_and_the_encoder_as_thei
     "args, words",
     [
         (["--k=5000"], "K=5000"),
-        (["--frontier_ks=(10,2000)"], "FRONTIER_KS"),
         (["--l1_weight=-0.1"], "L1_WEIGHT=-0.1"),
         (["--k=0"], "K=0"),
     ],
@@ -114,25 +120,17 @@ def test_bad_settings_get_one_line_naming_the_setting(args, words, tmp_path, cap
     assert words in error
 
 
-def test_10_end_to_end_on_the_sample(tmp_path):
-    metrics = CHAPTER.main([*TINY, f"--output_dir={tmp_path}"])
-    for picture in ("dictionary.png", "one_feature_at_a_time.png", "frontier.png", "loss.png"):
-        assert (tmp_path / picture).read_bytes().startswith(b"\x89PNG")
+def test_10_end_to_end_on_the_sample(chapter_run):
+    metrics, folder = chapter_run
+    for picture in ("dictionary.png", "one_feature_at_a_time.png", "loss.png"):
+        assert (folder / picture).read_bytes().startswith(b"\x89PNG")
     assert set(metrics["models"]) == {"unconstrained", "l1", "topk", "topk_without_auxiliary_loss"}
-    assert set(metrics["classifier_test_error_pct"]) == {
-        "topk",
-        "l1",
-        "unconstrained",
-        "dense_code",
-        "pixels",
-    }
-    assert len(metrics["frontier"]["topk"]) == 2
-    assert len(metrics["frontier"]["l1"]) == 2
+    assert json.loads((folder / "metrics.json").read_text())["settings"]["K"] == 8
 
     images = np.load(SAMPLE)["x_test"].astype("float32") / 255
     for name in ("unconstrained", "l1", "topk"):
-        autoencoder = keras.models.load_model(tmp_path / "models" / f"{name}.keras")
-        encoder = keras.models.load_model(tmp_path / "models" / f"{name}_encoder.keras")
+        autoencoder = keras.models.load_model(folder / "models" / f"{name}.keras")
+        encoder = keras.models.load_model(folder / "models" / f"{name}_encoder.keras")
         rebuilt = autoencoder.predict(images, verbose=0)
         mse = float(np.mean((rebuilt - images) ** 2))
         np.testing.assert_allclose(mse, metrics["models"][name]["test_mse"], rtol=1e-4)
@@ -141,3 +139,69 @@ def test_10_end_to_end_on_the_sample(tmp_path):
             active.sum(axis=1).mean(), metrics["models"][name]["mean_active_units"], rtol=1e-5
         )
     assert metrics["models"]["topk"]["mean_active_units"] <= 8
+
+
+def test_further_10_sparse_frontier_from_the_chapters_models(chapter_run, tmp_path):
+    chapter_metrics, folder = chapter_run
+    basic = tmp_path / "basic"
+    load_script("01_basic_autoencoder").main(
+        [*DATA, "--epochs=1", "--batch_size=100", f"--output_dir={basic}"]
+    )
+    metrics = FURTHER.main(
+        [
+            *FURTHER_TINY,
+            f"--chapter_dir={folder}",
+            f"--chapter_01_dir={basic}",
+            f"--output_dir={tmp_path / 'out'}",
+        ]
+    )
+    assert (tmp_path / "out" / "frontier.png").read_bytes().startswith(b"\x89PNG")
+    saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert saved["l1_error_over_topk_frontier"] == pytest.approx(
+        metrics["l1_error_over_topk_frontier"]
+    )
+    topk = {p["k"]: p for p in metrics["frontier"]["topk"]}
+    l1 = {p["l1_weight"]: p for p in metrics["frontier"]["l1"]}
+    assert set(topk) == {4, 8}
+    assert set(l1) == {1e-2, 1e-3}
+    # the chapter's models are loaded, not trained again: they give the chapter's figures
+    for point, name in ((topk[8], "topk"), (l1[1e-3], "l1")):
+        assert point["source"] == "chapter 10"
+        assert point["test_mse"] == pytest.approx(chapter_metrics["models"][name]["test_mse"])
+    # every point trained for as many epochs as the chapter's models
+    assert {p["epochs"] for p in [*topk.values(), *l1.values()]} == {2}
+    assert topk[4]["mean_active_units"] <= 4
+    errors = metrics["classifier_test_error_pct"]
+    assert set(errors) == {"topk", "l1", "unconstrained", "chapter_01_code", "pixels"}
+    assert all(0 <= error <= 100 for error in errors.values())
+
+
+def test_further_10_sparse_frontier_without_the_chapters_files_says_which_command(tmp_path):
+    with pytest.raises(MissingChapterError, match="python 10_sparse_autoencoder.py"):
+        FURTHER.main(
+            [*FURTHER_TINY, f"--chapter_dir={tmp_path / 'none'}", f"--output_dir={tmp_path}"]
+        )
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--train_limit=500"], "TRAIN_LIMIT=500: the chapter's models"),
+        (["--frontier_ks=(4,2000)"], "FRONTIER_KS=(4, 2000): the code has 100 units"),
+    ],
+)
+def test_further_10_sparse_frontier_bad_settings_get_one_line(
+    chapter_run, args, words, tmp_path, capsys
+):
+    _, folder = chapter_run
+    with pytest.raises(SystemExit) as stop:
+        script.run(
+            lambda: FURTHER.main(
+                [*FURTHER_TINY, *args, f"--chapter_dir={folder}", f"--output_dir={tmp_path}"]
+            )
+        )
+    assert stop.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert error.startswith("error: ")
+    assert words in error

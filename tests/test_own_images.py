@@ -216,10 +216,6 @@ def test_chapter_10_on_a_folder_of_images(tmp_path, digits):
             "--batch_size=32",
             "--code_dim=100",
             "--k=8",
-            "--frontier_ks=()",
-            "--frontier_l1_weights=()",
-            "--classifier_epochs=2",
-            "--dense_code_epochs=1",
             f"--output_dir={tmp_path / 'out'}",
         ]
     )
@@ -228,14 +224,17 @@ def test_chapter_10_on_a_folder_of_images(tmp_path, digits):
     assert metrics["models"]["topk"]["mean_active_units"] <= 8
 
 
-def test_chapter_10_without_labels_says_in_one_line_that_it_needs_classes(tmp_path, digits):
+def test_chapter_10_trains_without_labels_and_its_classifiers_say_they_need_classes(
+    tmp_path, digits
+):
     x, _ = digits
+    data = f"--data={tmp_path / 'unlabelled.npz'}"
     np.savez(tmp_path / "unlabelled.npz", x_train=x[:100], x_test=x[100:])
-    out = tmp_path / "out"
-    args = ["--epochs=1", "--code_dim=50", "--k=5", "--frontier_ks=()", "--frontier_l1_weights=()"]
+    args = [data, "--epochs=1", "--code_dim=50", "--k=5"]
+    load_script("10_sparse_autoencoder").main([*args, f"--output_dir={tmp_path / 'chapter'}"])
     with pytest.raises(
         DataError, match="unlabelled.npz: has no labels; the linear classifiers need one sub-folder"
     ):
-        load_script("10_sparse_autoencoder").main(
-            [f"--data={tmp_path / 'unlabelled.npz'}", *args, f"--output_dir={out}"]
+        load_script("further/10_sparse_frontier").main(
+            [data, f"--chapter_dir={tmp_path / 'chapter'}", f"--output_dir={tmp_path / 'out'}"]
         )

@@ -111,6 +111,16 @@ def lesson_10(m):
     return topk < pca, f"top-k autoencoder {topk:.5f} against PCA's {pca:.5f} at as many components"
 
 
+def lesson_10_sparse_frontier(m):
+    ratio = m["l1_error_over_topk_frontier"]
+    errors = m["classifier_test_error_pct"]
+    shown = ratio > 1 and errors["topk"] < errors["pixels"]
+    return shown, (
+        f"L1 model {ratio:.2f} x the top-k frontier's error; linear classifier on the top-k codes "
+        f"{errors['topk']:.2f} % against the pixels' {errors['pixels']:.2f} %"
+    )
+
+
 def lesson_11(m):
     ours, noise = m["measures"]["diffusion"], m["measures"]["uniform noise"]
     shown = ours["confident"] >= 0.6 and ours["frechet_distance"] < noise["frechet_distance"] / 4
