@@ -548,3 +548,21 @@ def _resize_matrix(n: int, size: int) -> np.ndarray:
         matrix[o, below] += 1 - (position - below)
         matrix[o, above] += position - below
     return matrix
+
+
+def check_classes(data: Dataset, classes: object, where: str) -> list[int]:
+    """The class numbers a one-class script (chapter 07) makes detectors for: `classes` (its
+    CLASSES setting, None: every class), checked against `data`, which must have at least two
+    classes; `where` names the data in the one-line errors."""
+    if not data.labelled:
+        raise DataError(
+            f"{where}: has no classes; one-class detection needs one sub-folder of images per "
+            "class (folder/<class>/*.png), or an .npz with y_train and y_test"
+        )
+    count = len(data.class_names)
+    if count < 2:
+        raise DataError(f"{where}: has one class only ({data.class_names[0]}); 2 are needed")
+    chosen = list(range(count)) if classes is None else [int(c) for c in np.atleast_1d(classes)]
+    if not chosen or any(not 0 <= c < count for c in chosen):
+        raise SettingError(f"CLASSES={classes}: expected class numbers from 0 to {count - 1}")
+    return chosen

@@ -69,8 +69,8 @@ TINY = {
         "--epochs=1",
         "--filters=(4,8)",
         "--code_dim=8",
-    ]
-    + ["--out_of_distribution=false"],
+    ],
+    "07_better_scores": ["--train_limit=1000", "--out_of_distribution=false"],
     "08_variational_autoencoder": [
         "--train_limit=600",
         "--epochs=1",

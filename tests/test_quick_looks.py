@@ -91,8 +91,16 @@ def lesson_06(m):
 
 
 def lesson_07(m):
-    detector, pca = m["mean_auc"]["second pass + code distance"], m["mean_auc"]["PCA"]
-    return detector > pca, f"detector {detector:.3f} against PCA's {pca:.3f}"
+    detector, pca = m["mean_auc"][m["detector"]], m["mean_auc"]["PCA"]
+    return detector > pca, f"detector ({m['detector']}) {detector:.3f} against PCA's {pca:.3f}"
+
+
+def lesson_07_better_scores(m):
+    combined, distance = m["mean_auc"]["error + code distance"], m["mean_auc"]["code distance"]
+    return (
+        combined > distance,
+        f"error + code distance {combined:.3f}, distance alone {distance:.3f}",
+    )
 
 
 def lesson_08(m):
