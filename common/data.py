@@ -548,3 +548,10 @@ def _resize_matrix(n: int, size: int) -> np.ndarray:
         matrix[o, below] += 1 - (position - below)
         matrix[o, above] += position - below
     return matrix
+
+
+def binarize(images: np.ndarray, seed: int) -> np.ndarray:
+    """Images with grey levels in [0, 1] made binary once, for good: each pixel 1 with probability
+    equal to its grey level, else 0, drawn with NumPy from `seed` (the same images every run)."""
+    u = np.random.default_rng(seed).random(images.shape)
+    return (u < images).astype(np.float32)
