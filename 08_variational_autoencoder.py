@@ -311,10 +311,10 @@ grid = map_decoder.predict(np.stack([z1.ravel(), z2.ravel()], axis=1), verbose=0
 Decoded images are probabilities of ink, in grey. `samples.png`: 64 codes from N(0, I) through the
 VAE, 64 from the normal fitted to the plain autoencoder's codes through it: the VAE's are mostly
 digits, the other's often smudges. `reconstructions.png`: eight test digits (as scored) and what
-each model rebuilds from their codes; the plain autoencoder, free of the KL term, rebuilds them at
-least as sharply (the figures above): the VAE pays for a code space it can sample from.
-`interpolations.png`: six pairs of test digits, each model decoding the straight line between the
-two codes: the VAE's pass through digits, the plain autoencoder's more often through blends.
+each model rebuilds from their codes: both about as well (the figures above), so the KL term costs
+little here; the two differ in what they make from new codes. `interpolations.png`: six pairs of
+test digits, each model decoding the straight line between the two codes: the VAE's pass through
+digit-like shapes, the plain autoencoder's more often through broken strokes.
 `map_codes.png`, `map_grid.png`: the map; `loss.png`: the losses; `encoder.keras`, `decoder.keras`.
 """
 side = (IMAGE_SIZE, IMAGE_SIZE)
