@@ -1,9 +1,9 @@
-r"""
+"""
 Title: How likely are the test digits? An importance-weighted bound on -log p(x), beside the papers
 Description: Load chapter 08's VAE and tighten its negative ELBO into an estimate of the negative
     log-likelihood with k codes per test image (Burda et al., 2016), set beside their VAE's.
 Run: python further/08_log_likelihood.py                                     (the full run)
-     python further/08_log_likelihood.py --importance_samples=(1,10,100)     (a quick look)
+     python further/08_log_likelihood.py --importance_samples=1,10,100       (a quick look)
 """
 
 # %%
@@ -28,7 +28,7 @@ import numpy as np
 from keras import ops
 from scipy.special import entr, logsumexp
 
-# --- settings: edit here, or override on the command line (--importance_samples=(1,10)) ---
+# --- settings: edit here, or override on the command line (--importance_samples=1,10) ---
 # data: as the chapter was run
 DATASET = "mnist"  # "mnist" or "fashion_mnist" (ignored when DATA is set)
 DATA = None  # an .npz, a folder of MNIST IDX files, or a folder of your own images (see the README)
