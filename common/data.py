@@ -566,3 +566,10 @@ def check_classes(data: Dataset, classes: object, where: str) -> list[int]:
     if not chosen or any(not 0 <= c < count for c in chosen):
         raise SettingError(f"CLASSES={classes}: expected class numbers from 0 to {count - 1}")
     return chosen
+
+
+def binarize(images: np.ndarray, seed: int) -> np.ndarray:
+    """Images with grey levels in [0, 1] made binary once, for good: each pixel 1 with probability
+    equal to its grey level, else 0, drawn with NumPy from `seed` (the same images every run)."""
+    u = np.random.default_rng(seed).random(images.shape)
+    return (u < images).astype(np.float32)

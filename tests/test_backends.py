@@ -77,7 +77,8 @@ TINY = {
         "--plain_epochs=1",
         "--map_epochs=1",
     ]
-    + ["--batch_size=100", "--importance_samples=20", "--grid_size=5", "--code_dim=8"],
+    + ["--batch_size=100", "--grid_size=5", "--code_dim=8"],
+    "08_log_likelihood": ["--importance_samples=(1,20)"],
     "09_segmentation": [
         "--train_limit=600",
         "--image_size=32",

@@ -109,6 +109,12 @@ def lesson_08(m):
     ] <= 120, f"negative ELBO {m['test_neg_elbo_nats']:.1f} nats"
 
 
+def lesson_08_log_likelihood(m):
+    k1, most = m["iw_nll_nats"][0], m["iw_nll_nats"][-1]
+    ks = m["importance_samples"]
+    return most < k1, f"bound with k = {ks[-1]}: {most:.2f} nats, with k = {ks[0]}: {k1:.2f}"
+
+
 def lesson_09(m):
     unet, plain = m["unet"]["mean_iou"], m["encoder_decoder"]["mean_iou"]
     return unet > plain, f"U-Net {unet:.3f} against the encoder-decoder's {plain:.3f}"
