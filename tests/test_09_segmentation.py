@@ -2,7 +2,8 @@
 test images only), the IoU against `keras.metrics.MeanIoU`, the script end to end on the bundled
 sample (offline, at its defaults but for sizes) and on a folder of 60x60 image-mask pairs, its saved
 model giving the printed IoU, resuming after Ctrl-C, and one clear line for every broken mask
-folder."""
+folder; further/09_few_masks end to end from the chapter's saved U-Net and scenes, and one line
+when the chapter has not been run."""
 
 import json
 import runpy
@@ -10,7 +11,7 @@ import sys
 
 from common import data as data_module
 from common.data import TEST_SEED
-from common.errors import DataError
+from common.errors import DataError, MissingChapterError
 from common.masks import read_mask_folder
 from common.scenes import make_scenes
 
@@ -23,6 +24,7 @@ from conftest import ROOT, SAMPLE, load_script
 
 PNG = b"\x89PNG\r\n\x1a\n"
 CHAPTER = load_script("09_segmentation")
+FEW_MASKS = load_script("further/09_few_masks")
 TINY = [
     "--image_size=32",
     "--filters=(4,8)",
@@ -30,12 +32,15 @@ TINY = [
     "--test_scenes=60",
     "--epochs=1",
     "--batch_size=20",
+]
+FIGURES = ["scenes.png", "worst.png", "iou_per_class.png"]
+TINY_FEW_MASKS = [
+    "--scenes_per_epoch=200",
+    "--batch_size=20",
     "--few_masks=(10,)",
     "--few_mask_draws=1",
     "--few_mask_steps=4",
-    "--denoising_epochs=1",
 ]
-FIGURES = ["scenes.png", "worst.png", "iou_per_class.png", "few_masks.png"]
 
 
 def digits(n, seed=0):
@@ -169,14 +174,6 @@ def test_the_chapter_end_to_end_on_the_sample(sample_run):
         ]
         assert r["mean_iou"] == pytest.approx(np.mean(digit_ious))
         assert 0 <= r["mean_iou"] <= 1 and 0 < r["pixel_accuracy"] <= 1
-    few = saved["few_masks"]["10"]
-    assert len(few["pretrained"]["draws"]) == 1 and len(few["random"]["draws"]) == 1
-    if few["random"]["mean"] >= 0.01:
-        assert few["gain"] == pytest.approx(
-            (few["pretrained"]["mean"] - few["random"]["mean"]) / few["random"]["mean"]
-        )
-    else:  # a ratio to a random start that learned almost nothing is not given
-        assert few["gain"] is None
     # the saved model, reloaded, gives the printed IoU on the same test scenes, remade from the test
     # images
     model = keras.models.load_model(out / "model.keras")
@@ -225,16 +222,27 @@ def test_a_folder_of_60x60_image_mask_pairs_just_works(tmp_path, capsys):
             "--epochs=2",
             "--scenes_per_epoch=160",
             "--batch_size=8",
-            "--few_masks=(100,)",
             f"--output_dir={out}",
         ]
     )
     printed = capsys.readouterr().out
-    assert "padded to 64x64" in printed and "100 skipped" in printed
+    assert "padded to 64x64" in printed
     assert metrics["classes"] == ["background", "class 3", "class 7"]
-    assert metrics["n_test"] == 8 and metrics["few_masks"] == {}
+    assert metrics["n_test"] == 8
     model = keras.models.load_model(out / "model.keras")
     assert model.output_shape == (None, 64, 64, 3)
+    # the few-mask script on the folder's training pairs (fewer than 100): 100 skipped, 10 run
+    few = FEW_MASKS.main(
+        [
+            *TINY_FEW_MASKS[:2],
+            "--few_masks=(10,100)",
+            "--few_mask_steps=4",
+            f"--chapter_dir={out}",
+            f"--output_dir={tmp_path / 'few'}",
+        ]
+    )
+    assert "100 skipped" in capsys.readouterr().out
+    assert list(few["few_masks"]) == ["10"]
 
 
 @pytest.mark.parametrize(
@@ -309,13 +317,20 @@ def test_the_script_says_it_in_one_line_and_writes_nothing(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "setting", ["--few_mask_batch_size=0", "--scenes_per_epoch=2.5", "--few_mask_steps=0"]
+    "script, setting",
+    [
+        ("09_segmentation.py", "--batch_size=0"),
+        ("09_segmentation.py", "--scenes_per_epoch=2.5"),
+        ("further/09_few_masks.py", "--few_mask_steps=0"),
+    ],
 )
-def test_a_count_that_is_not_a_whole_number_is_one_line_naming_the_setting(tmp_path, setting):
+def test_a_count_that_is_not_a_whole_number_is_one_line_naming_the_setting(
+    tmp_path, script, setting
+):
     import subprocess  # noqa: PLC0415
 
     out = tmp_path / "out"
-    command = [sys.executable, "09_segmentation.py", setting, f"--output_dir={out}"]
+    command = [sys.executable, script, setting, f"--output_dir={out}"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
@@ -356,3 +371,39 @@ def test_offline_at_its_defaults_and_a_rerun_after_ctrl_c_loads_the_networks_alr
     assert fits[0] == "unet_segmenter" and "encoder_decoder_segmenter" not in fits
     assert not (tmp_path / "out" / ".resume").exists()
     assert "bundled sample" in metrics["data"]
+
+
+def test_the_few_mask_script_end_to_end_from_the_chapters_u_net_and_scenes(sample_run, tmp_path):
+    chapter_out, ns, _ = sample_run
+    out = tmp_path / "out"
+    metrics = FEW_MASKS.main(
+        [*TINY_FEW_MASKS, f"--chapter_dir={chapter_out}", f"--output_dir={out}"]
+    )
+    saved = json.loads((out / "metrics.json").read_text())
+    for name in ("few_masks.png", "denoised.png"):
+        assert (out / name).read_bytes()[:8] == PNG and (out / name).stat().st_size > 2000, name
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+    # the chapter's scenes (from its data settings), and its U-Net scoring as the chapter printed
+    assert saved["data"] == ns["data"].source
+    chapter = json.loads((chapter_out / "metrics.json").read_text())
+    assert saved["chapter_unet_mean_iou"] == pytest.approx(chapter["unet"]["mean_iou"], abs=1e-6)
+    few = saved["few_masks"]["10"]
+    assert len(few["pretrained"]["draws"]) == 1 and len(few["random"]["draws"]) == 1
+    if few["random"]["mean"] >= 0.01:
+        assert few["gain"] == pytest.approx(
+            (few["pretrained"]["mean"] - few["random"]["mean"]) / few["random"]["mean"]
+        )
+    else:  # a ratio to a random start that learned almost nothing is not given
+        assert few["gain"] is None
+    assert metrics["few_masks"]["10"]["pretrained"]["mean"] == pytest.approx(
+        few["pretrained"]["mean"]
+    )
+    # the pretrained denoiser: one channel in [0, 1] at every pixel of the chapter's scenes
+    denoiser = keras.models.load_model(out / "denoiser.keras")
+    assert denoiser.output_shape == (None, 32, 32, 1)
+
+
+def test_the_few_mask_script_without_the_chapters_files_says_which_command_makes_them(tmp_path):
+    with pytest.raises(MissingChapterError) as error:
+        FEW_MASKS.main([f"--chapter_dir={tmp_path / 'none'}", f"--output_dir={tmp_path / 'out'}"])
+    assert "python 09_segmentation.py" in str(error.value) and "\n" not in str(error.value)

@@ -85,8 +85,9 @@ TINY = {
         "--filters=(4,8)",
         "--scenes_per_epoch=200",
     ]
-    + [
-        "--test_scenes=60",
+    + ["--test_scenes=60", "--batch_size=20"],
+    "09_few_masks": [
+        "--scenes_per_epoch=200",
         "--batch_size=20",
         "--few_masks=(10,)",
         "--few_mask_draws=1",

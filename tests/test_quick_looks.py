@@ -120,6 +120,12 @@ def lesson_09(m):
     return unet > plain, f"U-Net {unet:.3f} against the encoder-decoder's {plain:.3f}"
 
 
+def lesson_09_few_masks(m):
+    means = {n: (r["pretrained"]["mean"], r["random"]["mean"]) for n, r in m["few_masks"].items()}
+    shown = bool(means) and all(pretrained > random for pretrained, random in means.values())
+    return shown, f"few-mask mean IoU (pretrained, random weights): {means}"
+
+
 def lesson_10(m):
     topk, pca = m["models"]["topk"]["test_mse"], m["models"]["topk"]["pca_test_mse"]
     return topk < pca, f"top-k autoencoder {topk:.5f} against PCA's {pca:.5f} at as many components"
