@@ -20,7 +20,7 @@ def readme_block(containing: str, page: str = "README.md") -> str:
 
 
 def test_denoising_an_image_of_ones_own(tmp_path, monkeypatch):
-    code = readme_block("my_digit.png")
+    code = readme_block("my_digit.png", "docs/your_own_images.md")
     model_path = tmp_path / "outputs" / "03_masking_denoising" / "model.keras"
     model_path.parent.mkdir(parents=True)
     chapter = load_script("03_masking_denoising")
