@@ -426,7 +426,8 @@ def fine_tune_classifier(
 ):
     """Train on the labels of `train` for at most `epochs`, in a new order every epoch, watching
     the error on `validation`: stop when it has not improved for `patience` epochs, and keep the
-    weights of the best epoch. Returns the history, the seconds taken and the (1-based) epoch kept."""
+    weights of the best epoch. Returns the history, the seconds taken and the (1-based) epoch
+    kept."""
     x, y = train
     model.compile(
         optimizer=adam_cosine(learning_rate, epochs * math.ceil(len(x) / batch_size)),
@@ -514,7 +515,8 @@ for n, result in few_labels.items():
 if few_labels:
     print(f"\nTest error (%) with few labels, {averaged}:")
     print(
-        f"  {'labels':>8}{'SDAE':>8}{'SAE':>8}{'random weights':>16}{'SDAE errs less than random by':>32}"
+        f"  {'labels':>8}{'SDAE':>8}{'SAE':>8}{'random weights':>16}"
+        f"{'SDAE errs less than random by':>32}"
     )
     for n, mean in few_label_means.items():
         # a share of random weights' errors, not percentage points

@@ -149,8 +149,8 @@ class NoiseLevels(layers.Layer):
 Settings (`--help` lists them) checked, SEED set; after Ctrl-C the same command resumes (see 05).
 """
 started = time.perf_counter()
-checks = dict.fromkeys(("SIGMA_DATA", "LEVEL_STD", "SIGMA_MIN", "SIGMA_MAX"), "positive")
-checks |= {"STEP_STUDY": "count", "EMA_MOMENTUM": "fraction_below_one"}
+checks = {"STEP_STUDY": "count", "EMA_MOMENTUM": "fraction_below_one", "SIGMA_DATA": "positive"}
+checks |= dict.fromkeys(("LEVEL_STD", "SIGMA_MIN", "SIGMA_MAX"), "positive")
 settings, out = start(globals(), checks=checks)
 if SIGMA_MIN >= SIGMA_MAX:
     raise SettingError(f"SIGMA_MIN={SIGMA_MIN}: must be below SIGMA_MAX={SIGMA_MAX}")
@@ -162,7 +162,6 @@ print(f"data: {data.describe()}")
 if not data.labelled:
     raise DataError(f"{data.source}: the samples are measured by a classifier, which needs labels")
 x_train = 2 * data.x_train - 1
-x_test = 2 * data.x_test - 1
 
 
 def to_pixels(x):  # from [-1, 1] back to grey levels in [0, 1]
@@ -188,7 +187,7 @@ def train_denoiser():
     clean = keras.Input(x_train.shape[1:])
     sigma, noise = NoiseLevels(SEED)(clean)  # the model that trains: clean images in, loss out
     model = keras.Model(clean, denoising_loss(denoiser, clean, sigma, noise))
-    # the model's output is its loss (the target is a placeholder); no XLA (see above)
+    # the model's output is its loss: the loss function passes it on (the target is a placeholder)
     model.compile(optimizer, loss=lambda _, output: output, jit_compile=jit_compile(False))
     history, seconds = train_autoencoder(
         model,
@@ -222,10 +221,11 @@ It is sigma^2 times the *score*, the gradient of the log-density of noisy digits
 EDM, eq. 3): grad_x log p(x; sigma) = (D(x; sigma) - x) / sigma^2. In `levels.png`, at low levels
 the guess is the digit; at high ones, a blur of the digits it could be; at the highest, their mean.
 """
-noise_draw = np.random.default_rng(SEED).standard_normal(x_test[:1].shape).astype(np.float32)
+digit = 2 * data.x_test[:1] - 1  # a test digit, in [-1, 1]
+noise_draw = np.random.default_rng(SEED).standard_normal(digit.shape).astype(np.float32)
 level_pictures = {"noisy x": {}, "guess D(x)": {}}
 for sigma in (0.1, 0.3, 1.0, 3.0, 10.0, 80.0):
-    noisy = x_test[:1] + sigma * noise_draw
+    noisy = digit + sigma * noise_draw
     level_pictures["noisy x"][f"sigma {sigma:g}"] = to_pixels(noisy[0])
     level_pictures["guess D(x)"][f"sigma {sigma:g}"] = to_pixels(denoise(noisy, sigma)[0])
 
@@ -331,7 +331,7 @@ sets = {
     "uniform noise": np.random.default_rng(SEED + 3).random(samples[:n].shape, np.float32),
 }
 results = {name: measure(images) for name, images in sets.items()}
-print(f"\n{n:,} images each, against the {len(x_test):,} test digits ({vae_source}):")
+print(f"\n{n:,} images each, against the {len(data.x_test):,} test digits ({vae_source}):")
 print(f"{'':<24}{'Frechet distance':>17}{'confident':>11}{'least, most drawn class':>25}")
 for name, r in results.items():
     shares = f"{min(r['class_shares']):.1%}, {max(r['class_shares']):.1%}"
@@ -341,8 +341,7 @@ for name, r in results.items():
 """
 ## How many steps
 
-The first STEP_STUDY_SAMPLES starts, drawn with each step count; fewer images make every distance
-higher, the floor's too, measured again beside.
+The first STEP_STUDY_SAMPLES starts, drawn with each step count (fewer images: higher distances).
 """
 study_n = min(STEP_STUDY_SAMPLES, n)
 study_floor = measure(data.x_train[:study_n])["frechet_distance"]
