@@ -118,7 +118,7 @@ autoencoder, encoder = build_autoencoder(CODE_DIM, tuple(HIDDEN_UNITS), IMAGE_SI
 steps = EPOCHS * math.ceil(len(data.x_train) / BATCH_SIZE)
 schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=steps)
 optimizer = keras.optimizers.Adam(schedule)
-# jit_compile(): XLA compiles each training step into one faster program (every chapter uses it)
+# jit_compile(): XLA compiles each training step into one faster program, where it is faster
 autoencoder.compile(optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile())
 autoencoder.summary(line_length=80)
 

@@ -1,7 +1,7 @@
 r"""
 Title: Variational autoencoders: from a code that compresses to a code you can sample
 Description: Make the encoder output a distribution and pay for straying from a standard normal,
-    and every code drawn from that normal decodes to a digit, unlike a plain autoencoder's.
+    and codes drawn from that normal decode to digits far more often than a plain autoencoder's.
 Run: python 08_variational_autoencoder.py                                         (the full run)
      python 08_variational_autoencoder.py --train_limit=5000 --batch_size=32 \
          --map_epochs=2 --plain_epochs=1                                          (a quick look)
@@ -68,8 +68,9 @@ nats per image (logs to the base e):
              + KL(q(z|x) || N(0, I))    the price of a code distribution that strays from the prior
 
 It bounds the negative log-likelihood from above: `-log p(x) <= -ELBO(x)`. The KL term pulls every
-image's codes towards the same standard normal, so the codes fill it without gaps: any code drawn
-from N(0, I) decodes to a digit, and the straight line between two codes passes through digits.
+image's codes towards the same standard normal, so the codes fill it with few gaps: a code drawn
+from N(0, I) mostly decodes to a digit, and the line between two codes passes through digit-like
+shapes.
 
     image -> 512 -> 256 -> mean, log_var -> z = mean + exp(log_var / 2) * eps -> 256 -> 512 -> image
     `---------- encoder ----------'         eps ~ N(0, I)                  `----- decoder -----'
