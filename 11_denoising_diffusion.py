@@ -3,8 +3,8 @@ Title: Denoising diffusion: one denoiser for every level of noise draws new digi
 Description: Train one denoiser at every level of Gaussian noise, run it backwards from pure noise
     to draw new digits, and measure them against chapter 08's VAE.
 Run: python 11_denoising_diffusion.py                                             (the full run)
-     python 11_denoising_diffusion.py --train_limit=5000 --epochs=8 --samples=1000 \
-         --step_study="(5,10)" --classifier_epochs=3                              (a quick look)
+     python 11_denoising_diffusion.py --train_limit=5000 --epochs=12 --batch_size=32 \
+         --samples=1000 --step_study="(5,10)" --classifier_epochs=3               (a quick look)
 """
 
 # %%
