@@ -197,8 +197,7 @@ def compiled(model: keras.Model, epochs: int) -> keras.Model:
 
 dae = build_denoiser(FILTERS, CODE_DIM, IMAGE_SIZE, "denoising_autoencoder")
 dae.summary(line_length=80)
-# what trains: the noise layer (active in training only), then the denoiser; `dae` itself is what is
-# kept
+# what trains: the noise layer (active in training only), then the denoiser; `dae` is what is kept
 noise_then_dae = compiled(
     keras.Sequential([keras.Input(dae.input_shape[1:]), noise.layer(SEED), dae]), EPOCHS
 )
