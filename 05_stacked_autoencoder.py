@@ -141,9 +141,8 @@ print(f"data: {data.describe()}")
 if not data.labelled:
     raise DataError(
         f"{DATA or data.source}: has no labels; this chapter trains classifiers, so it needs one "
-        "sub-folder of "
-        "images per class (folder/<class>/*.png), or an .npz with y_train and y_test (06 needs no "
-        "labels)"
+        "sub-folder of images per class (folder/<class>/*.png), or an .npz with y_train and "
+        "y_test (06 needs no labels)"
     )
 classes = len(data.class_names)
 x_train, x_val = holdout_split(
